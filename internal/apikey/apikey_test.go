@@ -1,0 +1,58 @@
+package apikey
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGenerateThenLookup(t *testing.T) {
+	sendTok, sendKey, err := Generate("billing", ScopeSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTok, adminKey, _ := Generate("ops", ScopeAdmin)
+
+	keys, err := Parse(sendKey.Entry() + ", " + adminKey.Entry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := Set(keys)
+
+	if k, ok := set.Lookup(sendTok); !ok || k.Name != "billing" || !k.Allows(ScopeSend) || k.Allows(ScopeAdmin) {
+		t.Errorf("send token: %+v %v", k, ok)
+	}
+	if k, ok := set.Lookup(adminTok); !ok || k.Name != "ops" || !k.Allows(ScopeSend) || !k.Allows(ScopeAdmin) {
+		t.Errorf("admin token: %+v %v", k, ok)
+	}
+	for _, bad := range []string{"", "obk_nope", sendTok + "x", strings.ToUpper(sendTok)} {
+		if _, ok := set.Lookup(bad); ok {
+			t.Errorf("token %q accepted", bad)
+		}
+	}
+	if strings.Contains(sendKey.Entry(), sendTok) {
+		t.Error("entry contains the token")
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	cases := map[string]string{
+		"two parts":        "a:send",
+		"bad scope":        "a:root:" + good,
+		"bad hash":         "a:send:xyz",
+		"short hash":       "a:send:abcd",
+		"bad name":         "a b:send:" + good,
+		"duplicate name":   "a:send:" + good + ",a:admin:" + good,
+		"tenant-bound key": "a:send@acme:" + good,
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse(in); err == nil {
+				t.Errorf("Parse(%q) accepted", in)
+			}
+		})
+	}
+	if keys, err := Parse(" , "); err != nil || len(keys) != 0 {
+		t.Errorf("empty list: %v %v", keys, err)
+	}
+}

@@ -1,0 +1,337 @@
+// Package config reads Outbound's configuration from the environment and
+// validates it, naming the variable at fault.
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/seal"
+)
+
+// Config is everything the service reads from its environment.
+type Config struct {
+	Listen string
+
+	RedisURL          string
+	RedisWaitReplicas int
+	QueuePartitions   int
+
+	SecretKey    []byte
+	PreviousKeys [][]byte
+	APIKeys      apikey.Set
+
+	// SMTPRoots is the system pool plus OUTBOUND_SMTP_CA_FILE, if given.
+	SMTPRoots            *x509.CertPool
+	AllowPrivateNetworks bool
+	HeloName             string
+
+	DefaultRelay *Relay // nil when no default relay is configured
+	DefaultFrom  mail.Address
+
+	MaxRecipients   int
+	MaxMessageBytes int64
+
+	Workers        int
+	ClaimAfter     time.Duration
+	RetryBase      time.Duration
+	RetryMaxAge    time.Duration
+	Retention      time.Duration
+	IdempotencyTTL time.Duration
+
+	SMTPConnectTimeout time.Duration
+	SMTPCommandTimeout time.Duration
+	SMTPDataTimeout    time.Duration
+	SMTPMaxConnections int
+	SMTPIdleTimeout    time.Duration
+
+	ShutdownGrace time.Duration
+	LogLevel      slog.Level
+}
+
+// Relay is the operator's own SMTP relay, used for tenants without an
+// enabled profile of their own. It is trusted: the egress guard does not
+// apply to it.
+type Relay struct {
+	Host        string
+	Port        int
+	ImplicitTLS bool // smtps:// (true) or smtp:// with STARTTLS required (false)
+	Username    string
+	Password    secret.String
+}
+
+// Getenv looks up one variable; os.Getenv fits, tests pass a map's lookup.
+type Getenv func(string) string
+
+// Load reads and validates every variable. All problems are reported
+// together, each prefixed by the variable's name.
+func Load(getenv Getenv) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		Listen:            r.str("OUTBOUND_LISTEN", ":8080"),
+		RedisURL:          r.redisURL("OUTBOUND_REDIS_URL"),
+		RedisWaitReplicas: r.integer("OUTBOUND_REDIS_WAIT_REPLICAS", 0, 0, 16),
+		QueuePartitions:   r.integer("OUTBOUND_QUEUE_PARTITIONS", 1, 1, 1024),
+
+		SecretKey:    r.key("OUTBOUND_SECRET_KEY"),
+		PreviousKeys: r.previousKeys("OUTBOUND_SECRET_KEYS_PREVIOUS"),
+		APIKeys:      r.apiKeys("OUTBOUND_API_KEYS"),
+
+		SMTPRoots:            r.roots("OUTBOUND_SMTP_CA_FILE"),
+		AllowPrivateNetworks: r.boolean("OUTBOUND_ALLOW_PRIVATE_NETWORKS", false),
+		HeloName:             r.str("OUTBOUND_HELO_NAME", hostname()),
+
+		DefaultRelay: r.relay("OUTBOUND_DEFAULT_RELAY"),
+
+		MaxRecipients:   r.integer("OUTBOUND_MAX_RECIPIENTS", 100, 1, 10000),
+		MaxMessageBytes: int64(r.integer("OUTBOUND_MAX_MESSAGE_BYTES", 25<<20, 1024, 1<<30)),
+
+		Workers:        r.integer("OUTBOUND_WORKERS", 16, 0, 4096),
+		ClaimAfter:     r.duration("OUTBOUND_CLAIM_AFTER", 60*time.Second, time.Second),
+		RetryBase:      r.duration("OUTBOUND_RETRY_BASE", 30*time.Second, 10*time.Millisecond),
+		RetryMaxAge:    r.duration("OUTBOUND_RETRY_MAX_AGE", 24*time.Hour, time.Second),
+		Retention:      r.duration("OUTBOUND_RETENTION", 168*time.Hour, time.Minute),
+		IdempotencyTTL: r.duration("OUTBOUND_IDEMPOTENCY_TTL", 24*time.Hour, 24*time.Hour),
+
+		SMTPConnectTimeout: r.duration("OUTBOUND_SMTP_CONNECT_TIMEOUT", 15*time.Second, 100*time.Millisecond),
+		SMTPCommandTimeout: r.duration("OUTBOUND_SMTP_COMMAND_TIMEOUT", 60*time.Second, 100*time.Millisecond),
+		SMTPDataTimeout:    r.duration("OUTBOUND_SMTP_DATA_TIMEOUT", 5*time.Minute, 100*time.Millisecond),
+		SMTPMaxConnections: r.integer("OUTBOUND_SMTP_MAX_CONNECTIONS", 3, 1, 1000),
+		SMTPIdleTimeout:    r.duration("OUTBOUND_SMTP_IDLE_TIMEOUT", 30*time.Second, 100*time.Millisecond),
+
+		ShutdownGrace: r.duration("OUTBOUND_SHUTDOWN_GRACE", 30*time.Second, 0),
+		LogLevel:      r.logLevel("OUTBOUND_LOG_LEVEL"),
+	}
+	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
+	if c.RetryMaxAge > c.Retention {
+		r.fail("OUTBOUND_RETRY_MAX_AGE", "must not exceed OUTBOUND_RETENTION (%s), or records expire while still retrying", c.Retention)
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// reader collects one error per bad variable instead of stopping at the first.
+type reader struct {
+	getenv Getenv
+	errs   []error
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+}
+
+func (r *reader) get(name string) string { return strings.TrimSpace(r.getenv(name)) }
+
+func (r *reader) str(name, def string) string {
+	if v := r.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, "want an integer from %d to %d, got %q", min, max, v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "want true or false, got %q", v)
+		return def
+	}
+	return b
+}
+
+func (r *reader) duration(name string, def, min time.Duration) time.Duration {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(name, "want a Go duration such as 30s, 24h or 168h, got %q", v)
+		return def
+	}
+	if d < min {
+		r.fail(name, "must be at least %s, got %s", min, d)
+		return def
+	}
+	return d
+}
+
+func (r *reader) redisURL(name string) string {
+	v := r.get(name)
+	if v == "" {
+		r.fail(name, "required (redis://host:6379/0 or rediss://...); to try Outbound without Redis run `outbound dev`")
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		// The URL may carry a password: do not echo it.
+		r.fail(name, "want redis://[user:password@]host:port[/db] or rediss://...")
+		return ""
+	}
+	return v
+}
+
+func (r *reader) key(name string) []byte {
+	v := r.get(name)
+	if v == "" {
+		r.fail(name, "required: base64 of 32 random bytes (`outbound keygen` prints one)")
+		return nil
+	}
+	k, err := seal.ParseKey(v)
+	if err != nil {
+		r.fail(name, "want base64 of 32 random bytes (`outbound keygen` prints one)")
+		return nil
+	}
+	return k
+}
+
+func (r *reader) previousKeys(name string) [][]byte {
+	var keys [][]byte
+	for i, v := range strings.Split(r.get(name), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		k, err := seal.ParseKey(v)
+		if err != nil {
+			r.fail(name, "entry %d: want base64 of 32 bytes", i+1)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (r *reader) apiKeys(name string) apikey.Set {
+	keys, err := apikey.Parse(r.get(name))
+	if err != nil {
+		r.fail(name, "%v", err)
+		return nil
+	}
+	if len(keys) == 0 {
+		r.fail(name, "required: at least one name:scope:sha256hex entry (`outbound apikey NAME SCOPE` makes one)")
+	}
+	return keys
+}
+
+func (r *reader) roots(name string) *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	path := r.get(name)
+	if path == "" {
+		return pool
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		r.fail(name, "%v", err)
+		return pool
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		r.fail(name, "%s holds no PEM certificate", path)
+	}
+	return pool
+}
+
+// relay parses smtps://user:pass@host:465 (implicit TLS) or
+// smtp://user:pass@host:587 (STARTTLS, required). Errors never repeat the
+// URL, which holds a password.
+func (r *reader) relay(name string) *Relay {
+	v := r.get(name)
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		r.fail(name, "not a URL; want smtps://user:password@host:465 or smtp://user:password@host:587 (percent-encode special characters)")
+		return nil
+	}
+	rel := &Relay{Host: u.Hostname()}
+	switch u.Scheme {
+	case "smtps":
+		rel.ImplicitTLS, rel.Port = true, 465
+	case "smtp":
+		rel.Port = 587
+	default:
+		r.fail(name, "scheme %q: want smtps:// (implicit TLS) or smtp:// (STARTTLS)", u.Scheme)
+		return nil
+	}
+	if rel.Host == "" {
+		r.fail(name, "no host")
+		return nil
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			r.fail(name, "port %q out of range", p)
+			return nil
+		}
+		rel.Port = n
+	}
+	if u.User != nil {
+		rel.Username = u.User.Username()
+		pw, _ := u.User.Password()
+		rel.Password = secret.New(pw)
+	}
+	return rel
+}
+
+func (r *reader) defaultFrom(name string, required bool) mail.Address {
+	v := r.get(name)
+	if v == "" {
+		if required {
+			r.fail(name, "required with OUTBOUND_DEFAULT_RELAY: the platform's address, e.g. \"Platform <no-reply@platform.example>\"")
+		}
+		return mail.Address{}
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil {
+		r.fail(name, "%v", err)
+		return mail.Address{}
+	}
+	return *a
+}
+
+func (r *reader) logLevel(name string) slog.Level {
+	var l slog.Level
+	if v := r.get(name); v != "" {
+		if err := l.UnmarshalText([]byte(v)); err != nil {
+			r.fail(name, "want debug, info, warn or error, got %q", v)
+		}
+	}
+	return l
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" || net.ParseIP(h) != nil {
+		return "localhost"
+	}
+	return h
+}

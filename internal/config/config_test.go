@@ -1,0 +1,137 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/seal"
+)
+
+func validEnv(t *testing.T) map[string]string {
+	t.Helper()
+	_, key, err := apikey.Generate("ops", apikey.ScopeAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"OUTBOUND_REDIS_URL":  "redis://127.0.0.1:6379/0",
+		"OUTBOUND_SECRET_KEY": seal.NewKey(),
+		"OUTBOUND_API_KEYS":   key.Entry(),
+	}
+}
+
+func load(env map[string]string) (Config, error) {
+	return Load(func(k string) string { return env[k] })
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(validEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"listen", c.Listen, ":8080"},
+		{"max recipients", c.MaxRecipients, 100},
+		{"max bytes", c.MaxMessageBytes, int64(25 << 20)},
+		{"claim after", c.ClaimAfter, 60 * time.Second},
+		{"retry base", c.RetryBase, 30 * time.Second},
+		{"retry max age", c.RetryMaxAge, 24 * time.Hour},
+		{"retention", c.Retention, 168 * time.Hour},
+		{"private networks", c.AllowPrivateNetworks, false},
+		{"relay", c.DefaultRelay == nil, true},
+		{"partitions", c.QueuePartitions, 1},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestRelay(t *testing.T) {
+	env := validEnv(t)
+	env["OUTBOUND_DEFAULT_RELAY"] = "smtps://relay%40platform.example:p%40ss%3Aw0rd@mail.platform.example"
+	env["OUTBOUND_DEFAULT_FROM"] = "Platform <no-reply@platform.example>"
+	c, err := load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.DefaultRelay
+	if r.Host != "mail.platform.example" || r.Port != 465 || !r.ImplicitTLS ||
+		r.Username != "relay@platform.example" || r.Password.Reveal() != "p@ss:w0rd" {
+		t.Errorf("relay = %+v (password %q)", r, r.Password.Reveal())
+	}
+	if c.DefaultFrom.Address != "no-reply@platform.example" || c.DefaultFrom.Name != "Platform" {
+		t.Errorf("from = %+v", c.DefaultFrom)
+	}
+
+	env["OUTBOUND_DEFAULT_RELAY"] = "smtp://u:p@relay.example"
+	c, err = load(env)
+	if err != nil || c.DefaultRelay.Port != 587 || c.DefaultRelay.ImplicitTLS {
+		t.Errorf("starttls relay = %+v, %v", c.DefaultRelay, err)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		"OUTBOUND_REDIS_URL":              "http://x",
+		"OUTBOUND_SECRET_KEY":             "c2hvcnQ=",
+		"OUTBOUND_SECRET_KEYS_PREVIOUS":   "nope",
+		"OUTBOUND_API_KEYS":               "ops:root:00",
+		"OUTBOUND_SMTP_CA_FILE":           notPEM,
+		"OUTBOUND_ALLOW_PRIVATE_NETWORKS": "maybe",
+		"OUTBOUND_DEFAULT_RELAY":          "http://relay.example",
+		"OUTBOUND_MAX_RECIPIENTS":         "0",
+		"OUTBOUND_RETRY_BASE":             "30",
+		"OUTBOUND_IDEMPOTENCY_TTL":        "1h",
+		"OUTBOUND_LOG_LEVEL":              "loud",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := validEnv(t)
+			env[name] = value
+			_, err := load(env)
+			if err == nil || !strings.Contains(err.Error(), name+":") {
+				t.Fatalf("error %v does not name %s", err, name)
+			}
+		})
+	}
+	t.Run("missing required", func(t *testing.T) {
+		_, err := load(map[string]string{})
+		for _, name := range []string{"OUTBOUND_REDIS_URL", "OUTBOUND_SECRET_KEY", "OUTBOUND_API_KEYS"} {
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("error %v does not name %s", err, name)
+			}
+		}
+		if !strings.Contains(err.Error(), "outbound dev") {
+			t.Errorf("missing Redis URL does not point to `outbound dev`: %v", err)
+		}
+	})
+	t.Run("relay without from", func(t *testing.T) {
+		env := validEnv(t)
+		env["OUTBOUND_DEFAULT_RELAY"] = "smtps://u:p@relay.example"
+		if _, err := load(env); err == nil || !strings.Contains(err.Error(), "OUTBOUND_DEFAULT_FROM") {
+			t.Errorf("error %v does not name OUTBOUND_DEFAULT_FROM", err)
+		}
+	})
+	t.Run("relay password never echoed", func(t *testing.T) {
+		env := validEnv(t)
+		env["OUTBOUND_DEFAULT_RELAY"] = "ftp://u:hunter2secret@relay.example"
+		_, err := load(env)
+		if err == nil || strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("error %v", err)
+		}
+	})
+}

@@ -1,0 +1,222 @@
+// Package tenant owns a tenant's own SMTP account: the profile a settings
+// page ("send emails using my SMTP account") stores, its validation and
+// provider presets, and its Redis store with the password sealed.
+package tenant
+
+import (
+	"errors"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+// Security is how the connection to the tenant's server is encrypted.
+// There is no plaintext mode: a password is never sent unencrypted.
+type Security string
+
+const (
+	// SecurityTLS is implicit TLS from the first byte (port 465, RFC 8314).
+	SecurityTLS Security = "tls"
+	// SecurityStartTLS upgrades a plain connection with STARTTLS (port 587,
+	// RFC 3207); a server that does not offer it is refused.
+	SecurityStartTLS Security = "starttls"
+)
+
+// AuthMechanism is the SASL mechanism used to log in.
+type AuthMechanism string
+
+const (
+	AuthPlain AuthMechanism = "plain" // RFC 4616
+	AuthLogin AuthMechanism = "login" // for servers that offer nothing else
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ErrInvalidID is returned for a tenant id that does not match
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.
+var ErrInvalidID = errors.New("tenant: invalid tenant id")
+
+// ValidID reports whether id is a well-formed tenant id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Profile is one tenant's SMTP account.
+type Profile struct {
+	TenantID          string
+	Enabled           bool
+	Provider          string
+	SenderName        string
+	Email             string
+	Username          string
+	Password          secret.String
+	Host              string
+	Port              int
+	Security          Security
+	Auth              AuthMechanism
+	FallbackToDefault bool
+
+	Version   int64 // increments on each write; the ETag
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	LastError *LastError // the last delivery failure caused by this profile
+}
+
+// LastError is a failure that is the profile's fault rather than a
+// message's (a refused login, say), shown to the operator until the next
+// successful delivery.
+type LastError struct {
+	Code         string    `json:"code"`
+	SMTPCode     int       `json:"smtp_code,omitempty"`
+	EnhancedCode string    `json:"enhanced_code,omitempty"`
+	Message      string    `json:"message"`
+	Hint         string    `json:"hint,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// Input is what an operator submits: a whole profile, where omitted fields
+// take presets or defaults and an absent password keeps the stored one.
+type Input struct {
+	Enabled           *bool         `json:"enabled,omitempty"`
+	Provider          string        `json:"provider,omitempty"`
+	SenderName        string        `json:"sender_name,omitempty"`
+	Email             string        `json:"email"`
+	Username          string        `json:"username,omitempty"`
+	Password          secret.String `json:"password,omitzero"`
+	Host              string        `json:"host,omitempty"`
+	Port              int           `json:"port,omitempty"`
+	Security          Security      `json:"security,omitempty"`
+	Auth              AuthMechanism `json:"auth,omitempty"`
+	FallbackToDefault bool          `json:"fallback_to_default,omitempty"`
+}
+
+// Limits on free-text fields, generous for any real value.
+const (
+	maxSenderName = 256
+	maxUsername   = 256
+	maxPassword   = 1024
+)
+
+// Build turns in into a profile for tenantID. stored, when not nil, is the
+// profile being replaced: its password is kept when in has none, and its
+// creation time carries over. The result is validated; a *validation.Error
+// lists every bad field.
+func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
+	var errs validation.Error
+	p := Profile{
+		TenantID:          tenantID,
+		Enabled:           in.Enabled == nil || *in.Enabled,
+		Provider:          strings.ToLower(strings.TrimSpace(in.Provider)),
+		SenderName:        strings.TrimSpace(in.SenderName),
+		Email:             strings.TrimSpace(in.Email),
+		Username:          strings.TrimSpace(in.Username),
+		Password:          in.Password,
+		Host:              strings.ToLower(strings.TrimSuffix(strings.TrimSpace(in.Host), ".")),
+		Port:              in.Port,
+		Security:          in.Security,
+		Auth:              in.Auth,
+		FallbackToDefault: in.FallbackToDefault,
+	}
+	if p.Provider != "" {
+		preset, ok := presets[p.Provider]
+		if !ok {
+			errs.Add("provider", "unknown_provider", "unknown provider; known: "+strings.Join(presetNames(), ", "))
+		} else {
+			preset.fill(&p)
+		}
+	}
+	if p.Security == "" {
+		// Port 465 is implicit TLS (RFC 8314); anything else is submission
+		// with STARTTLS.
+		p.Security = SecurityStartTLS
+		if p.Port == 465 {
+			p.Security = SecurityTLS
+		}
+	}
+	if p.Auth == "" {
+		p.Auth = AuthPlain
+	}
+	if p.Username == "" {
+		p.Username = p.Email // Gmail and most providers log in with the address
+	}
+	if p.Password.IsZero() && stored != nil {
+		p.Password = stored.Password
+	}
+	if isGmail(p.Host) {
+		// Google shows App Passwords as four groups of four letters.
+		p.Password = secret.New(strings.Join(strings.Fields(p.Password.Reveal()), ""))
+	}
+	if stored != nil {
+		p.CreatedAt = stored.CreatedAt
+		p.Version = stored.Version
+	}
+	p.validate(&errs)
+	return p, errs.Err()
+}
+
+func (p *Profile) validate(errs *validation.Error) {
+	text := func(field, value string, max int) {
+		switch {
+		case validation.HasControl(value):
+			errs.Add(field, "invalid_characters", "must not contain control characters such as CR or LF")
+		case len(value) > max:
+			errs.Add(field, "too_long", "at most "+strconv.Itoa(max)+" bytes")
+		}
+	}
+	text("sender_name", p.SenderName, maxSenderName)
+	text("username", p.Username, maxUsername)
+	text("password", p.Password.Reveal(), maxPassword)
+
+	switch {
+	case p.Email == "":
+		errs.Add("email", "required", "the address mail is sent from")
+	case !validation.IsEmail(p.Email):
+		errs.Add("email", "invalid_email", "not a valid email address (local@domain, no display name)")
+	}
+	if p.Username == "" {
+		errs.Add("username", "required", "the login name, usually the email address")
+	}
+	if p.Password.IsZero() {
+		errs.Add("password", "required", "a new profile needs a password (for Gmail, an App Password)")
+	}
+	switch {
+	case p.Host == "":
+		errs.Add("host", "required", "the SMTP server, e.g. smtp.gmail.com")
+	case !validHost(p.Host):
+		errs.Add("host", "invalid_host", "not a host name or IP address")
+	}
+	if p.Port < 1 || p.Port > 65535 {
+		errs.Add("port", "out_of_range", "must be from 1 to 65535")
+	}
+	if p.Security != SecurityTLS && p.Security != SecurityStartTLS {
+		errs.Add("security", "invalid_value", `must be "tls" (implicit TLS) or "starttls"`)
+	}
+	if p.Auth != AuthPlain && p.Auth != AuthLogin {
+		errs.Add("auth", "invalid_value", `must be "plain" or "login"`)
+	}
+}
+
+var labelPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// validHost accepts an IP literal or an RFC 1123 host name.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 || !strings.Contains(h, ".") && h != "localhost" {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if !labelPattern.MatchString(label) {
+			return false
+		}
+	}
+	return true
+}
+
+func isGmail(host string) bool {
+	return host == "smtp.gmail.com" || host == "smtp.googlemail.com"
+}
