@@ -1,0 +1,305 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Entry is a stream entry handed to a worker: one delivery of one message.
+type Entry struct {
+	Partition int
+	StreamID  string
+	ID        string // the message id
+}
+
+// EnsureGroups creates the consumer group of every partition. The group
+// starts at the beginning of the stream, so entries written before any
+// worker ever ran are not skipped.
+func (q *Queue) EnsureGroups(ctx context.Context) error {
+	for p := range q.opts.Partitions {
+		if err := q.ensureGroup(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *Queue) ensureGroup(ctx context.Context, p int) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, streamKey(p), group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("queue: create group on partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// Read takes up to count new entries of partition p for consumer, waiting
+// up to block for some to arrive. None is not an error.
+func (q *Queue) Read(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]Entry, error) {
+	args := &redis.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{streamKey(p), ">"},
+		Count: int64(count), Block: block}
+	streams, err := q.rdb.XReadGroup(ctx, args).Result()
+	if isNoGroup(err) {
+		if err := q.ensureGroup(ctx, p); err != nil {
+			return nil, err
+		}
+		streams, err = q.rdb.XReadGroup(ctx, args).Result()
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: read partition %d: %w", p, err)
+	}
+	var out []Entry
+	for _, s := range streams {
+		out = append(out, entries(p, s.Messages)...)
+	}
+	return out, nil
+}
+
+func entries(p int, msgs []redis.XMessage) []Entry {
+	out := make([]Entry, 0, len(msgs))
+	for _, m := range msgs {
+		id, _ := m.Values["id"].(string)
+		out = append(out, Entry{Partition: p, StreamID: m.ID, ID: id})
+	}
+	return out
+}
+
+// Reclaim takes over entries of partition p that another consumer has held
+// without touching them for minIdle: its process most likely died
+// mid-delivery.
+func (q *Queue) Reclaim(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]Entry, error) {
+	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: streamKey(p), Group: group,
+		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
+	if isNoGroup(err) {
+		return nil, q.ensureGroup(ctx, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: reclaim partition %d: %w", p, err)
+	}
+	return entries(p, msgs), nil
+}
+
+// Touch resets the idle time of entries this consumer is still working on,
+// so a slow send is not reclaimed by another worker.
+func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []string) error {
+	if len(streamIDs) == 0 {
+		return nil
+	}
+	err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: streamKey(p), Group: group, Consumer: consumer,
+		MinIdle: 0, Messages: streamIDs}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("queue: touch partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// beginScript marks a message as being sent and returns its record, or
+// acknowledges the entry and returns nil when there is nothing to do: the
+// record expired, or the message is already final (a duplicate entry).
+// KEYS: stream, record. ARGV: stream id, now ms.
+var beginScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[2], 'status')
+if (not st) or st == 'sent' or st == 'failed' then
+  redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+  redis.call('XDEL', KEYS[1], ARGV[1])
+  return false
+end
+redis.call('HSET', KEYS[2], 'status', 'sending', 'updated_at', ARGV[2])
+return redis.call('HGETALL', KEYS[2])
+`)
+
+// Begin starts the delivery of e. ok is false when there is nothing to
+// deliver (and the entry was acknowledged).
+func (q *Queue) Begin(ctx context.Context, e Entry) (rec Record, ok bool, err error) {
+	if e.ID == "" { // an entry without a message id cannot be delivered
+		return Record{}, false, q.ack(ctx, e)
+	}
+	res, err := beginScript.Run(ctx, q.rdb, []string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
+		e.StreamID, ms(q.now())).Slice()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("queue: begin %s: %w", e.ID, err)
+	}
+	h := make(map[string]string, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		k, _ := res[i].(string)
+		v, _ := res[i+1].(string)
+		h[k] = v
+	}
+	rec, err = decodeRecord(e.ID, h)
+	return rec, err == nil, err
+}
+
+func (q *Queue) ack(ctx context.Context, e Entry) error {
+	pipe := q.rdb.TxPipeline()
+	pipe.XAck(ctx, streamKey(e.Partition), group, e.StreamID)
+	pipe.XDel(ctx, streamKey(e.Partition), e.StreamID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("queue: ack %s: %w", e.StreamID, err)
+	}
+	return nil
+}
+
+// Outcome is how one delivery of a message ended.
+type Outcome struct {
+	Status   Status    // StatusSent, StatusDeferred or StatusFailed
+	Route    string    // the route the attempt took
+	Attempts []Attempt // the whole history, the new attempt(s) last
+	Rejected []Rejection
+	Error    string        // for failed: why
+	RetryIn  time.Duration // for deferred: when to try again
+	// HoldForTenant marks a deferral caused by the tenant's own account
+	// (a refused login, say): the next write of the tenant's profile makes
+	// the message due at once instead of waiting out its backoff.
+	HoldForTenant bool
+}
+
+// finishScript acknowledges the entry and records the outcome; a deferred
+// message goes to the retry set, due at Redis's clock plus the delay.
+// KEYS: stream, record, retry, held. ARGV: stream id, message id, status,
+// retry ms, hold flag, retention ms, field pairs...
+var finishScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], 'status', ARGV[3], 'updated_at', now, unpack(ARGV, 7))
+if ARGV[3] == 'deferred' then
+  local due = now + tonumber(ARGV[4])
+  redis.call('HSET', KEYS[2], 'next_attempt_at', due)
+  redis.call('ZADD', KEYS[3], due, ARGV[2])
+  if ARGV[5] == '1' then
+    redis.call('SADD', KEYS[4], ARGV[2])
+    redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  end
+else
+  redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
+  if ARGV[3] == 'sent' then redis.call('HSET', KEYS[2], 'sent_at', now) end
+end
+return 1
+`)
+
+// Finish records how the delivery of e ended and acknowledges e.
+func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcome) error {
+	attempts := out.Attempts
+	if len(attempts) > maxAttempts {
+		attempts = attempts[len(attempts)-maxAttempts:]
+	}
+	attemptsJSON, err := json.Marshal(attempts)
+	if err != nil {
+		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
+	}
+	hold := ""
+	if out.HoldForTenant {
+		hold = "1"
+	}
+	args := []any{e.StreamID, e.ID, string(out.Status), out.RetryIn.Milliseconds(), hold, q.opts.Retention.Milliseconds(),
+		"attempts", attemptsJSON, "route", out.Route, "error", out.Error}
+	if len(out.Rejected) > 0 {
+		rej, err := json.Marshal(out.Rejected)
+		if err != nil {
+			return fmt.Errorf("queue: finish %s: %w", e.ID, err)
+		}
+		args = append(args, "rejected", rej)
+	}
+	p := e.Partition
+	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID)}
+	if err := finishScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// releaseScript hands an entry this worker took but will not start back
+// to the stream (shutdown), so another worker picks it up at once rather
+// than after the claim timeout. KEYS: stream, record. ARGV: stream id, id.
+var releaseScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], 'status') == 'sending' then
+  redis.call('HSET', KEYS[2], 'status', 'queued')
+end
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
+return 1
+`)
+
+// Release gives back an entry that was read but not delivered.
+func (q *Queue) Release(ctx context.Context, e Entry) error {
+	err := releaseScript.Run(ctx, q.rdb, []string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
+		e.StreamID, e.ID).Err()
+	if err != nil {
+		return fmt.Errorf("queue: release %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// moveDueScript moves retries whose time has come (by Redis's clock) back
+// to the stream. KEYS: retry, stream, ARGV: limit.
+var moveDueScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'id', id)
+  redis.call('ZREM', KEYS[1], id)
+end
+return #due
+`)
+
+// MoveDue requeues up to limit due retries of partition p and says how
+// many it moved.
+func (q *Queue) MoveDue(ctx context.Context, p, limit int) (int, error) {
+	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p)}, limit).Int()
+	if err != nil {
+		return 0, fmt.Errorf("queue: move due retries of partition %d: %w", p, err)
+	}
+	return n, nil
+}
+
+// wakeScript makes a tenant's held messages due now. ZADD XX touches only
+// those still waiting. KEYS: held, retry.
+var wakeScript = redis.NewScript(`
+local ids = redis.call('SMEMBERS', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
+redis.call('DEL', KEYS[1])
+return #ids
+`)
+
+// WakeHeld makes every message held for the tenant's account due at once:
+// its profile was just rewritten, so the fault may be fixed.
+func (q *Queue) WakeHeld(ctx context.Context, tenantID string) (int, error) {
+	total := 0
+	for p := range q.opts.Partitions {
+		n, err := wakeScript.Run(ctx, q.rdb, []string{heldKey(p, tenantID), retryKey(p)}).Int()
+		if err != nil {
+			return total, fmt.Errorf("queue: wake held messages of %s: %w", tenantID, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Depth is how many messages partition p holds that are not final: waiting
+// in the stream or scheduled for retry.
+func (q *Queue) Depth(ctx context.Context, p int) (int64, error) {
+	pipe := q.rdb.Pipeline()
+	xlen := pipe.XLen(ctx, streamKey(p))
+	zcard := pipe.ZCard(ctx, retryKey(p))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("queue: depth of partition %d: %w", p, err)
+	}
+	return xlen.Val() + zcard.Val(), nil
+}

@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure a Queue.
+type Options struct {
+	Partitions     int           // stream partitions; only ever raise it
+	Retention      time.Duration // how long records live
+	IdempotencyTTL time.Duration // how long an Idempotency-Key is remembered
+}
+
+// Queue is the durable queue and status store.
+type Queue struct {
+	rdb  redis.UniversalClient
+	opts Options
+	now  func() time.Time
+}
+
+// New returns a queue on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Queue {
+	if opts.Partitions < 1 {
+		opts.Partitions = 1
+	}
+	return &Queue{rdb: rdb, opts: opts, now: time.Now}
+}
+
+// Partitions is the number of stream partitions.
+func (q *Queue) Partitions() int { return q.opts.Partitions }
+
+// Keys of partition p all share the hash tag {q<p>}.
+func tag(p int) string                      { return "outbound:{q" + strconv.Itoa(p) + "}:" }
+func streamKey(p int) string                { return tag(p) + "stream" }
+func retryKey(p int) string                 { return tag(p) + "retry" }
+func recordKey(p int, id string) string     { return tag(p) + "msg:" + id }
+func heldKey(p int, tenantID string) string { return tag(p) + "held:" + tenantID }
+func idemKey(p int, tenantID, k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return tag(p) + "idem:" + tenantID + ":" + hex.EncodeToString(sum[:16])
+}
+
+// group is the consumer group every worker joins.
+const group = "outbound"
+
+// NewMessage is a validated message ready to queue.
+type NewMessage struct {
+	TenantID  string
+	Route     string
+	MessageID string
+	Payload   []byte // the request JSON
+	// IdempotencyKey, when set, makes a repeat of the same request return
+	// the first message instead of queueing another. RequestHash tells a
+	// repeat from a different request under the same key.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// Accepted is the outcome of Enqueue.
+type Accepted struct {
+	ID string
+	// Replayed is true when the idempotency key named an earlier message;
+	// nothing new was queued.
+	Replayed bool
+}
+
+// enqueueScript writes the record and the stream entry in one step, after
+// checking the idempotency key. KEYS: stream, record, [idempotency key].
+// ARGV: id, request hash, idempotency TTL ms, retention ms, field pairs...
+var enqueueScript = redis.NewScript(`
+if KEYS[3] then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local sep = string.find(prev, ' ', 1, true)
+    local id = string.sub(prev, 1, sep - 1)
+    if string.sub(prev, sep + 1) ~= ARGV[2] then return {-1, id} end
+    return {0, id}
+  end
+  redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
+return {1, ARGV[1]}
+`)
+
+// Enqueue stores m and queues it, atomically: when it returns without
+// error the message is in Redis and will be delivered.
+func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
+	p := rand.IntN(q.opts.Partitions)
+	if m.IdempotencyKey != "" {
+		// The same key always lands on the same partition, so the check
+		// and the write are one script on one shard.
+		h := fnv.New32a()
+		h.Write([]byte(m.TenantID + "\x00" + m.IdempotencyKey))
+		p = int(h.Sum32() % uint32(q.opts.Partitions))
+	}
+	id := newID(p)
+	now := ms(q.now())
+	keys := []string{streamKey(p), recordKey(p, id)}
+	if m.IdempotencyKey != "" {
+		keys = append(keys, idemKey(p, m.TenantID, m.IdempotencyKey))
+	}
+	res, err := enqueueScript.Run(ctx, q.rdb, keys,
+		id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(),
+		"tenant_id", m.TenantID,
+		"status", string(StatusQueued),
+		"route", m.Route,
+		"message_id", m.MessageID,
+		"created_at", now,
+		"updated_at", now,
+		"payload", m.Payload,
+	).Slice()
+	if err != nil {
+		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	switch res[0].(int64) {
+	case -1:
+		return Accepted{ID: res[1].(string)}, ErrIdempotencyKeyReused
+	case 0:
+		return Accepted{ID: res[1].(string), Replayed: true}, nil
+	}
+	return Accepted{ID: id}, nil
+}
+
+// statusFields are what Get reads: everything but the payload, which can be
+// megabytes.
+var statusFields = []string{"tenant_id", "status", "route", "message_id", "created_at", "updated_at",
+	"sent_at", "next_attempt_at", "attempts", "rejected", "error"}
+
+// Get returns a message's status record, without its payload.
+func (q *Queue) Get(ctx context.Context, id string) (Record, error) {
+	p, ok := partitionOf(id)
+	if !ok || p >= q.opts.Partitions {
+		return Record{}, ErrNotFound
+	}
+	vals, err := q.rdb.HMGet(ctx, recordKey(p, id), statusFields...).Result()
+	if err != nil {
+		return Record{}, fmt.Errorf("queue: get %s: %w", id, err)
+	}
+	h := make(map[string]string, len(statusFields))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			h[statusFields[i]] = s
+		}
+	}
+	if h["status"] == "" {
+		return Record{}, ErrNotFound
+	}
+	return decodeRecord(id, h)
+}
+
+// Ping reports whether Redis answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if err := q.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("queue: ping: %w", err)
+	}
+	return nil
+}
+
+// isNoGroup recognises the error of a stream whose group vanished (Redis
+// restarted without persistence, or the stream was deleted).
+func isNoGroup(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && len(re.Error()) >= 7 && re.Error()[:7] == "NOGROUP"
+}
