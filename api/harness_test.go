@@ -1,0 +1,248 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/api"
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/egress"
+	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/redistest"
+	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// options change how a harness is wired.
+type options struct {
+	workers      int
+	relay        *transport.Server
+	roots        *x509.CertPool
+	allowPrivate bool
+	resolver     egress.Resolver
+	retryBase    time.Duration
+	redisOpts    []redistest.Option
+}
+
+// harness is the whole service in-process, on real Redis, behind a real
+// HTTP server; every response it sees is checked against openapi.yaml.
+type harness struct {
+	t          *testing.T
+	url        string
+	redis      *redistest.Server
+	rdb        *redis.Client
+	adminToken string
+	sendToken  string
+	svc        *delivery.Service
+	logs       *syncBuffer
+}
+
+func newHarness(t *testing.T, o options) *harness {
+	t.Helper()
+	srv := redistest.Start(t, o.redisOpts...)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
+		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, MaxRetries: 0})
+	t.Cleanup(func() { rdb.Close() })
+
+	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
+	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
+	key, _ := seal.ParseKey(seal.NewKey())
+	sealer, _ := seal.New(key)
+
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	profiles := tenant.NewStore(rdb, sealer)
+	q := queue.New(rdb, queue.Options{Partitions: 2, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
+	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
+		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
+	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
+	if o.retryBase == 0 {
+		o.retryBase = 100 * time.Millisecond
+	}
+	svc := delivery.New(delivery.Config{
+		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: time.Hour,
+		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
+		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
+	}, log, q, profiles, pool)
+	svc.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		svc.Shutdown(ctx)
+	})
+
+	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, dialer, svc)
+	hs := httptest.NewServer(handler)
+	t.Cleanup(hs.Close)
+	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken, svc: svc, logs: logs}
+}
+
+// response is a decoded answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+// code is the problem code of an error response.
+func (r response) code(t *testing.T) string {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("error response has Content-Type %q: %s", ct, r.body)
+	}
+	c, _ := r.json(t)["code"].(string)
+	return c
+}
+
+// do sends a request. body may be nil, a string (sent as is) or a value
+// (sent as JSON). headers are name, value pairs.
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, h.url+path, bytes.NewReader(raw))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r := response{status: res.StatusCode, header: res.Header, body: out}
+	checkAgainstSpec(h.t, req, r)
+	if r.header.Get("X-Request-Id") == "" {
+		h.t.Errorf("%s %s: no X-Request-Id", method, path)
+	}
+	return r
+}
+
+// The OpenAPI document, loaded once, and what the tests exercised of it.
+var spec struct {
+	once   sync.Once
+	doc    *openapi3.T
+	router routers.Router
+	err    error
+	mu     sync.Mutex
+	seen   map[string]bool // "METHOD /path/template STATUS"
+}
+
+func loadSpec(t *testing.T) {
+	t.Helper()
+	spec.once.Do(func() {
+		loader := openapi3.NewLoader()
+		spec.doc, spec.err = loader.LoadFromFile("../openapi.yaml")
+		if spec.err != nil {
+			return
+		}
+		if spec.err = spec.doc.Validate(loader.Context); spec.err != nil {
+			return
+		}
+		spec.doc.Servers = nil // match any host: the test server's port is random
+		spec.router, spec.err = gorillamux.NewRouter(spec.doc)
+		spec.seen = map[string]bool{}
+	})
+	if spec.err != nil {
+		t.Fatalf("openapi.yaml: %v", spec.err)
+	}
+}
+
+// checkAgainstSpec fails the test when a response is not what openapi.yaml
+// says that operation answers: undocumented status, wrong content type,
+// body not matching its schema, missing required header.
+func checkAgainstSpec(t *testing.T, req *http.Request, r response) {
+	t.Helper()
+	loadSpec(t)
+	route, params, err := spec.router.FindRoute(req)
+	if err != nil {
+		if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
+			return // an undocumented path or method, answered as such
+		}
+		t.Fatalf("%s %s is not in openapi.yaml but answered %d", req.Method, req.URL.Path, r.status)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+		Status:  r.status,
+		Header:  r.header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(r.body)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Errorf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, r.status, err, r.body)
+	}
+	spec.mu.Lock()
+	spec.seen[req.Method+" "+route.Path+" "+strconv.Itoa(r.status)] = true
+	spec.mu.Unlock()
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

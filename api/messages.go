@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/queue"
+)
+
+// MessageService accepts messages and reports on them.
+type MessageService interface {
+	Accept(ctx context.Context, req *message.Request, idempotencyKey string) (delivery.Accepted, error)
+	Status(ctx context.Context, id string) (queue.Record, error)
+	// TenantChanged tells the service a tenant's profile was written.
+	TenantChanged(ctx context.Context, tenantID string) error
+}
+
+type acceptedView struct {
+	ID       string       `json:"id"`
+	Status   queue.Status `json:"status"`
+	TenantID string       `json:"tenant_id"`
+	Route    string       `json:"route"`
+}
+
+// idempotencyKeyPattern: printable ASCII without spaces, as most APIs
+// that take the header accept.
+var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+
+// postMessage answers 202 once the message is stored in Redis. A repeat
+// under the same Idempotency-Key answers 200 with the first message.
+func (s *Server) postMessage(c echo.Context) error {
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key != "" && !idempotencyKeyPattern.MatchString(key) {
+		return problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+	}
+	var req message.Request
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	a, err := s.messages.Accept(c.Request().Context(), &req, key)
+	if err != nil {
+		return err
+	}
+	status := http.StatusAccepted
+	if a.Replayed {
+		status = http.StatusOK
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/messages/"+a.ID)
+	return c.JSON(status, acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route})
+}
+
+type messageView struct {
+	ID                 string            `json:"id"`
+	TenantID           string            `json:"tenant_id"`
+	Status             queue.Status      `json:"status"`
+	Route              string            `json:"route"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+	SentAt             *time.Time        `json:"sent_at"`
+	NextAttemptAt      *time.Time        `json:"next_attempt_at,omitempty"`
+	Attempts           []queue.Attempt   `json:"attempts"`
+	RejectedRecipients []queue.Rejection `json:"rejected_recipients,omitempty"`
+	Error              *string           `json:"error"`
+}
+
+// getMessage shows a message's status: no body, no credentials.
+func (s *Server) getMessage(c echo.Context) error {
+	rec, err := s.messages.Status(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	v := messageView{ID: rec.ID, TenantID: rec.TenantID, Status: rec.Status, Route: rec.Route,
+		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Attempts: rec.Attempts,
+		RejectedRecipients: rec.Rejected, SentAt: timeOrNil(rec.SentAt)}
+	if rec.Status == queue.StatusDeferred {
+		v.NextAttemptAt = timeOrNil(rec.NextAttemptAt)
+	}
+	if v.Attempts == nil {
+		v.Attempts = []queue.Attempt{}
+	}
+	if rec.Error != "" {
+		v.Error = &rec.Error
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,113 @@
+// Package api is Outbound's HTTP interface: Echo routes, authentication,
+// JSON in and out, and problem+json errors. It speaks HTTP only; the work
+// is done by the domain packages it is given.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// ProfileStore keeps tenant SMTP profiles.
+type ProfileStore interface {
+	Get(ctx context.Context, tenantID string) (tenant.Profile, error)
+	Put(ctx context.Context, p tenant.Profile, expectVersion int64) (tenant.Profile, error)
+	Delete(ctx context.Context, tenantID string, expectVersion int64) error
+}
+
+// Verifier tests an SMTP account without sending mail.
+type Verifier interface {
+	Verify(ctx context.Context, srv transport.Server) (transport.Verified, error)
+}
+
+// Pinger reports whether storage answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is what the HTTP layer needs to know.
+type Config struct {
+	Keys            apikey.Set
+	MaxMessageBytes int64 // composed size; the JSON body limit follows from it
+	ReadyTimeout    time.Duration
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	keys     apikey.Set
+	ready    Pinger
+	profiles ProfileStore
+	verifier Verifier
+	messages MessageService
+	echo     *echo.Echo
+}
+
+// New builds the HTTP handler.
+func New(cfg Config, log *slog.Logger, ready Pinger, profiles ProfileStore, verifier Verifier, messages MessageService) *Server {
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = time.Second
+	}
+	s := &Server{cfg: cfg, log: log, keys: cfg.Keys, ready: ready, profiles: profiles, verifier: verifier, messages: messages}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(requestID, s.logRequests)
+	s.echo = e
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Body limits. A message body carries base64 attachments at about the size
+// they take in the composed message, plus JSON overhead.
+const profileBodyLimit = 64 << 10
+
+func (s *Server) messageBodyLimit() int64 { return s.cfg.MaxMessageBytes + 1<<20 }
+
+// routes lists every endpoint, in the order of openapi.yaml.
+func (s *Server) routes() {
+	e := s.echo
+	admin := s.requireScope(apikey.ScopeAdmin)
+	send := s.requireScope(apikey.ScopeSend)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
+	e.GET("/v1/messages/:id", s.getMessage, send)
+
+	e.GET("/v1/tenants/:tenant/smtp", s.getProfile, admin)
+	e.PUT("/v1/tenants/:tenant/smtp", s.putProfile, admin, limitBody(profileBodyLimit))
+	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)
+	e.POST("/v1/tenants/:tenant/smtp/verify", s.verifyProfile, admin, limitBody(profileBodyLimit))
+}
+
+// healthz is liveness: the process serves.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is readiness: storage answers within a short bound, so a replica
+// that lost Redis leaves the load balancer instead of hanging requests.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.ready.Ping(ctx); err != nil {
+		p := problem("unavailable", "storage is unreachable")
+		p.header = http.Header{"Retry-After": {"1"}}
+		return p
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,254 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// profileView is a profile as the API shows it: never the password, only
+// whether one is set.
+type profileView struct {
+	TenantID          string               `json:"tenant_id"`
+	Enabled           bool                 `json:"enabled"`
+	Provider          string               `json:"provider,omitempty"`
+	SenderName        string               `json:"sender_name"`
+	Email             string               `json:"email"`
+	Username          string               `json:"username"`
+	PasswordSet       bool                 `json:"password_set"`
+	Host              string               `json:"host"`
+	Port              int                  `json:"port"`
+	Security          tenant.Security      `json:"security"`
+	Auth              tenant.AuthMechanism `json:"auth"`
+	FallbackToDefault bool                 `json:"fallback_to_default"`
+	Version           int64                `json:"version"`
+	CreatedAt         time.Time            `json:"created_at"`
+	UpdatedAt         time.Time            `json:"updated_at"`
+	LastError         *tenant.LastError    `json:"last_error,omitempty"`
+}
+
+func viewOf(p tenant.Profile) profileView {
+	return profileView{
+		TenantID: p.TenantID, Enabled: p.Enabled, Provider: p.Provider, SenderName: p.SenderName,
+		Email: p.Email, Username: p.Username, PasswordSet: !p.Password.IsZero(),
+		Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
+		FallbackToDefault: p.FallbackToDefault, Version: p.Version,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, LastError: p.LastError,
+	}
+}
+
+func tenantParam(c echo.Context) (string, error) {
+	id := c.Param("tenant")
+	if !tenant.ValidID(id) {
+		return "", tenant.ErrInvalidID
+	}
+	return id, nil
+}
+
+func writeProfile(c echo.Context, status int, p tenant.Profile) error {
+	c.Response().Header().Set("ETag", etag(p.Version))
+	return c.JSON(status, viewOf(p))
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch reads If-Match: absent, "*" (any existing profile), or one
+// version tag ("3" or W/"3").
+type ifMatch struct {
+	present bool
+	any     bool
+	version int64
+}
+
+func parseIfMatch(c echo.Context) (ifMatch, error) {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" {
+		return ifMatch{}, nil
+	}
+	if h == "*" {
+		return ifMatch{present: true, any: true}, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v < 1 {
+		// An unknown tag can never match the current one.
+		return ifMatch{present: true, version: -1}, nil
+	}
+	return ifMatch{present: true, version: v}, nil
+}
+
+func (m ifMatch) allows(stored *tenant.Profile) bool {
+	if !m.present {
+		return true
+	}
+	return stored != nil && (m.any || stored.Version == m.version)
+}
+
+func (s *Server) getProfile(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.profiles.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeProfile(c, http.StatusOK, p)
+}
+
+// putProfile creates (201) or replaces (200) a profile. A blank password
+// keeps the stored one, as a settings form with an empty password field
+// expects.
+func (s *Server) putProfile(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	match, err := parseIfMatch(c)
+	if err != nil {
+		return err
+	}
+	var in tenant.Input
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	// Optimistic concurrency: without If-Match a lost race is retried on
+	// the fresh version; with it, it is the caller's 412.
+	for range 3 {
+		stored, err := s.storedProfile(c, id)
+		if err != nil {
+			return err
+		}
+		if !match.allows(stored) {
+			return problem("precondition_failed", "If-Match does not name the current profile version")
+		}
+		p, err := tenant.Build(id, in, stored)
+		if err != nil {
+			return err
+		}
+		saved, err := s.profiles.Put(ctx, p, p.Version)
+		if errors.Is(err, tenant.ErrVersionConflict) && !match.present {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.messages.TenantChanged(ctx, id); err != nil {
+			// The profile is saved; held messages still go at their next retry.
+			s.log.Warn("wake held messages", "tenant_id", id, "error", err)
+		}
+		status := http.StatusOK
+		if stored == nil {
+			status = http.StatusCreated
+			c.Response().Header().Set(echo.HeaderLocation, c.Request().URL.Path)
+		}
+		return writeProfile(c, status, saved)
+	}
+	return problem("precondition_failed", "the profile kept changing; retry")
+}
+
+// storedProfile is the current profile, or nil when there is none.
+func (s *Server) storedProfile(c echo.Context, id string) (*tenant.Profile, error) {
+	p, err := s.profiles.Get(c.Request().Context(), id)
+	if errors.Is(err, tenant.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (s *Server) deleteProfile(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	match, err := parseIfMatch(c)
+	if err != nil {
+		return err
+	}
+	version := int64(0)
+	if match.present && !match.any {
+		version = match.version
+	}
+	err = s.profiles.Delete(c.Request().Context(), id, version)
+	if errors.Is(err, tenant.ErrNotFound) && match.present {
+		return problem("precondition_failed", "no profile exists for If-Match to match")
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// verifyResult is the answer of the "test connection" button.
+type verifyResult struct {
+	OK            bool         `json:"ok"`
+	TLSVersion    string       `json:"tls_version,omitempty"`
+	AuthMechanism string       `json:"auth_mechanism,omitempty"`
+	LatencyMS     int64        `json:"latency_ms"`
+	Error         *verifyError `json:"error,omitempty"`
+}
+
+type verifyError struct {
+	Code         string `json:"code"`
+	SMTPCode     int    `json:"smtp_code,omitempty"`
+	EnhancedCode string `json:"enhanced_code,omitempty"`
+	Message      string `json:"message"`
+	Hint         string `json:"hint,omitempty"`
+}
+
+// verifyProfile dials the stored profile, or the one in the body without
+// storing it (a body without a password uses the stored one), and logs in.
+// A failed login is a 200 with ok:false: the request itself succeeded.
+func (s *Server) verifyProfile(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	stored, err := s.storedProfile(c, id)
+	if err != nil {
+		return err
+	}
+	empty, err := bodyIsEmpty(c)
+	if err != nil {
+		return err
+	}
+	var p tenant.Profile
+	switch {
+	case empty && stored == nil:
+		return problem("not_found", "this tenant has no SMTP profile; send one in the body to test it")
+	case empty:
+		p = *stored
+	default:
+		var in tenant.Input
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+		if p, err = tenant.Build(id, in, stored); err != nil {
+			return err
+		}
+	}
+
+	start := time.Now()
+	v, err := s.verifier.Verify(c.Request().Context(), transport.FromProfile(p))
+	if err != nil {
+		var te *transport.Error
+		if !errors.As(err, &te) {
+			return err
+		}
+		return c.JSON(http.StatusOK, verifyResult{LatencyMS: time.Since(start).Milliseconds(), Error: &verifyError{
+			Code: te.Code, SMTPCode: te.SMTPCode, EnhancedCode: te.EnhancedCode, Message: te.Message, Hint: te.Hint,
+		}})
+	}
+	return c.JSON(http.StatusOK, verifyResult{OK: true, TLSVersion: v.TLSVersion, AuthMechanism: v.Mechanism,
+		LatencyMS: v.Latency.Milliseconds()})
+}

@@ -1,0 +1,50 @@
+// Command outbound is the Outbound service: an HTTP API that accepts mail
+// for a SaaS's tenants and workers that deliver it through each tenant's
+// own SMTP account or the platform's default relay.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "outbound:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: outbound <command>
+
+commands:
+  serve                 run the API and delivery workers (configured by OUTBOUND_* variables)
+  apikey NAME SCOPE     print a new API token and its OUTBOUND_API_KEYS entry (SCOPE: send or admin)
+  keygen                print a new OUTBOUND_SECRET_KEY
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, getenv, stderr)
+	case "apikey":
+		return printAPIKey(args[1:], stdout)
+	case "keygen":
+		return printSecretKey(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

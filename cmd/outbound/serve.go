@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/api"
+	"github.com/outbound-mail/outbound/internal/config"
+	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// serve runs the service until ctx ends, then shuts down in reverse order
+// of start: stop HTTP, drain workers, close SMTP sessions, close Redis.
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		a.close()
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return a.run(ctx, ln)
+}
+
+// app is the wired service.
+type app struct {
+	cfg      config.Config
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	delivery *delivery.Service
+	http     *http.Server
+}
+
+func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
+	rdb, err := newRedis(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := seal.New(cfg.SecretKey, cfg.PreviousKeys...)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	profiles := tenant.NewStore(rdb, sealer)
+	q := queue.New(rdb, queue.Options{Partitions: cfg.QueuePartitions, Retention: cfg.Retention, IdempotencyTTL: cfg.IdempotencyTTL})
+	dialer := &transport.Dialer{
+		AllowPrivate:   cfg.AllowPrivateNetworks,
+		RootCAs:        cfg.SMTPRoots,
+		HeloName:       cfg.HeloName,
+		ConnectTimeout: cfg.SMTPConnectTimeout,
+		CommandTimeout: cfg.SMTPCommandTimeout,
+		DataTimeout:    cfg.SMTPDataTimeout,
+	}
+	pool := delivery.NewPool(dialer.Dial, cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout)
+	svc := delivery.New(delivery.Config{
+		Workers:     cfg.Workers,
+		ClaimAfter:  cfg.ClaimAfter,
+		RetryBase:   cfg.RetryBase,
+		RetryMaxAge: cfg.RetryMaxAge,
+		Relay:       relayServer(cfg.DefaultRelay),
+		DefaultFrom: cfg.DefaultFrom,
+		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},
+		Consumer:    consumerName(),
+	}, log, q, profiles, pool)
+
+	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Long enough for a 25 MB body on a modest link, short enough that
+		// slow clients cannot hold connections forever.
+		ReadTimeout:  2 * time.Minute,
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, http: srv}, nil
+}
+
+// newRedis connects with short timeouts: when Redis is down the API must
+// answer 503 quickly, not hang.
+func newRedis(url string) (redis.UniversalClient, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("OUTBOUND_REDIS_URL: %w", err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 3 * time.Second
+	opts.WriteTimeout = 3 * time.Second
+	opts.PoolTimeout = 4 * time.Second
+	opts.MaxRetries = 1
+	return redis.NewClient(opts), nil
+}
+
+func relayServer(r *config.Relay) *transport.Server {
+	if r == nil {
+		return nil
+	}
+	sec := tenant.SecurityStartTLS
+	if r.ImplicitTLS {
+		sec = tenant.SecurityTLS
+	}
+	return &transport.Server{Host: r.Host, Port: r.Port, Security: sec, Auth: tenant.AuthPlain,
+		Username: r.Username, Password: r.Password, Trusted: true}
+}
+
+func consumerName() string {
+	host, _ := os.Hostname()
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36)
+}
+
+func (a *app) run(ctx context.Context, ln net.Listener) error {
+	a.delivery.Start()
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(ln) }()
+	a.log.Info("outbound serving", "addr", ln.Addr().String(), "workers", a.cfg.Workers,
+		"default_relay", a.cfg.DefaultRelay != nil)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+	grace, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
+	defer cancel()
+	if err := a.http.Shutdown(grace); err != nil {
+		a.log.Warn("http shutdown", "error", err)
+	}
+	if err := a.delivery.Shutdown(grace); err != nil {
+		a.log.Warn("delivery shutdown cut in-flight sends short; they will be retried", "error", err)
+	}
+	a.close()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func (a *app) close() { a.rdb.Close() }

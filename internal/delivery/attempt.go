@@ -1,0 +1,298 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// handle delivers one entry and records the outcome.
+func (s *Service) handle(ctx context.Context, e queue.Entry) {
+	s.inflightMu.Lock()
+	s.inflight[e] = struct{}{}
+	s.inflightMu.Unlock()
+	defer func() {
+		s.inflightMu.Lock()
+		delete(s.inflight, e)
+		s.inflightMu.Unlock()
+	}()
+
+	// Bookkeeping in Redis must finish even when the send was cut short.
+	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+
+	rec, ok, err := s.queue.Begin(store, e)
+	if err != nil {
+		// Left pending: another worker reclaims it once Redis answers.
+		s.log.Warn("begin delivery", "message_id", e.ID, "error", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	out := s.deliver(ctx, rec)
+	if err := s.queue.Finish(store, e, rec.TenantID, out); err != nil {
+		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
+	}
+}
+
+// deliver tries the message once on its route (and once more on the
+// default relay when the tenant's login fails and fallback_to_default is
+// set) and says what happened.
+func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
+	var req message.Request
+	if err := json.Unmarshal(rec.Payload, &req); err != nil {
+		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
+			Error: "stored request is unreadable: " + err.Error()}
+	}
+	r, err := s.resolve(ctx, &req, false)
+	if errors.Is(err, ErrNoRoute) {
+		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
+			Error: "no_route: the tenant's profile was removed or disabled and no default relay is configured"}
+	}
+	if err != nil { // storage trouble: try again soon
+		return queue.Outcome{Status: queue.StatusDeferred, Route: rec.Route, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
+	}
+
+	if until, held := s.held(r.server.Key()); held {
+		// The account hit its sending quota: wait without spending an
+		// attempt.
+		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
+			RetryIn: time.Until(until)}
+	}
+
+	attempts := rec.Attempts
+	res, att, terr := s.attempt(ctx, rec, &req, r)
+	attempts = append(attempts, att)
+
+	if terr != nil && r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil &&
+		(terr.Code == transport.CodeAuthFailed || s.expired(rec, 0) && isUnreachable(terr)) {
+		// The tenant's account refused the login (or stayed unreachable
+		// for the whole retry window): send via the platform instead.
+		if dr, err := s.resolve(ctx, &req, true); err == nil {
+			r = dr
+			res, att, terr = s.attempt(ctx, rec, &req, r)
+			attempts = append(attempts, att)
+		}
+	}
+	return s.outcome(rec, r, attempts, res, terr)
+}
+
+// attempt composes and sends once on r, recording the attempt.
+func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Request, r route) (transport.Result, queue.Attempt, *transport.Error) {
+	start := time.Now()
+	att := queue.Attempt{At: start.UTC(), Route: r.name}
+	var body bytes.Buffer
+	err := message.Compose(&body, req, message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
+	if err != nil {
+		terr := &transport.Error{Code: transport.CodeProtocol, Stage: transport.StageData, Message: "compose: " + err.Error(), Err: err}
+		att.Error, att.Message = terr.Code, terr.Message
+		return transport.Result{}, att, terr
+	}
+	res, err := s.send(ctx, r.server, r.mailFrom, req.Recipients(), body.Bytes())
+
+	var terr *transport.Error
+	if err != nil && !errors.As(err, &terr) { // the context ended while waiting for a session
+		terr = &transport.Error{Code: transport.CodeTimeout, Stage: transport.StageConnect, Message: err.Error(), Err: err}
+	}
+	if terr != nil {
+		att.SMTPCode, att.EnhancedCode, att.Message, att.Error, att.Ambiguous =
+			terr.SMTPCode, terr.EnhancedCode, terr.Message, terr.Code, terr.Ambiguous
+	} else {
+		att.SMTPCode, att.Message = 250, res.Reply
+	}
+	level := slog.LevelInfo
+	if terr != nil {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(ctx, level, "delivery attempt",
+		slog.String("message_id", rec.ID), slog.String("tenant_id", rec.TenantID), slog.String("route", r.name),
+		slog.Int("smtp_code", att.SMTPCode), slog.String("enhanced_code", att.EnhancedCode),
+		slog.String("error", att.Error), slog.Bool("ambiguous", att.Ambiguous),
+		slog.Int("recipients", len(req.Recipients())), slog.Int("rejected", len(res.Rejected)),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+
+	if r.name == RouteTenant {
+		s.noteProfile(ctx, r.profile, terr)
+	}
+	if terr != nil && isQuota(terr) {
+		s.hold(r.server.Key(), s.cfg.QuotaHold)
+	}
+	if terr != nil {
+		return res, att, terr
+	}
+	return res, att, nil
+}
+
+// send runs the transaction on a pooled session. A pooled session the
+// server closed while idle fails on its first command; the message then
+// goes out on the next session at once and no attempt is spent on it.
+func (s *Service) send(ctx context.Context, srv transport.Server, from string, rcpts []string, body []byte) (transport.Result, error) {
+	for range 10 {
+		conn, reused, err := s.pool.Get(ctx, srv)
+		if err != nil {
+			return transport.Result{}, err
+		}
+		res, err := conn.Send(from, rcpts, body)
+		s.pool.Put(conn, conn.Reusable(err))
+		var terr *transport.Error
+		if reused && errors.As(err, &terr) && terr.Stale() {
+			continue
+		}
+		return res, err
+	}
+	return transport.Result{}, &transport.Error{Code: transport.CodeConnectionLost, Stage: transport.StageMail,
+		Message: "every pooled session was closed by the server"}
+}
+
+// outcome classifies the final attempt.
+func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, res transport.Result, terr *transport.Error) queue.Outcome {
+	out := queue.Outcome{Route: r.name, Attempts: attempts, Rejected: rejections(res.Rejected)}
+	switch {
+	case terr == nil:
+		out.Status = queue.StatusSent
+		return out
+	case isQuota(terr):
+		// Gmail's "550 5.4.5 Daily user sending quota exceeded" is the
+		// account's, not the message's: wait for the window to pass.
+		out.Status, out.RetryIn = queue.StatusDeferred, s.cfg.QuotaHold
+	case isProfileFault(terr):
+		// A refused login, an untrusted certificate, a host that resolves
+		// nowhere: the tenant's configuration, not the message. Defer like
+		// Postfix's smtp_sasl_auth_soft_bounce and send once it is fixed.
+		out.Status, out.RetryIn = queue.StatusDeferred, s.backoff(len(attempts))
+		out.HoldForTenant = r.name == RouteTenant
+	case terr.Permanent():
+		out.Status = queue.StatusFailed
+		out.Error = summary(terr)
+		return out
+	default:
+		out.Status, out.RetryIn = queue.StatusDeferred, s.backoff(len(attempts))
+	}
+	if s.expired(rec, out.RetryIn) {
+		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
+		out.Error = "retry window of " + s.cfg.RetryMaxAge.String() + " spent; last error: " + summary(terr)
+	}
+	return out
+}
+
+// expired reports whether a retry after delay would fall past the retry
+// window.
+func (s *Service) expired(rec queue.Record, delay time.Duration) bool {
+	return time.Now().Add(delay).After(rec.CreatedAt.Add(s.cfg.RetryMaxAge))
+}
+
+// backoff is the delay before retry number n (n ≥ 1): RetryBase doubled
+// each time, capped at an hour, with ±20% jitter so that messages deferred
+// together do not return together.
+func (s *Service) backoff(n int) time.Duration {
+	d := s.cfg.RetryBase
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, max(time.Hour, s.cfg.RetryBase))
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// noteProfile shows a failure caused by the profile on the profile, and
+// clears it after the next success.
+func (s *Service) noteProfile(ctx context.Context, p *tenant.Profile, terr *transport.Error) {
+	var le *tenant.LastError
+	switch {
+	case terr != nil && isProfileFault(terr):
+		le = &tenant.LastError{Code: terr.Code, SMTPCode: terr.SMTPCode, EnhancedCode: terr.EnhancedCode,
+			Message: terr.Message, Hint: terr.Hint, At: time.Now().UTC()}
+	case terr == nil && p.LastError != nil:
+	default:
+		return
+	}
+	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.profiles.SetLastError(store, p.TenantID, p.Version, le); err != nil {
+		s.log.Warn("record profile error", "tenant_id", p.TenantID, "error", err)
+	}
+}
+
+// isProfileFault reports failures of the session set-up: the account's
+// settings, not the message, are at fault (or the server is unreachable).
+func isProfileFault(e *transport.Error) bool {
+	switch e.Stage {
+	case transport.StageConnect, transport.StageTLS, transport.StageGreet, transport.StageAuth:
+		return true
+	}
+	return false
+}
+
+func isUnreachable(e *transport.Error) bool {
+	switch e.Code {
+	case transport.CodeDNSFailed, transport.CodeConnectFailed, transport.CodeTimeout, transport.CodeConnectionLost:
+		return true
+	}
+	return false
+}
+
+// isQuota recognises a sending-quota reply (RFC 3463 X.4.5 "system
+// congestion" is what Gmail uses for its daily limit).
+func isQuota(e *transport.Error) bool {
+	if e.SMTPCode == 0 {
+		return false
+	}
+	msg := strings.ToLower(e.Message)
+	return strings.HasSuffix(e.EnhancedCode, ".4.5") && (strings.Contains(msg, "quota") || strings.Contains(msg, "limit")) ||
+		strings.Contains(msg, "sending quota") || strings.Contains(msg, "daily user sending")
+}
+
+func (s *Service) hold(key string, d time.Duration) {
+	s.holdMu.Lock()
+	s.holds[key] = time.Now().Add(d)
+	s.holdMu.Unlock()
+}
+
+func (s *Service) held(key string) (time.Time, bool) {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	until, ok := s.holds[key]
+	if ok && time.Now().After(until) {
+		delete(s.holds, key)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+func summary(e *transport.Error) string {
+	var b strings.Builder
+	b.WriteString(e.Code)
+	if e.SMTPCode != 0 {
+		b.WriteString(": ")
+		b.WriteString(strconv.Itoa(e.SMTPCode))
+		if e.EnhancedCode != "" {
+			b.WriteString(" " + e.EnhancedCode)
+		}
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
+}
+
+func rejections(rs []transport.Rejection) []queue.Rejection {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]queue.Rejection, len(rs))
+	for i, r := range rs {
+		out[i] = queue.Rejection(r)
+	}
+	return out
+}

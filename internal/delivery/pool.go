@@ -1,0 +1,225 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+// dialFunc opens an authenticated session; *transport.Dialer.Dial fits.
+type dialFunc func(ctx context.Context, srv transport.Server) (*transport.Conn, error)
+
+// Pool keeps authenticated SMTP sessions per account (server plus
+// credentials, see transport.Server.Key) so that many messages share one
+// login: a fresh TLS handshake and AUTH per message is the slowest way to
+// send mail. It caps the sessions open per account, because providers such
+// as Gmail refuse more than a few at once; callers beyond the cap wait for
+// a session to come back.
+type Pool struct {
+	dial        dialFunc
+	maxPerKey   int
+	idleTimeout time.Duration
+
+	mu       sync.Mutex
+	accounts map[string]*account
+	closed   bool
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type account struct {
+	open    int // sessions dialled and not yet closed, idle or in use
+	idle    []idleConn
+	waiters []chan *transport.Conn // FIFO; a nil hand-off means "a slot is free: dial"
+}
+
+type idleConn struct {
+	conn  *transport.Conn
+	since time.Time
+}
+
+// NewPool starts a pool and its idle reaper.
+func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
+	p := &Pool{dial: dial, maxPerKey: maxPerKey, idleTimeout: idleTimeout,
+		accounts: map[string]*account{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.reap()
+	return p
+}
+
+// Get returns a session for srv: an idle one (reused=true), a new one, or,
+// at the cap, the next one another caller gives back.
+func (p *Pool) Get(ctx context.Context, srv transport.Server) (conn *transport.Conn, reused bool, err error) {
+	key := srv.Key()
+	p.mu.Lock()
+	a := p.accounts[key]
+	if a == nil {
+		a = &account{}
+		p.accounts[key] = a
+	}
+	if n := len(a.idle); n > 0 {
+		c := a.idle[n-1].conn // most recently used: the least likely to have been closed by the server
+		a.idle = a.idle[:n-1]
+		p.mu.Unlock()
+		return c, true, nil
+	}
+	if a.open < p.maxPerKey {
+		a.open++
+		p.mu.Unlock()
+		return p.dialSlot(ctx, key, srv)
+	}
+	ch := make(chan *transport.Conn, 1)
+	a.waiters = append(a.waiters, ch)
+	p.mu.Unlock()
+
+	select {
+	case c := <-ch:
+		if c == nil {
+			return p.dialSlot(ctx, key, srv)
+		}
+		return c, true, nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		removed := removeWaiter(a, ch)
+		p.mu.Unlock()
+		if !removed { // handed something just as we gave up: pass it on
+			if c := <-ch; c != nil {
+				p.Put(c, true)
+			} else {
+				p.freeSlot(key)
+			}
+		}
+		return nil, false, ctx.Err()
+	}
+}
+
+// dialSlot dials on a slot already counted in open, freeing it on failure.
+func (p *Pool) dialSlot(ctx context.Context, key string, srv transport.Server) (*transport.Conn, bool, error) {
+	c, err := p.dial(ctx, srv)
+	if err != nil {
+		p.freeSlot(key)
+		return nil, false, err
+	}
+	return c, false, nil
+}
+
+// Put gives a session back. A session that cannot carry another message
+// (reusable false) is closed and its slot freed.
+func (p *Pool) Put(c *transport.Conn, reusable bool) {
+	key := c.Server().Key()
+	p.mu.Lock()
+	a := p.accounts[key]
+	if !reusable || p.closed || a == nil {
+		p.mu.Unlock()
+		c.Close()
+		p.freeSlot(key)
+		return
+	}
+	if len(a.waiters) > 0 {
+		ch := a.waiters[0]
+		a.waiters = a.waiters[1:]
+		p.mu.Unlock()
+		ch <- c
+		return
+	}
+	a.idle = append(a.idle, idleConn{conn: c, since: time.Now()})
+	p.mu.Unlock()
+}
+
+// freeSlot records a closed session and lets the next waiter dial.
+func (p *Pool) freeSlot(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accounts[key]
+	if a == nil {
+		return
+	}
+	if len(a.waiters) > 0 {
+		ch := a.waiters[0]
+		a.waiters = a.waiters[1:]
+		ch <- nil // the slot passes to the waiter, open stays the same
+		return
+	}
+	a.open--
+	if a.open == 0 && len(a.idle) == 0 {
+		delete(p.accounts, key)
+	}
+}
+
+func removeWaiter(a *account, ch chan *transport.Conn) bool {
+	for i, w := range a.waiters {
+		if w == ch {
+			a.waiters = append(a.waiters[:i], a.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// Open reports the sessions open (idle or in use) across all accounts.
+func (p *Pool) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.accounts {
+		n += a.open
+	}
+	return n
+}
+
+// reap closes sessions idle longer than idleTimeout: servers drop idle
+// clients on their own schedule, and an idle session holds a slot.
+func (p *Pool) reap() {
+	defer close(p.done)
+	every := min(p.idleTimeout/2, 5*time.Second)
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.closeIdle(time.Now().Add(-p.idleTimeout))
+		}
+	}
+}
+
+// closeIdle quits every idle session idle since before cutoff.
+func (p *Pool) closeIdle(cutoff time.Time) {
+	var expired []*transport.Conn
+	p.mu.Lock()
+	for key, a := range p.accounts {
+		kept := a.idle[:0]
+		for _, ic := range a.idle {
+			if ic.since.Before(cutoff) {
+				expired = append(expired, ic.conn)
+				a.open--
+			} else {
+				kept = append(kept, ic)
+			}
+		}
+		a.idle = kept
+		if a.open == 0 && len(a.waiters) == 0 {
+			delete(p.accounts, key)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.Quit()
+	}
+}
+
+// Close quits every idle session and closes sessions given back later.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	p.closeIdle(time.Now().Add(time.Hour))
+}

@@ -1,0 +1,221 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/queue"
+)
+
+// readBatch bounds how many entries one read takes.
+const readBatch = 64
+
+// Start runs the workers and the loops that feed them: one reader per
+// stream partition, a reclaimer for entries whose worker died, a mover for
+// due retries, and a heartbeat for slow sends. It returns at once.
+func (s *Service) Start() {
+	if s.cfg.Workers == 0 {
+		return
+	}
+	feedCtx, stop := context.WithCancel(context.Background())
+	workCtx, hardStop := context.WithCancel(context.Background())
+	s.stop, s.hardStop = stop, hardStop
+
+	jobs := make(chan queue.Entry)
+	// slots holds one token per worker that is busy or has an entry on its
+	// way; readers take a token per entry before reading it, so nothing is
+	// read that no worker is free to start.
+	slots := make(chan struct{}, s.cfg.Workers)
+	for range s.cfg.Workers {
+		s.workers.Go(func() {
+			for e := range jobs {
+				s.handle(workCtx, e)
+				<-slots
+			}
+		})
+	}
+	for p := range s.queue.Partitions() {
+		s.feeders.Go(func() { s.readLoop(feedCtx, p, jobs, slots) })
+	}
+	s.feeders.Go(func() { s.reclaimLoop(feedCtx, jobs, slots) })
+	s.feeders.Go(func() { s.moveLoop(feedCtx) })
+	s.feeders.Go(func() { s.touchLoop(feedCtx) })
+	go func() {
+		s.feeders.Wait()
+		close(jobs)
+	}()
+}
+
+// Shutdown stops taking work and waits for messages in flight. When ctx
+// ends first, sessions in flight are cut; their messages are retried
+// (connection lost) and nothing is lost.
+func (s *Service) Shutdown(ctx context.Context) error {
+	if s.stop == nil {
+		s.pool.Close()
+		return nil
+	}
+	s.stop()
+	done := make(chan struct{})
+	go func() { s.feeders.Wait(); s.workers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.hardStop()
+		<-done
+		err = ctx.Err()
+	}
+	s.hardStop()
+	s.pool.Close()
+	return err
+}
+
+// reserve takes one slot (waiting) and up to max-1 more (not waiting).
+func reserve(ctx context.Context, slots chan struct{}, max int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < max {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func unreserve(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}
+
+// dispatch hands entries to workers; entries it cannot hand over because
+// the service is stopping go back to the stream at once.
+func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- queue.Entry, slots chan struct{}) {
+	for i, e := range es {
+		select {
+		case jobs <- e:
+		case <-ctx.Done():
+			for _, rest := range es[i:] {
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if err := s.queue.Release(rctx, rest); err != nil {
+					s.log.Warn("release entry", "message_id", rest.ID, "error", err)
+				}
+				cancel()
+			}
+			unreserve(slots, len(es)-i)
+			return
+		}
+	}
+}
+
+func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Entry, slots chan struct{}) {
+	var failing bool
+	for ctx.Err() == nil {
+		n := reserve(ctx, slots, readBatch)
+		if n == 0 {
+			return
+		}
+		es, err := s.queue.Read(ctx, p, s.cfg.Consumer, n, time.Second)
+		unreserve(slots, n-len(es))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				s.log.Error("queue read failing; retrying every second", "partition", p, "error", err)
+				failing = true
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		if failing {
+			s.log.Info("queue read recovered", "partition", p)
+			failing = false
+		}
+		s.dispatch(ctx, es, jobs, slots)
+	}
+}
+
+func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Entry, slots chan struct{}) {
+	every := max(s.cfg.ClaimAfter/4, 50*time.Millisecond)
+	for sleep(ctx, every) {
+		for p := range s.queue.Partitions() {
+			n := reserve(ctx, slots, readBatch)
+			if n == 0 {
+				return
+			}
+			es, err := s.queue.Reclaim(ctx, p, s.cfg.Consumer, s.cfg.ClaimAfter, n)
+			unreserve(slots, n-len(es))
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("reclaim", "partition", p, "error", err)
+				}
+				continue
+			}
+			if len(es) > 0 {
+				s.log.Info("reclaimed entries of a stalled worker", "partition", p, "count", len(es))
+			}
+			s.dispatch(ctx, es, jobs, slots)
+		}
+	}
+}
+
+// moveLoop requeues retries as they fall due.
+func (s *Service) moveLoop(ctx context.Context) {
+	every := min(max(s.cfg.RetryBase/4, 20*time.Millisecond), time.Second)
+	const limit = 500
+	for sleep(ctx, every) {
+		for p := range s.queue.Partitions() {
+			for {
+				n, err := s.queue.MoveDue(ctx, p, limit)
+				if err != nil {
+					if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+						s.log.Warn("move due retries", "partition", p, "error", err)
+					}
+					break
+				}
+				if n < limit {
+					break
+				}
+			}
+		}
+	}
+}
+
+// touchLoop keeps the claims of messages in flight fresh, so a slow send is
+// not mistaken for a dead worker.
+func (s *Service) touchLoop(ctx context.Context) {
+	for sleep(ctx, s.cfg.ClaimAfter/3) {
+		byPartition := map[int][]string{}
+		s.inflightMu.Lock()
+		for e := range s.inflight {
+			byPartition[e.Partition] = append(byPartition[e.Partition], e.StreamID)
+		}
+		s.inflightMu.Unlock()
+		for p, ids := range byPartition {
+			if err := s.queue.Touch(ctx, p, s.cfg.Consumer, ids); err != nil && ctx.Err() == nil {
+				s.log.Warn("refresh claims", "partition", p, "error", err)
+			}
+		}
+	}
+}
+
+// sleep waits d, reporting false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

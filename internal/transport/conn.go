@@ -1,0 +1,151 @@
+package transport
+
+import (
+	"errors"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Conn is an authenticated SMTP session that can carry many messages, one
+// at a time.
+type Conn struct {
+	client   *smtp.Client
+	raw      *trackedConn
+	server   Server
+	dataTime time.Duration
+	broken   bool // a reset failed: the session state is unknown
+
+	TLSVersion string // e.g. "TLS 1.3"
+	Mechanism  string // "PLAIN" or "LOGIN"
+	Created    time.Time
+}
+
+// Server is the account this session is logged in to.
+func (c *Conn) Server() Server { return c.server }
+
+// Rejection is one recipient the server refused for good.
+type Rejection struct {
+	Email        string `json:"email"`
+	SMTPCode     int    `json:"smtp_code"`
+	EnhancedCode string `json:"enhanced_code,omitempty"`
+	Message      string `json:"message"`
+}
+
+// Result is a transaction the server accepted for at least one recipient.
+type Result struct {
+	Reply    string      // the server's reply to the final dot (often a queue id)
+	Rejected []Rejection // recipients refused with a 5xx
+}
+
+// Send runs one mail transaction: MAIL FROM, RCPT TO for each recipient,
+// DATA. Recipients refused with a 5xx are listed in the result and the
+// message goes to the others; when all are refused, or on any other
+// failure, the error is an *Error. After an error the session is either
+// reset and reusable (Reusable reports which) or must be closed.
+func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
+	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: !isASCII(from) || !allASCII(rcpts)}
+	if err := c.client.Mail(from, opts); err != nil {
+		return Result{}, c.fail(StageMail, err)
+	}
+	var res Result
+	var lastRefusal error
+	for _, rcpt := range rcpts {
+		err := c.client.Rcpt(rcpt, nil)
+		if err == nil {
+			continue
+		}
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code >= 500 {
+			e := replyError(StageRcpt, se)
+			res.Rejected = append(res.Rejected, Rejection{Email: rcpt, SMTPCode: e.SMTPCode, EnhancedCode: e.EnhancedCode, Message: e.Message})
+			lastRefusal = err
+			continue
+		}
+		// A temporary refusal of any recipient defers the whole message:
+		// nothing was sent yet, so a retry duplicates nothing.
+		return Result{}, c.fail(StageRcpt, err)
+	}
+	if len(res.Rejected) == len(rcpts) {
+		return res, c.fail(StageRcpt, lastRefusal)
+	}
+
+	w, err := c.client.Data()
+	if err != nil {
+		return res, c.fail(StageData, err)
+	}
+	// go-smtp puts no deadline on the body itself.
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.dataTime))
+	_, werr := w.Write(msg)
+	_ = c.raw.SetWriteDeadline(time.Time{})
+	if werr != nil {
+		return res, c.fail(StageData, werr)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		e := c.fail(StageData, err)
+		if e.SMTPCode == 0 && !c.raw.writeFailed {
+			// Every byte including the final dot was handed to the network
+			// and then the reply never came: the server may have the message.
+			e.Ambiguous = true
+		}
+		return res, e
+	}
+	res.Reply = resp.StatusText
+	return res, nil
+}
+
+// fail classifies err; after a reply error it resets the transaction so
+// the session can carry the next message.
+func (c *Conn) fail(stage Stage, err error) *Error {
+	e := classify(stage, err)
+	if e.SMTPCode != 0 && e.SMTPCode != 421 {
+		if rerr := c.client.Reset(); rerr != nil {
+			c.broken = true
+		}
+	}
+	return withHint(e, c.server)
+}
+
+// Reusable reports whether the session can carry another message after the
+// last Send: no network error, no write failure, no 421 "closing".
+func (c *Conn) Reusable(lastErr error) bool {
+	if c.broken || c.raw.writeFailed {
+		return false
+	}
+	if lastErr == nil {
+		return true
+	}
+	var e *Error
+	return errors.As(lastErr, &e) && e.SMTPCode != 0 && e.SMTPCode != 421
+}
+
+// Quit ends the session politely and closes it.
+func (c *Conn) Quit() error {
+	_ = c.raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.client.Quit(); err != nil {
+		return c.client.Close()
+	}
+	return nil
+}
+
+// Close drops the session without QUIT.
+func (c *Conn) Close() error { return c.client.Close() }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func allASCII(ss []string) bool {
+	for _, s := range ss {
+		if !isASCII(s) {
+			return false
+		}
+	}
+	return true
+}
