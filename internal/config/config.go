@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
-	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/secret"
 )
 
 // Config is everything the service reads from its environment.
