@@ -158,7 +158,7 @@ func TestProfileValidation(t *testing.T) {
 	}
 	cases := []struct {
 		name, path, body, code string
-		status               int
+		status                 int
 	}{
 		{"invalid tenant id", "/v1/tenants/-acme/smtp", `{}`, "invalid_tenant_id", 400},
 		{"tenant id too long", "/v1/tenants/" + strings.Repeat("a", 65) + "/smtp", `{}`, "invalid_tenant_id", 400},
@@ -270,4 +270,3 @@ func TestReadiness(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-

@@ -376,3 +376,15 @@ type quietLog struct{}
 
 func (quietLog) Printf(string, ...any) {}
 func (quietLog) Println(...any)        {}
+
+// DropConnections closes every open connection from the server's side, as
+// a server does to clients idle too long.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = map[int]net.Conn{}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
