@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -357,7 +355,5 @@ func (s *service) waitStatus(t *testing.T, id, want string, within time.Duration
 	return nil
 }
 
-// tlsClientFor trusts ca, for talking to test servers directly.
-func tlsClientFor(ca *smtptest.CA) *tls.Config { return &tls.Config{RootCAs: ca.Pool()} }
 
-var _ = context.Background
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
