@@ -41,6 +41,7 @@ type options struct {
 	allowPrivate bool
 	resolver     egress.Resolver
 	retryBase    time.Duration
+	quotaHold    time.Duration
 	redisOpts    []redistest.Option
 }
 
@@ -76,11 +77,14 @@ func newHarness(t *testing.T, o options) *harness {
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
+	if o.quotaHold == 0 {
+		o.quotaHold = 10 * time.Minute // inside the harness's one-hour retry window
+	}
 	if o.retryBase == 0 {
 		o.retryBase = 100 * time.Millisecond
 	}
 	svc := delivery.New(delivery.Config{
-		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: time.Hour,
+		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: time.Hour, QuotaHold: o.quotaHold,
 		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 	}, log, q, profiles, pool)

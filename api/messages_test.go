@@ -451,3 +451,27 @@ func TestAcceptWhileRedisDown(t *testing.T) {
 		t.Errorf("503 took %v", took)
 	}
 }
+
+func TestSendingQuotaHoldsTheAccount(t *testing.T) {
+	var datas atomic.Int32
+	s := newSendSetup(t, smtptest.Options{Hooks: smtptest.Hooks{Data: func(smtptest.Message) *smtp.SMTPError {
+		datas.Add(1)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 4, 5}, Message: "Daily user sending quota exceeded."}
+	}}})
+	s.putProfile(t, nil)
+	first := s.waitStatus(t, s.accept(t, invoice()), "deferred")
+	if a := attempts(first); len(a) != 1 || a[0]["smtp_code"] != float64(550) || a[0]["enhanced_code"] != "5.4.5" {
+		t.Fatalf("quota reply not recorded as a deferral: %v", first)
+	}
+	second := s.waitStatus(t, s.accept(t, invoice()), "deferred")
+	if a := attempts(second); len(a) != 0 {
+		t.Fatalf("a held account was tried again: %v", a)
+	}
+	next, err := time.Parse(time.RFC3339, second["next_attempt_at"].(string))
+	if err != nil || time.Until(next) < 9*time.Minute {
+		t.Errorf("held until %v, want the harness's 10-minute quota hold", second["next_attempt_at"])
+	}
+	if n := datas.Load(); n != 1 {
+		t.Errorf("server saw %d DATA commands, want 1", n)
+	}
+}

@@ -80,6 +80,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		ClaimAfter:  cfg.ClaimAfter,
 		RetryBase:   cfg.RetryBase,
 		RetryMaxAge: cfg.RetryMaxAge,
+		QuotaHold:   cfg.QuotaHold,
 		Relay:       relayServer(cfg.DefaultRelay),
 		DefaultFrom: cfg.DefaultFrom,
 		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},

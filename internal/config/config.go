@@ -47,6 +47,7 @@ type Config struct {
 	ClaimAfter     time.Duration
 	RetryBase      time.Duration
 	RetryMaxAge    time.Duration
+	QuotaHold      time.Duration
 	Retention      time.Duration
 	IdempotencyTTL time.Duration
 
@@ -101,6 +102,7 @@ func Load(getenv Getenv) (Config, error) {
 		ClaimAfter:     r.duration("OUTBOUND_CLAIM_AFTER", 60*time.Second, time.Second),
 		RetryBase:      r.duration("OUTBOUND_RETRY_BASE", 30*time.Second, 10*time.Millisecond),
 		RetryMaxAge:    r.duration("OUTBOUND_RETRY_MAX_AGE", 24*time.Hour, time.Second),
+		QuotaHold:      r.duration("OUTBOUND_QUOTA_HOLD", time.Hour, time.Second),
 		Retention:      r.duration("OUTBOUND_RETENTION", 168*time.Hour, time.Minute),
 		IdempotencyTTL: r.duration("OUTBOUND_IDEMPOTENCY_TTL", 24*time.Hour, 24*time.Hour),
 

@@ -1,0 +1,144 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/smtptest"
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
+)
+
+func testAccount(t *testing.T) (*smtptest.Server, *transport.Dialer, transport.Server) {
+	t.Helper()
+	s := smtptest.Start(t, smtptest.Options{Users: map[string]string{"u": "p"}})
+	d := &transport.Dialer{AllowPrivate: true, RootCAs: s.CA.Pool(), HeloName: "test",
+		ConnectTimeout: 3 * time.Second, CommandTimeout: 3 * time.Second, DataTimeout: 3 * time.Second}
+	srv := transport.Server{Host: "127.0.0.1", Port: s.Port(), Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
+		Username: "u", Password: secret.New("p")}
+	return s, d, srv
+}
+
+func TestPoolCapsSessionsPerAccount(t *testing.T) {
+	s, d, srv := testAccount(t)
+	var dials atomic.Int32
+	pool := NewPool(func(ctx context.Context, srv transport.Server) (*transport.Conn, error) {
+		dials.Add(1)
+		return d.Dial(ctx, srv)
+	}, 2, time.Minute)
+	defer pool.Close()
+
+	var wg sync.WaitGroup
+	var inUse, peak atomic.Int32
+	for i := range 20 {
+		wg.Go(func() {
+			c, _, err := pool.Get(context.Background(), srv)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := inUse.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			_, err = c.Send("u@example.com", []string{"r@example.com"}, []byte("Subject: "+string(rune('a'+i))+"\r\n\r\nx\r\n"))
+			inUse.Add(-1)
+			pool.Put(c, c.Reusable(err))
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if peak.Load() > 2 || dials.Load() > 2 || s.Connections() > 2 {
+		t.Fatalf("peak %d sessions in use, %d dials, %d connections; cap is 2", peak.Load(), dials.Load(), s.Connections())
+	}
+	if got := len(s.Messages()); got != 20 {
+		t.Fatalf("%d messages sent, want 20", got)
+	}
+	if pool.Open() != int(dials.Load()) {
+		t.Errorf("open = %d, dials = %d", pool.Open(), dials.Load())
+	}
+}
+
+func TestPoolWaiterGivesUp(t *testing.T) {
+	_, d, srv := testAccount(t)
+	pool := NewPool(d.Dial, 1, time.Minute)
+	defer pool.Close()
+	held, _, err := pool.Get(context.Background(), srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := pool.Get(ctx, srv); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter past the cap: %v", err)
+	}
+	// The slot is not leaked by the waiter that gave up.
+	pool.Put(held, false)
+	c, reused, err := pool.Get(context.Background(), srv)
+	if err != nil || reused {
+		t.Fatalf("after the holder closed its session: %v reused=%v", err, reused)
+	}
+	pool.Put(c, true)
+	if c2, reused, _ := pool.Get(context.Background(), srv); !reused || c2 != c {
+		t.Fatal("idle session not reused")
+	}
+}
+
+func TestPoolClosesIdleSessions(t *testing.T) {
+	_, d, srv := testAccount(t)
+	pool := NewPool(d.Dial, 2, 100*time.Millisecond)
+	defer pool.Close()
+	c, _, err := pool.Get(context.Background(), srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Put(c, true)
+	if pool.Open() != 1 {
+		t.Fatalf("open = %d", pool.Open())
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for pool.Open() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle session never closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, reused, err := pool.Get(context.Background(), srv); err != nil || reused {
+		t.Fatalf("after reaping: reused=%v err=%v", reused, err)
+	}
+}
+
+func TestPoolKeysByCredentials(t *testing.T) {
+	s, d, srv := testAccount(t)
+	s.SetUsers(map[string]string{"u": "p", "v": "q"})
+	pool := NewPool(d.Dial, 1, time.Minute)
+	defer pool.Close()
+	other := srv
+	other.Username, other.Password = "v", secret.New("q")
+	a, _, err := pool.Get(context.Background(), srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another account is not blocked by the first one's cap.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, _, err := pool.Get(ctx, other)
+	if err != nil {
+		t.Fatalf("second account waited on the first: %v", err)
+	}
+	pool.Put(a, true)
+	pool.Put(b, true)
+	if s.Auths() != 2 {
+		t.Fatalf("logins = %d", s.Auths())
+	}
+}
