@@ -355,5 +355,4 @@ func (s *service) waitStatus(t *testing.T, id, want string, within time.Duration
 	return nil
 }
 
-
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
