@@ -77,6 +77,7 @@ func TestEndToEndThroughMailpit(t *testing.T) {
 		"to":        []map[string]string{{"email": "client@example.com", "name": "Client"}},
 		"cc":        []map[string]string{{"email": "accounts@example.com"}},
 		"bcc":       []map[string]string{{"email": "archive@example.com"}},
+		"reply_to":  []map[string]string{{"email": "support@acme.test"}},
 		"subject":   subject, "text": "Your invoice is attached.", "html": "<p>Your invoice is attached.</p>",
 		"attachments": []map[string]string{{"filename": "invoice-42.pdf", "content_type": "application/pdf",
 			"content": base64.StdEncoding.EncodeToString(pdf)}},
@@ -96,6 +97,9 @@ func TestEndToEndThroughMailpit(t *testing.T) {
 	}
 	if got.Subject != subject {
 		t.Errorf("Subject = %q, want %q", got.Subject, subject)
+	}
+	if len(got.ReplyTo) != 1 || got.ReplyTo[0].Address != "support@acme.test" {
+		t.Errorf("Reply-To = %+v", got.ReplyTo)
 	}
 	if len(got.To) != 1 || got.To[0].Address != "client@example.com" || len(got.Cc) != 1 {
 		t.Errorf("To/Cc = %+v %+v", got.To, got.Cc)

@@ -65,7 +65,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	profiles := tenant.NewStore(rdb, sealer)
-	q := queue.New(rdb, queue.Options{Partitions: cfg.QueuePartitions, Retention: cfg.Retention, IdempotencyTTL: cfg.IdempotencyTTL})
+	q := queue.New(rdb, queue.Options{Partitions: cfg.QueuePartitions, Retention: cfg.Retention, IdempotencyTTL: cfg.IdempotencyTTL,
+		WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout})
 	dialer := &transport.Dialer{
 		AllowPrivate:   cfg.AllowPrivateNetworks,
 		RootCAs:        cfg.SMTPRoots,

@@ -26,6 +26,7 @@ type Config struct {
 
 	RedisURL          string
 	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
 	QueuePartitions   int
 
 	SecretKey    []byte
@@ -83,6 +84,7 @@ func Load(getenv Getenv) (Config, error) {
 		Listen:            r.str("OUTBOUND_LISTEN", ":8080"),
 		RedisURL:          r.redisURL("OUTBOUND_REDIS_URL"),
 		RedisWaitReplicas: r.integer("OUTBOUND_REDIS_WAIT_REPLICAS", 0, 0, 16),
+		RedisWaitTimeout:  r.duration("OUTBOUND_REDIS_WAIT_TIMEOUT", time.Second, time.Millisecond),
 		QueuePartitions:   r.integer("OUTBOUND_QUEUE_PARTITIONS", 1, 1, 1024),
 
 		SecretKey:    r.key("OUTBOUND_SECRET_KEY"),

@@ -117,6 +117,10 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 	if err != nil {
 		return Accepted{ID: a.ID}, err
 	}
+	if a.Unreplicated {
+		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
+			"message_id", a.ID, "tenant_id", req.TenantID)
+	}
 	out := Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: queue.StatusQueued, Replayed: a.Replayed}
 	if a.Replayed {
 		rec, err := s.queue.Get(ctx, a.ID)

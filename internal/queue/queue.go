@@ -19,6 +19,10 @@ type Options struct {
 	Partitions     int           // stream partitions; only ever raise it
 	Retention      time.Duration // how long records live
 	IdempotencyTTL time.Duration // how long an Idempotency-Key is remembered
+	// WaitReplicas, when above zero, makes Enqueue wait (Redis WAIT, at
+	// most WaitTimeout) until that many replicas hold the new message.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // Queue is the durable queue and status store.
@@ -72,6 +76,10 @@ type Accepted struct {
 	// Replayed is true when the idempotency key named an earlier message;
 	// nothing new was queued.
 	Replayed bool
+	// Unreplicated is set when WaitReplicas replicas did not confirm the
+	// write in time. The message is queued all the same: refusing it now
+	// would make the caller send it again.
+	Unreplicated bool
 }
 
 // enqueueScript writes the record and the stream entry in one step, after
@@ -111,8 +119,7 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	if m.IdempotencyKey != "" {
 		keys = append(keys, idemKey(p, m.TenantID, m.IdempotencyKey))
 	}
-	res, err := enqueueScript.Run(ctx, q.rdb, keys,
-		id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(),
+	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(),
 		"tenant_id", m.TenantID,
 		"status", string(StatusQueued),
 		"route", m.Route,
@@ -120,7 +127,12 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"created_at", now,
 		"updated_at", now,
 		"payload", m.Payload,
-	).Slice()
+	}
+	res, err := q.runEnqueue(ctx, keys, args)
+	var replicationErr error
+	if errors.Is(err, ErrNotReplicated) {
+		replicationErr, err = err, nil
+	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
@@ -130,7 +142,39 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	case 0:
 		return Accepted{ID: res[1].(string), Replayed: true}, nil
 	}
-	return Accepted{ID: id}, nil
+	return Accepted{ID: id, Unreplicated: replicationErr != nil}, nil
+}
+
+// ErrNotReplicated means the message is stored on the primary but fewer
+// replicas than OUTBOUND_REDIS_WAIT_REPLICAS confirmed it in time. It is
+// queued and will be delivered; only its durability is less than asked.
+var ErrNotReplicated = errors.New("queue: fewer replicas than required confirmed the write")
+
+// runEnqueue runs the enqueue script, followed by WAIT on the same
+// connection when replicas must confirm the write.
+func (q *Queue) runEnqueue(ctx context.Context, keys []string, args []any) ([]any, error) {
+	if q.opts.WaitReplicas <= 0 {
+		return enqueueScript.Run(ctx, q.rdb, keys, args...).Slice()
+	}
+	timeout := q.opts.WaitTimeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	pipe := q.rdb.Pipeline()
+	eval := enqueueScript.Eval(ctx, pipe, keys, args...)
+	wait := redis.NewIntCmd(ctx, "wait", q.opts.WaitReplicas, timeout.Milliseconds())
+	_ = pipe.Process(ctx, wait)
+	if _, err := pipe.Exec(ctx); err != nil && eval.Err() != nil {
+		return nil, eval.Err()
+	}
+	res, err := eval.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if n, err := wait.Result(); err != nil || n < int64(q.opts.WaitReplicas) {
+		return res, ErrNotReplicated
+	}
+	return res, nil
 }
 
 // statusFields are what Get reads: everything but the payload, which can be

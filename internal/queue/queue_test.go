@@ -229,3 +229,42 @@ func TestReadRecreatesLostGroup(t *testing.T) {
 		t.Fatal("no id")
 	}
 }
+
+func TestWaitReplicas(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.Start(t, redistest.WithReplicaOf(primary))
+	ctx := context.Background()
+	rep := replica.Client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(rep.Info(ctx, "replication").Val(), "master_link_status:up") {
+		if time.Now().After(deadline) {
+			t.Fatal("replica never linked")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	q := New(primary.Client(t), Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour,
+		WaitReplicas: 1, WaitTimeout: 2 * time.Second})
+	a, err := q.Enqueue(ctx, msg("", ""))
+	if err != nil || a.Unreplicated {
+		t.Fatalf("enqueue with a replica: %+v %v", a, err)
+	}
+	// WAIT returned only once the replica held the write.
+	if rep.Exists(ctx, recordKey(0, a.ID)).Val() != 1 {
+		t.Fatal("record not on the replica when Enqueue returned")
+	}
+
+	q2 := New(primary.Client(t), Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour,
+		WaitReplicas: 2, WaitTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	a, err = q2.Enqueue(ctx, msg("", ""))
+	if err != nil || !a.Unreplicated {
+		t.Fatalf("two replicas asked, one present: %+v %v", a, err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("WAIT not bounded: %v", time.Since(start))
+	}
+	if _, err := q2.Get(ctx, a.ID); err != nil {
+		t.Errorf("an unreplicated message is still queued: %v", err)
+	}
+}

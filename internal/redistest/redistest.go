@@ -19,11 +19,12 @@ import (
 
 // Server is one redis-server process owned by a test.
 type Server struct {
-	Port int
-	dir  string
-	aof  bool
-	cmd  *exec.Cmd
-	done chan struct{}
+	Port      int
+	dir       string
+	aof       bool
+	replicaOf int
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // Option changes how the server runs.
@@ -98,6 +99,9 @@ func (s *Server) start() error {
 		"--dir", s.dir, "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 	}
+	if s.replicaOf != 0 {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(s.replicaOf))
+	}
 	if s.aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
 	} else {
@@ -162,4 +166,9 @@ func tail(b []byte) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// WithReplicaOf makes the server a replica of primary.
+func WithReplicaOf(primary *Server) Option {
+	return func(s *Server) { s.replicaOf = primary.Port }
 }
