@@ -42,6 +42,7 @@ type options struct {
 	resolver     egress.Resolver
 	retryBase    time.Duration
 	quotaHold    time.Duration
+	retryMaxAge  time.Duration
 	redisOpts    []redistest.Option
 }
 
@@ -77,6 +78,9 @@ func newHarness(t *testing.T, o options) *harness {
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
+	if o.retryMaxAge == 0 {
+		o.retryMaxAge = time.Hour
+	}
 	if o.quotaHold == 0 {
 		o.quotaHold = 10 * time.Minute // inside the harness's one-hour retry window
 	}
@@ -84,7 +88,7 @@ func newHarness(t *testing.T, o options) *harness {
 		o.retryBase = 100 * time.Millisecond
 	}
 	svc := delivery.New(delivery.Config{
-		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: time.Hour, QuotaHold: o.quotaHold,
+		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: o.retryMaxAge, QuotaHold: o.quotaHold,
 		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 	}, log, q, profiles, pool)

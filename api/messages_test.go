@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -30,7 +31,7 @@ type sendSetup struct {
 	relay   *smtptest.Server
 }
 
-func newSendSetup(t *testing.T, accountOpts smtptest.Options) sendSetup {
+func newSendSetup(t *testing.T, accountOpts smtptest.Options, tweaks ...func(*options)) sendSetup {
 	t.Helper()
 	ca := smtptest.NewCA(t)
 	leaf := ca.Leaf(t, smtptest.LeafOptions{})
@@ -40,9 +41,13 @@ func newSendSetup(t *testing.T, accountOpts smtptest.Options) sendSetup {
 	accountOpts.TLS = &leaf
 	account := smtptest.Start(t, accountOpts)
 	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"}, Mode: smtptest.STARTTLS, TLS: &leaf})
-	h := newHarness(t, options{workers: 4, roots: ca.Pool(), allowPrivate: true,
+	o := options{workers: 4, roots: ca.Pool(), allowPrivate: true,
 		relay: &transport.Server{Host: "127.0.0.1", Port: relay.Port(), Security: tenant.SecurityStartTLS,
-			Auth: tenant.AuthPlain, Username: "relay", Password: secret.New("relay-pass"), Trusted: true}})
+			Auth: tenant.AuthPlain, Username: "relay", Password: secret.New("relay-pass"), Trusted: true}}
+	for _, tweak := range tweaks {
+		tweak(&o)
+	}
+	h := newHarness(t, o)
 	return sendSetup{harness: h, account: account, relay: relay}
 }
 
@@ -473,5 +478,30 @@ func TestSendingQuotaHoldsTheAccount(t *testing.T) {
 	}
 	if n := datas.Load(); n != 1 {
 		t.Errorf("server saw %d DATA commands, want 1", n)
+	}
+}
+
+func TestFallbackWhenUnreachableForTheWholeWindow(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.retryMaxAge = 1500 * time.Millisecond })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s.putProfile(t, map[string]any{"port": closed, "fallback_to_default": true})
+
+	done := s.waitStatus(t, s.accept(t, invoice()), "sent")
+	a := attempts(done)
+	if len(a) < 2 || a[0]["error"] != "connect_failed" || a[len(a)-1]["route"] != "default" || done["route"] != "default" {
+		t.Fatalf("status = %v", done)
+	}
+	for _, at := range a[:len(a)-1] {
+		if at["route"] != "tenant" {
+			t.Errorf("the default relay was used before the retry window was spent: %v", a)
+		}
+	}
+	if n := len(s.relay.Messages()); n != 1 {
+		t.Fatalf("relay received %d messages", n)
 	}
 }

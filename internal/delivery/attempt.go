@@ -75,18 +75,19 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 	attempts := rec.Attempts
 	res, att, terr := s.attempt(ctx, rec, &req, r)
 	attempts = append(attempts, att)
+	retryIn := s.backoff(len(attempts))
 
 	if terr != nil && r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil &&
-		(terr.Code == transport.CodeAuthFailed || s.expired(rec, 0) && isUnreachable(terr)) {
-		// The tenant's account refused the login (or stayed unreachable
-		// for the whole retry window): send via the platform instead.
+		(terr.Code == transport.CodeAuthFailed || isUnreachable(terr) && s.expired(rec, retryIn)) {
+		// The tenant's account refused the login, or stayed unreachable
+		// for the whole retry window: send via the platform instead.
 		if dr, err := s.resolve(ctx, &req, true); err == nil {
 			r = dr
 			res, att, terr = s.attempt(ctx, rec, &req, r)
 			attempts = append(attempts, att)
 		}
 	}
-	return s.outcome(rec, r, attempts, res, terr)
+	return s.outcome(rec, r, attempts, res, terr, retryIn)
 }
 
 // attempt composes and sends once on r, recording the attempt.
@@ -156,8 +157,9 @@ func (s *Service) send(ctx context.Context, srv transport.Server, from string, r
 		Message: "every pooled session was closed by the server"}
 }
 
-// outcome classifies the final attempt.
-func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, res transport.Result, terr *transport.Error) queue.Outcome {
+// outcome classifies the final attempt; retryIn is the backoff a
+// temporary failure waits.
+func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, res transport.Result, terr *transport.Error, retryIn time.Duration) queue.Outcome {
 	out := queue.Outcome{Route: r.name, Attempts: attempts, Rejected: rejections(res.Rejected)}
 	switch {
 	case terr == nil:
@@ -171,14 +173,14 @@ func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, r
 		// A refused login, an untrusted certificate, a host that resolves
 		// nowhere: the tenant's configuration, not the message. Defer like
 		// Postfix's smtp_sasl_auth_soft_bounce and send once it is fixed.
-		out.Status, out.RetryIn = queue.StatusDeferred, s.backoff(len(attempts))
+		out.Status, out.RetryIn = queue.StatusDeferred, retryIn
 		out.HoldForTenant = r.name == RouteTenant
 	case terr.Permanent():
 		out.Status = queue.StatusFailed
 		out.Error = summary(terr)
 		return out
 	default:
-		out.Status, out.RetryIn = queue.StatusDeferred, s.backoff(len(attempts))
+		out.Status, out.RetryIn = queue.StatusDeferred, retryIn
 	}
 	if s.expired(rec, out.RetryIn) {
 		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
