@@ -313,7 +313,8 @@ func (ss *session) stall(stage string) {
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.username == "" && !ss.s.opts.NoAuth {
-		return smtp.ErrAuthRequired
+		// Gmail's wording; go-smtp's own ErrAuthRequired is a 502.
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication Required"}
 	}
 	ss.stall("mail")
 	if h := ss.s.currentHooks().Mail; h != nil {
