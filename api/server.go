@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -61,7 +62,8 @@ func New(cfg Config, log *slog.Logger, ready Pinger, profiles ProfileStore, veri
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(requestID, s.logRequests)
+	// A panic becomes a 500 problem, logged, instead of a dropped connection.
+	e.Use(requestID, s.logRequests, middleware.Recover())
 	s.echo = e
 	s.routes()
 	return s
