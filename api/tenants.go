@@ -67,27 +67,27 @@ type ifMatch struct {
 	version int64
 }
 
-func parseIfMatch(c echo.Context) (ifMatch, error) {
+func parseIfMatch(c echo.Context) ifMatch {
 	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
 	if h == "" {
-		return ifMatch{}, nil
+		return ifMatch{}
 	}
 	if h == "*" {
-		return ifMatch{present: true, any: true}, nil
+		return ifMatch{present: true, any: true}
 	}
 	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
 	if err != nil || v < 1 {
 		// An unknown tag can never match the current one.
-		return ifMatch{present: true, version: -1}, nil
+		return ifMatch{present: true, version: -1}
 	}
-	return ifMatch{present: true, version: v}, nil
+	return ifMatch{present: true, version: v}
 }
 
-func (m ifMatch) allows(stored *tenant.Profile) bool {
+func (m ifMatch) allows(stored tenant.Profile, found bool) bool {
 	if !m.present {
 		return true
 	}
-	return stored != nil && (m.any || stored.Version == m.version)
+	return found && (m.any || stored.Version == m.version)
 }
 
 func (s *Server) getProfile(c echo.Context) error {
@@ -110,10 +110,7 @@ func (s *Server) putProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	match, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
+	match := parseIfMatch(c)
 	var in tenant.Input
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -122,14 +119,14 @@ func (s *Server) putProfile(c echo.Context) error {
 	// Optimistic concurrency: without If-Match a lost race is retried on
 	// the fresh version; with it, it is the caller's 412.
 	for range 3 {
-		stored, err := s.storedProfile(c, id)
+		stored, found, err := s.storedProfile(c, id)
 		if err != nil {
 			return err
 		}
-		if !match.allows(stored) {
+		if !match.allows(stored, found) {
 			return problem("precondition_failed", "If-Match does not name the current profile version")
 		}
-		p, err := tenant.Build(id, in, stored)
+		p, err := tenant.Build(id, in, storedOrNil(stored, found))
 		if err != nil {
 			return err
 		}
@@ -145,7 +142,7 @@ func (s *Server) putProfile(c echo.Context) error {
 			s.log.Warn("wake held messages", "tenant_id", id, "error", err)
 		}
 		status := http.StatusOK
-		if stored == nil {
+		if !found {
 			status = http.StatusCreated
 			c.Response().Header().Set(echo.HeaderLocation, c.Request().URL.Path)
 		}
@@ -154,16 +151,13 @@ func (s *Server) putProfile(c echo.Context) error {
 	return problem("precondition_failed", "the profile kept changing; retry")
 }
 
-// storedProfile is the current profile, or nil when there is none.
-func (s *Server) storedProfile(c echo.Context, id string) (*tenant.Profile, error) {
-	p, err := s.profiles.Get(c.Request().Context(), id)
+// storedProfile is the current profile; found is false when there is none.
+func (s *Server) storedProfile(c echo.Context, id string) (p tenant.Profile, found bool, err error) {
+	p, err = s.profiles.Get(c.Request().Context(), id)
 	if errors.Is(err, tenant.ErrNotFound) {
-		return nil, nil
+		return tenant.Profile{}, false, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return p, err == nil, err
 }
 
 func (s *Server) deleteProfile(c echo.Context) error {
@@ -171,10 +165,7 @@ func (s *Server) deleteProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	match, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
+	match := parseIfMatch(c)
 	version := int64(0)
 	if match.present && !match.any {
 		version = match.version
@@ -214,7 +205,7 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	stored, err := s.storedProfile(c, id)
+	stored, found, err := s.storedProfile(c, id)
 	if err != nil {
 		return err
 	}
@@ -224,16 +215,16 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	}
 	var p tenant.Profile
 	switch {
-	case empty && stored == nil:
+	case empty && !found:
 		return problem("not_found", "this tenant has no SMTP profile; send one in the body to test it")
 	case empty:
-		p = *stored
+		p = stored
 	default:
 		var in tenant.Input
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}
-		if p, err = tenant.Build(id, in, stored); err != nil {
+		if p, err = tenant.Build(id, in, storedOrNil(stored, found)); err != nil {
 			return err
 		}
 	}
@@ -251,4 +242,12 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, verifyResult{OK: true, TLSVersion: v.TLSVersion, AuthMechanism: v.Mechanism,
 		LatencyMS: v.Latency.Milliseconds()})
+}
+
+// storedOrNil is what tenant.Build takes as "the profile being replaced".
+func storedOrNil(p tenant.Profile, found bool) *tenant.Profile {
+	if !found {
+		return nil
+	}
+	return &p
 }
