@@ -112,3 +112,58 @@ func unique(t *testing.T, msgs []smtptest.Message) int {
 	}
 	return len(seen)
 }
+
+// TestGracefulShutdown stops a process with SIGTERM while a send is slow:
+// the send in flight finishes, the process exits on its own within the
+// grace period, and a second process delivers what was still queued.
+func TestGracefulShutdown(t *testing.T) {
+	const total = 20
+	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
+		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+			if stage == "data" {
+				return 300 * time.Millisecond
+			}
+			return 0
+		}}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	redis := redistest.Start(t)
+	env, admin, send := serviceEnv(t, redis.URL(),
+		"OUTBOUND_SMTP_CA_FILE="+caFile,
+		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
+		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+		"OUTBOUND_WORKERS=2",
+		"OUTBOUND_CLAIM_AFTER=30s") // a second process must not need to reclaim anything
+	first := startService(t, env, admin, send)
+	var ids []string
+	for i := range total {
+		status, body := first.call(t, "POST", "/v1/messages", send, map[string]any{
+			"tenant_id": "acme", "to": []map[string]string{{"email": "client@example.com"}},
+			"subject": "message " + strconv.Itoa(i), "text": "body"})
+		if status != http.StatusAccepted {
+			t.Fatalf("POST: %d %v", status, body)
+		}
+		ids = append(ids, body["id"].(string))
+	}
+	relay.WaitMessages(t, 1, 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // the next sends are now in their 300ms DATA stall
+	start := time.Now()
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-first.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("process did not exit within 10s of SIGTERM")
+	}
+	if code := first.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	t.Logf("exited %v after SIGTERM with %d of %d delivered", time.Since(start).Round(time.Millisecond), len(relay.Messages()), total)
+
+	second := startService(t, env, admin, send)
+	for _, id := range ids {
+		second.waitStatus(t, id, "sent", 20*time.Second)
+	}
+	if n := len(relay.Messages()); n != total {
+		t.Errorf("relay received %d messages for %d: a send in flight at SIGTERM was cut and repeated", n, total)
+	}
+}
