@@ -27,6 +27,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -42,8 +43,10 @@ type options struct {
 	resolver     egress.Resolver
 	retryBase    time.Duration
 	quotaHold    time.Duration
+	rateLimit    ratelimit.Limit
 	retryMaxAge  time.Duration
 	redisOpts    []redistest.Option
+	redis        *redistest.Server // share this Redis instead of starting one (a second replica)
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -61,7 +64,10 @@ type harness struct {
 
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
-	srv := redistest.Start(t, o.redisOpts...)
+	srv := o.redis
+	if srv == nil {
+		srv = redistest.Start(t, o.redisOpts...)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
 		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, MaxRetries: 0})
 	t.Cleanup(func() { rdb.Close() })
@@ -81,6 +87,9 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.retryMaxAge == 0 {
 		o.retryMaxAge = time.Hour
 	}
+	if o.rateLimit.PerMinute == 0 {
+		o.rateLimit = ratelimit.Limit{PerMinute: 1000, PerDay: 100000} // out of the way unless a test sets it
+	}
 	if o.quotaHold == 0 {
 		o.quotaHold = 10 * time.Minute // inside the harness's one-hour retry window
 	}
@@ -91,7 +100,8 @@ func newHarness(t *testing.T, o options) *harness {
 		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: o.retryMaxAge, QuotaHold: o.quotaHold,
 		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
-	}, log, q, profiles, pool)
+		RateLimit: o.rateLimit,
+	}, log, q, profiles, pool, ratelimit.New(rdb))
 	svc.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

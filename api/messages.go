@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -11,6 +12,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 )
 
 // MessageService accepts messages and reports on them.
@@ -50,6 +52,10 @@ func (s *Server) postMessage(c echo.Context) error {
 	status := http.StatusAccepted
 	if a.Replayed {
 		status = http.StatusOK
+	} else {
+		for k, v := range rateLimitHeaders(a.RateLimit) {
+			c.Response().Header()[k] = v
+		}
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/messages/"+a.ID)
 	return c.JSON(status, acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route})
@@ -95,4 +101,14 @@ func timeOrNil(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// rateLimitHeaders are the IETF draft's RateLimit-Limit, -Remaining and
+// -Reset (seconds until the window is full again) for the binding window.
+func rateLimitHeaders(r ratelimit.Result) http.Header {
+	return http.Header{
+		"Ratelimit-Limit":     {strconv.Itoa(r.Limit)},
+		"Ratelimit-Remaining": {strconv.Itoa(r.Remaining)},
+		"Ratelimit-Reset":     {strconv.FormatInt(ratelimit.Seconds(r.ResetAfter), 10)},
+	}
 }

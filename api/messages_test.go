@@ -505,3 +505,9 @@ func TestFallbackWhenUnreachableForTheWholeWindow(t *testing.T) {
 		t.Fatalf("relay received %d messages", n)
 	}
 }
+
+// dummyRelay is a default relay for tests that only accept messages.
+func dummyRelay() *transport.Server {
+	return &transport.Server{Host: "127.0.0.1", Port: 9, Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
+		Username: "x", Password: secret.New("x"), Trusted: true}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
@@ -61,6 +64,7 @@ var problemStatus = map[string]struct {
 	"validation_failed":      {http.StatusUnprocessableEntity, "Validation failed"},
 	"from_mismatch":          {http.StatusUnprocessableEntity, "From address does not match the tenant's account"},
 	"no_route":               {http.StatusUnprocessableEntity, "No way to send for this tenant"},
+	"rate_limited":           {http.StatusTooManyRequests, "Tenant is over its sending rate"},
 	"unavailable":            {http.StatusServiceUnavailable, "Service temporarily unavailable"},
 	"internal_error":         {http.StatusInternalServerError, "Internal error"},
 }
@@ -72,8 +76,15 @@ func toProblem(err error) *Problem {
 	var verr *validation.Error
 	var he *echo.HTTPError
 	var tooLarge *http.MaxBytesError
+	var denied *ratelimit.DeniedError
 	switch {
 	case errors.As(err, &p):
+		return p
+	case errors.As(err, &denied):
+		p = problem("rate_limited", fmt.Sprintf("the tenant may send %d recipients in this window; retry in %d s",
+			denied.Result.Limit, ratelimit.Seconds(denied.Result.RetryAfter)))
+		p.header = rateLimitHeaders(denied.Result)
+		p.header.Set("Retry-After", strconv.FormatInt(max(1, ratelimit.Seconds(denied.Result.RetryAfter)), 10))
 		return p
 	case errors.As(err, &verr):
 		p = problem("validation_failed", "one or more fields are invalid")

@@ -28,6 +28,9 @@ type profileView struct {
 	Security          tenant.Security      `json:"security"`
 	Auth              tenant.AuthMechanism `json:"auth"`
 	FallbackToDefault bool                 `json:"fallback_to_default"`
+	RateLimit         *tenant.RateLimit    `json:"rate_limit,omitempty"`
+	MaxConnections    int                  `json:"max_connections,omitempty"`
+	PacePerMinute     int                  `json:"pace_per_minute,omitempty"`
 	Version           int64                `json:"version"`
 	CreatedAt         time.Time            `json:"created_at"`
 	UpdatedAt         time.Time            `json:"updated_at"`
@@ -39,7 +42,8 @@ func viewOf(p tenant.Profile) profileView {
 		TenantID: p.TenantID, Enabled: p.Enabled, Provider: p.Provider, SenderName: p.SenderName,
 		Email: p.Email, Username: p.Username, PasswordSet: !p.Password.IsZero(),
 		Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
-		FallbackToDefault: p.FallbackToDefault, Version: p.Version,
+		FallbackToDefault: p.FallbackToDefault, RateLimit: p.RateLimit, MaxConnections: p.MaxConnections,
+		PacePerMinute: p.PacePerMinute, Version: p.Version,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, LastError: p.LastError,
 	}
 }

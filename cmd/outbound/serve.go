@@ -19,6 +19,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
@@ -85,8 +86,9 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		Relay:       relayServer(cfg.DefaultRelay),
 		DefaultFrom: cfg.DefaultFrom,
 		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},
+		RateLimit:   ratelimit.Limit{PerMinute: cfg.RatePerMinute, PerDay: cfg.RatePerDay},
 		Consumer:    consumerName(),
-	}, log, q, profiles, pool)
+	}, log, q, profiles, pool, ratelimit.New(rdb))
 
 	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc)
 	srv := &http.Server{

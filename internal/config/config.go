@@ -44,6 +44,9 @@ type Config struct {
 	MaxRecipients   int
 	MaxMessageBytes int64
 
+	RatePerMinute int // recipients per tenant per minute (the burst too)
+	RatePerDay    int // recipients per tenant per day
+
 	Workers        int
 	ClaimAfter     time.Duration
 	RetryBase      time.Duration
@@ -99,6 +102,9 @@ func Load(getenv Getenv) (Config, error) {
 
 		MaxRecipients:   r.integer("OUTBOUND_MAX_RECIPIENTS", 100, 1, 10000),
 		MaxMessageBytes: int64(r.integer("OUTBOUND_MAX_MESSAGE_BYTES", 25<<20, 1024, 1<<30)),
+
+		RatePerMinute: r.integer("OUTBOUND_RATE_PER_MINUTE", 60, 1, 1_000_000),
+		RatePerDay:    r.integer("OUTBOUND_RATE_PER_DAY", 2000, 1, 100_000_000),
 
 		Workers:        r.integer("OUTBOUND_WORKERS", 16, 0, 4096),
 		ClaimAfter:     r.duration("OUTBOUND_CLAIM_AFTER", 60*time.Second, time.Second),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -71,6 +72,10 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
 			RetryIn: time.Until(until)}
 	}
+	if wait, paced := s.paced(ctx, r); paced {
+		// Not this account's turn yet: back in the queue, no attempt spent.
+		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: wait}
+	}
 
 	attempts := rec.Attempts
 	res, att, terr := s.attempt(ctx, rec, &req, r)
@@ -101,7 +106,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		att.Error, att.Message = terr.Code, terr.Message
 		return transport.Result{}, att, terr
 	}
-	res, err := s.send(ctx, r.server, r.mailFrom, req.Recipients(), body.Bytes())
+	res, err := s.send(ctx, r, req.Recipients(), body.Bytes())
 
 	var terr *transport.Error
 	if err != nil && !errors.As(err, &terr) { // the context ended while waiting for a session
@@ -139,13 +144,17 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 // send runs the transaction on a pooled session. A pooled session the
 // server closed while idle fails on its first command; the message then
 // goes out on the next session at once and no attempt is spent on it.
-func (s *Service) send(ctx context.Context, srv transport.Server, from string, rcpts []string, body []byte) (transport.Result, error) {
+func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
+	maxConns := 0 // the pool's default
+	if r.name == RouteTenant {
+		maxConns = r.profile.MaxConnections
+	}
 	for range 10 {
-		conn, reused, err := s.pool.Get(ctx, srv)
+		conn, reused, err := s.pool.Get(ctx, r.server, maxConns)
 		if err != nil {
 			return transport.Result{}, err
 		}
-		res, err := conn.Send(from, rcpts, body)
+		res, err := conn.Send(r.mailFrom, rcpts, body)
 		s.pool.Put(conn, conn.Reusable(err))
 		var terr *transport.Error
 		if reused && errors.As(err, &terr) && terr.Stale() {
@@ -155,6 +164,23 @@ func (s *Service) send(ctx context.Context, srv transport.Server, from string, r
 	}
 	return transport.Result{}, &transport.Error{Code: transport.CodeConnectionLost, Stage: transport.StageMail,
 		Message: "every pooled session was closed by the server"}
+}
+
+// paced reports whether the tenant's account must wait for its pace
+// (pace_per_minute), and how long. A limiter failure does not hold mail.
+func (s *Service) paced(ctx context.Context, r route) (time.Duration, bool) {
+	if r.name != RouteTenant || r.profile.PacePerMinute <= 0 {
+		return 0, false
+	}
+	res, err := s.limiter.Pace(ctx, r.server.Key(), r.profile.PacePerMinute)
+	var denied *ratelimit.DeniedError
+	if errors.As(err, &denied) {
+		return res.RetryAfter, true
+	}
+	if err != nil {
+		s.log.Warn("pace check failed; sending anyway", "tenant_id", r.profile.TenantID, "error", err)
+	}
+	return 0, false
 }
 
 // outcome classifies the final attempt; retryIn is the backoff a

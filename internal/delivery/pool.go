@@ -49,9 +49,14 @@ func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
 }
 
 // Get returns a session for srv: an idle one (reused=true), a new one, or,
-// at the cap, the next one another caller gives back.
-func (p *Pool) Get(ctx context.Context, srv transport.Server) (conn *transport.Conn, reused bool, err error) {
+// at the cap, the next one another caller gives back. maxConns caps the
+// account's sessions (0: the pool's default); the latest caller's cap
+// applies.
+func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (conn *transport.Conn, reused bool, err error) {
 	key := srv.Key()
+	if maxConns <= 0 {
+		maxConns = p.maxPerKey
+	}
 	p.mu.Lock()
 	a := p.accounts[key]
 	if a == nil {
@@ -64,7 +69,7 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server) (conn *transport.C
 		p.mu.Unlock()
 		return c, true, nil
 	}
-	if a.open < p.maxPerKey {
+	if a.open < maxConns {
 		a.open++
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)

@@ -37,7 +37,7 @@ func TestPoolCapsSessionsPerAccount(t *testing.T) {
 	var inUse, peak atomic.Int32
 	for i := range 20 {
 		wg.Go(func() {
-			c, _, err := pool.Get(context.Background(), srv)
+			c, _, err := pool.Get(context.Background(), srv, 0)
 			if err != nil {
 				t.Error(err)
 				return
@@ -73,23 +73,23 @@ func TestPoolWaiterGivesUp(t *testing.T) {
 	_, d, srv := testAccount(t)
 	pool := NewPool(d.Dial, 1, time.Minute)
 	defer pool.Close()
-	held, _, err := pool.Get(context.Background(), srv)
+	held, _, err := pool.Get(context.Background(), srv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, _, err := pool.Get(ctx, srv); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := pool.Get(ctx, srv, 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiter past the cap: %v", err)
 	}
 	// The slot is not leaked by the waiter that gave up.
 	pool.Put(held, false)
-	c, reused, err := pool.Get(context.Background(), srv)
+	c, reused, err := pool.Get(context.Background(), srv, 0)
 	if err != nil || reused {
 		t.Fatalf("after the holder closed its session: %v reused=%v", err, reused)
 	}
 	pool.Put(c, true)
-	if c2, reused, _ := pool.Get(context.Background(), srv); !reused || c2 != c {
+	if c2, reused, _ := pool.Get(context.Background(), srv, 0); !reused || c2 != c {
 		t.Fatal("idle session not reused")
 	}
 }
@@ -98,7 +98,7 @@ func TestPoolClosesIdleSessions(t *testing.T) {
 	_, d, srv := testAccount(t)
 	pool := NewPool(d.Dial, 2, 100*time.Millisecond)
 	defer pool.Close()
-	c, _, err := pool.Get(context.Background(), srv)
+	c, _, err := pool.Get(context.Background(), srv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestPoolClosesIdleSessions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, reused, err := pool.Get(context.Background(), srv); err != nil || reused {
+	if _, reused, err := pool.Get(context.Background(), srv, 0); err != nil || reused {
 		t.Fatalf("after reaping: reused=%v err=%v", reused, err)
 	}
 }
@@ -125,14 +125,14 @@ func TestPoolKeysByCredentials(t *testing.T) {
 	defer pool.Close()
 	other := srv
 	other.Username, other.Password = "v", secret.New("q")
-	a, _, err := pool.Get(context.Background(), srv)
+	a, _, err := pool.Get(context.Background(), srv, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another account is not blocked by the first one's cap.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	b, _, err := pool.Get(ctx, other)
+	b, _, err := pool.Get(ctx, other, 0)
 	if err != nil {
 		t.Fatalf("second account waited on the first: %v", err)
 	}

@@ -13,8 +13,10 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/validation"
 )
 
 // Config is the delivery side's settings; New fills defaults.
@@ -27,7 +29,8 @@ type Config struct {
 	Relay       *transport.Server
 	DefaultFrom mail.Address
 	Limits      message.Limits
-	Consumer    string // this process's consumer name in the stream groups
+	RateLimit   ratelimit.Limit // per tenant, unless its profile has its own
+	Consumer    string          // this process's consumer name in the stream groups
 }
 
 // Profiles is the tenant profile store as delivery uses it.
@@ -43,6 +46,7 @@ type Service struct {
 	queue    *queue.Queue
 	profiles Profiles
 	pool     *Pool
+	limiter  *ratelimit.Limiter
 
 	holdMu sync.Mutex
 	holds  map[string]time.Time // account key → paused until (sending quota)
@@ -57,7 +61,7 @@ type Service struct {
 }
 
 // New returns a Service; call Start to run workers.
-func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *Pool) *Service {
+func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *Pool, limiter *ratelimit.Limiter) *Service {
 	if cfg.Workers < 0 {
 		cfg.Workers = 0
 	}
@@ -73,7 +77,13 @@ func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *
 	if cfg.QuotaHold <= 0 {
 		cfg.QuotaHold = time.Hour
 	}
-	return &Service{cfg: cfg, log: log, queue: q, profiles: profiles, pool: pool,
+	if cfg.RateLimit.PerMinute <= 0 {
+		cfg.RateLimit.PerMinute = 60
+	}
+	if cfg.RateLimit.PerDay <= 0 {
+		cfg.RateLimit.PerDay = 2000
+	}
+	return &Service{cfg: cfg, log: log, queue: q, profiles: profiles, pool: pool, limiter: limiter,
 		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
 }
 
@@ -84,6 +94,9 @@ type Accepted struct {
 	Route    string
 	Status   queue.Status
 	Replayed bool // an Idempotency-Key named an earlier message
+	// RateLimit is the tenant's budget after this message (zero for a
+	// replay, which spends nothing).
+	RateLimit ratelimit.Result
 }
 
 // Accept validates req, decides its route and queues it. When it returns
@@ -99,6 +112,16 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 	if err := r.checkFrom(req); err != nil {
 		return Accepted{}, err
 	}
+	lim := s.limitFor(r.profile)
+	cost := req.RecipientCount()
+	if cost > lim.PerMinute || cost > lim.PerDay {
+		// It could never fit, however long the caller waited.
+		var verr validation.Error
+		verr.Add("to", "exceeds_rate_limit", fmt.Sprintf("%d recipients is more than the tenant may send at once (%d per minute, %d per day)",
+			cost, lim.PerMinute, lim.PerDay))
+		return Accepted{}, &verr
+	}
+
 	// The payload is the request re-encoded from its parsed form, so two
 	// requests that differ only in key order or spacing hash the same.
 	payload, err := json.Marshal(req)
@@ -106,30 +129,57 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		return Accepted{}, fmt.Errorf("delivery: accept: %w", err)
 	}
 	sum := sha256.Sum256(payload)
+	hash := hex.EncodeToString(sum[:])
+	if idempotencyKey != "" {
+		// A repeat spends no budget.
+		if a, found, err := s.queue.Replay(ctx, req.TenantID, idempotencyKey, hash); err != nil || found {
+			if err != nil {
+				return Accepted{ID: a.ID}, err
+			}
+			return s.replayed(ctx, a.ID)
+		}
+	}
+	budget, err := s.limiter.Allow(ctx, req.TenantID, lim, cost)
+	if err != nil {
+		return Accepted{}, err
+	}
 	a, err := s.queue.Enqueue(ctx, queue.NewMessage{
 		TenantID:       req.TenantID,
 		Route:          r.name,
 		MessageID:      message.NewMessageID(r.from.Email),
 		Payload:        payload,
 		IdempotencyKey: idempotencyKey,
-		RequestHash:    hex.EncodeToString(sum[:]),
+		RequestHash:    hash,
 	})
 	if err != nil {
 		return Accepted{ID: a.ID}, err
+	}
+	if a.Replayed { // a concurrent twin won the race
+		return s.replayed(ctx, a.ID)
 	}
 	if a.Unreplicated {
 		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
 			"message_id", a.ID, "tenant_id", req.TenantID)
 	}
-	out := Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: queue.StatusQueued, Replayed: a.Replayed}
-	if a.Replayed {
-		rec, err := s.queue.Get(ctx, a.ID)
-		if err != nil {
-			return Accepted{}, err
-		}
-		out.Route, out.Status = rec.Route, rec.Status
+	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: queue.StatusQueued, RateLimit: budget}, nil
+}
+
+// replayed answers a repeated request with the first message's state.
+func (s *Service) replayed(ctx context.Context, id string) (Accepted, error) {
+	rec, err := s.queue.Get(ctx, id)
+	if err != nil {
+		return Accepted{}, err
 	}
-	return out, nil
+	return Accepted{ID: id, TenantID: rec.TenantID, Route: rec.Route, Status: rec.Status, Replayed: true}, nil
+}
+
+// limitFor is the tenant's send allowance: its profile's own, or the
+// service default.
+func (s *Service) limitFor(p *tenant.Profile) ratelimit.Limit {
+	if p != nil && p.RateLimit != nil {
+		return ratelimit.Limit{PerMinute: p.RateLimit.PerMinute, PerDay: p.RateLimit.PerDay}
+	}
+	return s.cfg.RateLimit
 }
 
 // Status returns a message's record.

@@ -152,12 +152,14 @@ func (q *Queue) ack(ctx context.Context, e Entry) error {
 
 // Outcome is how one delivery of a message ended.
 type Outcome struct {
-	Status   Status    // StatusSent, StatusDeferred or StatusFailed
+	// Status is StatusSent, StatusDeferred or StatusFailed, or StatusQueued
+	// for a message put back without an attempt (paced) to go after RetryIn.
+	Status   Status
 	Route    string    // the route the attempt took
 	Attempts []Attempt // the whole history, the new attempt(s) last
 	Rejected []Rejection
 	Error    string        // for failed: why
-	RetryIn  time.Duration // for deferred: when to try again
+	RetryIn  time.Duration // for deferred or queued: when to try again
 	// HoldForTenant marks a deferral caused by the tenant's own account
 	// (a refused login, say): the next write of the tenant's profile makes
 	// the message due at once instead of waiting out its backoff.
@@ -175,7 +177,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[2], 'status', ARGV[3], 'updated_at', now, unpack(ARGV, 7))
-if ARGV[3] == 'deferred' then
+if ARGV[3] == 'deferred' or ARGV[3] == 'queued' then
   local due = now + tonumber(ARGV[4])
   redis.call('HSET', KEYS[2], 'next_attempt_at', due)
   redis.call('ZADD', KEYS[3], due, ARGV[2])

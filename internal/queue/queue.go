@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -107,11 +108,7 @@ return {1, ARGV[1]}
 func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	p := rand.IntN(q.opts.Partitions)
 	if m.IdempotencyKey != "" {
-		// The same key always lands on the same partition, so the check
-		// and the write are one script on one shard.
-		h := fnv.New32a()
-		h.Write([]byte(m.TenantID + "\x00" + m.IdempotencyKey))
-		p = int(h.Sum32() % uint32(q.opts.Partitions))
+		p = q.idemPartition(m.TenantID, m.IdempotencyKey)
 	}
 	id := newID(p)
 	now := ms(q.now())
@@ -143,6 +140,36 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		return Accepted{ID: res[1].(string), Replayed: true}, nil
 	}
 	return Accepted{ID: id, Unreplicated: replicationErr != nil}, nil
+}
+
+// idemPartition is the partition of an idempotency key: the same key
+// always lands on the same partition, so the check and the write are one
+// script on one shard.
+func (q *Queue) idemPartition(tenantID, key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(tenantID + "\x00" + key))
+	return int(h.Sum32() % uint32(q.opts.Partitions))
+}
+
+// Replay reports whether an idempotency key already names a message:
+// found is true for a repeat of the same request, and a different request
+// under the key is ErrIdempotencyKeyReused. Enqueue checks again
+// atomically; this early look lets a repeat skip work that a new message
+// needs, such as spending rate-limit budget.
+func (q *Queue) Replay(ctx context.Context, tenantID, key, requestHash string) (Accepted, bool, error) {
+	p := q.idemPartition(tenantID, key)
+	v, err := q.rdb.Get(ctx, idemKey(p, tenantID, key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Accepted{}, false, nil
+	}
+	if err != nil {
+		return Accepted{}, false, fmt.Errorf("queue: idempotency key: %w", err)
+	}
+	id, hash, _ := strings.Cut(v, " ")
+	if hash != requestHash {
+		return Accepted{ID: id}, false, ErrIdempotencyKeyReused
+	}
+	return Accepted{ID: id, Replayed: true}, true, nil
 }
 
 // ErrNotReplicated means the message is stored on the primary but fewer

@@ -58,6 +58,14 @@ type Profile struct {
 	Security          Security
 	Auth              AuthMechanism
 	FallbackToDefault bool
+	// RateLimit overrides the service-wide per-tenant send limits (in
+	// recipients); nil uses OUTBOUND_RATE_PER_MINUTE and _PER_DAY.
+	RateLimit *RateLimit
+	// MaxConnections caps concurrent sessions to this account (0: the
+	// service default); PacePerMinute spaces messages to it evenly (0: no
+	// pace). Both protect the account from its provider's own limits.
+	MaxConnections int
+	PacePerMinute  int
 
 	Version   int64 // increments on each write; the ETag
 	CreatedAt time.Time
@@ -77,6 +85,12 @@ type LastError struct {
 	At           time.Time `json:"at"`
 }
 
+// RateLimit is a tenant's own send allowance, in recipients.
+type RateLimit struct {
+	PerMinute int `json:"per_minute"`
+	PerDay    int `json:"per_day"`
+}
+
 // Input is what an operator submits: a whole profile, where omitted fields
 // take presets or defaults and an absent password keeps the stored one.
 type Input struct {
@@ -91,6 +105,9 @@ type Input struct {
 	Security          Security      `json:"security,omitempty"`
 	Auth              AuthMechanism `json:"auth,omitempty"`
 	FallbackToDefault bool          `json:"fallback_to_default,omitempty"`
+	RateLimit         *RateLimit    `json:"rate_limit,omitempty"`
+	MaxConnections    int           `json:"max_connections,omitempty"`
+	PacePerMinute     int           `json:"pace_per_minute,omitempty"`
 }
 
 // Limits on free-text fields, generous for any real value.
@@ -119,6 +136,9 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 		Security:          in.Security,
 		Auth:              in.Auth,
 		FallbackToDefault: in.FallbackToDefault,
+		RateLimit:         in.RateLimit,
+		MaxConnections:    in.MaxConnections,
+		PacePerMinute:     in.PacePerMinute,
 	}
 	if p.Provider != "" {
 		preset, ok := presets[p.Provider]
@@ -196,6 +216,20 @@ func (p *Profile) validate(errs *validation.Error) {
 	}
 	if p.Auth != AuthPlain && p.Auth != AuthLogin {
 		errs.Add("auth", "invalid_value", `must be "plain" or "login"`)
+	}
+	if rl := p.RateLimit; rl != nil {
+		if rl.PerMinute < 1 || rl.PerMinute > 1_000_000 {
+			errs.Add("rate_limit.per_minute", "out_of_range", "must be from 1 to 1000000")
+		}
+		if rl.PerDay < 1 || rl.PerDay > 100_000_000 {
+			errs.Add("rate_limit.per_day", "out_of_range", "must be from 1 to 100000000")
+		}
+	}
+	if p.MaxConnections < 0 || p.MaxConnections > 100 {
+		errs.Add("max_connections", "out_of_range", "must be from 0 (service default) to 100")
+	}
+	if p.PacePerMinute < 0 || p.PacePerMinute > 60_000 {
+		errs.Add("pace_per_minute", "out_of_range", "must be from 0 (no pace) to 60000")
 	}
 }
 

@@ -133,3 +133,23 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildDeliveryLimitsValidation(t *testing.T) {
+	in := gmailInput()
+	in.RateLimit = &RateLimit{PerMinute: 0, PerDay: -1}
+	in.MaxConnections, in.PacePerMinute = 101, -1
+	_, err := Build("acme", in, nil)
+	var verr *validation.Error
+	if !errors.As(err, &verr) {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, f := range verr.Fields {
+		fields = append(fields, f.Field)
+	}
+	for _, want := range []string{"rate_limit.per_minute", "rate_limit.per_day", "max_connections", "pace_per_minute"} {
+		if !slices.Contains(fields, want) {
+			t.Errorf("no error for %s in %v", want, fields)
+		}
+	}
+}

@@ -103,9 +103,14 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profil
 		"security", string(p.Security),
 		"auth", string(p.Auth),
 		"fallback_to_default", strconv.FormatBool(p.FallbackToDefault),
+		"max_connections", p.MaxConnections,
+		"pace_per_minute", p.PacePerMinute,
 		"version", p.Version,
 		"created_at", p.CreatedAt.Format(time.RFC3339Nano),
 		"updated_at", p.UpdatedAt.Format(time.RFC3339Nano),
+	}
+	if p.RateLimit != nil {
+		args = append(args, "rate_per_minute", p.RateLimit.PerMinute, "rate_per_day", p.RateLimit.PerDay)
 	}
 	res, err := putScript.Run(ctx, s.rdb, []string{Key(p.TenantID)}, args...).Slice()
 	if err != nil {
@@ -204,6 +209,21 @@ func (s *Store) decode(tenantID string, h map[string]string) (Profile, error) {
 	if p.UpdatedAt, err = time.Parse(time.RFC3339Nano, h["updated_at"]); err != nil {
 		return Profile{}, bad("updated_at", err)
 	}
+	if p.MaxConnections, err = atoiOr0(h["max_connections"]); err != nil {
+		return Profile{}, bad("max_connections", err)
+	}
+	if p.PacePerMinute, err = atoiOr0(h["pace_per_minute"]); err != nil {
+		return Profile{}, bad("pace_per_minute", err)
+	}
+	if h["rate_per_minute"] != "" {
+		p.RateLimit = new(RateLimit)
+		if p.RateLimit.PerMinute, err = strconv.Atoi(h["rate_per_minute"]); err != nil {
+			return Profile{}, bad("rate_per_minute", err)
+		}
+		if p.RateLimit.PerDay, err = strconv.Atoi(h["rate_per_day"]); err != nil {
+			return Profile{}, bad("rate_per_day", err)
+		}
+	}
 	if v := h["last_error"]; v != "" {
 		p.LastError = new(LastError)
 		if err := json.Unmarshal([]byte(v), p.LastError); err != nil {
@@ -216,4 +236,13 @@ func (s *Store) decode(tenantID string, h map[string]string) (Profile, error) {
 	}
 	p.Password = secret.New(string(pw))
 	return p, nil
+}
+
+// atoiOr0 reads an optional number: fields added after a profile was
+// written are absent from its hash.
+func atoiOr0(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.Atoi(s)
 }

@@ -180,3 +180,33 @@ func TestStoreLastErrorFollowsVersion(t *testing.T) {
 		t.Error("last error not cleared")
 	}
 }
+
+func TestStoreDeliveryLimits(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	store := NewStore(srv.Client(t), mustSealer(t, seal.NewKey()))
+	in := gmailInput()
+	in.RateLimit = &RateLimit{PerMinute: 20, PerDay: 500}
+	in.MaxConnections, in.PacePerMinute = 2, 30
+	p, err := Build("acme", in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Get(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RateLimit == nil || *got.RateLimit != (RateLimit{20, 500}) || got.MaxConnections != 2 || got.PacePerMinute != 30 {
+		t.Fatalf("got %+v %+v", got, got.RateLimit)
+	}
+	got.RateLimit = nil
+	if _, err := store.Put(ctx, got, got.Version); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := store.Get(ctx, "acme"); again.RateLimit != nil {
+		t.Fatal("rate limit not removed")
+	}
+}
