@@ -47,6 +47,8 @@ type options struct {
 	retryMaxAge  time.Duration
 	redisOpts    []redistest.Option
 	redis        *redistest.Server // share this Redis instead of starting one (a second replica)
+	cluster      *redistest.Cluster // run on this Redis Cluster instead
+	partitions   int
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -55,7 +57,7 @@ type harness struct {
 	t          *testing.T
 	url        string
 	redis      *redistest.Server
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	adminToken string
 	sendToken  string
 	svc        *delivery.Service
@@ -64,13 +66,25 @@ type harness struct {
 
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
+	var rdb redis.UniversalClient
 	srv := o.redis
-	if srv == nil {
-		srv = redistest.Start(t, o.redisOpts...)
+	if o.cluster != nil {
+		opts, err := redis.ParseClusterURL(o.cluster.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb = redis.NewClusterClient(opts)
+	} else {
+		if srv == nil {
+			srv = redistest.Start(t, o.redisOpts...)
+		}
+		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
+			WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, MaxRetries: 0})
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
-		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, MaxRetries: 0})
 	t.Cleanup(func() { rdb.Close() })
+	if o.partitions == 0 {
+		o.partitions = 2
+	}
 
 	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
 	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
@@ -80,7 +94,7 @@ func newHarness(t *testing.T, o options) *harness {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	profiles := tenant.NewStore(rdb, sealer)
-	q := queue.New(rdb, queue.Options{Partitions: 2, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
+	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)

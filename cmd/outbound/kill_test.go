@@ -167,3 +167,35 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("relay received %d messages for %d: a send in flight at SIGTERM was cut and repeated", n, total)
 	}
 }
+
+// TestServeOnRedisCluster runs the binary with OUTBOUND_REDIS_CLUSTER=true
+// against a real three-master cluster.
+func TestServeOnRedisCluster(t *testing.T) {
+	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	cluster := redistest.StartCluster(t, 3)
+	env, admin, send := serviceEnv(t, cluster.URL(),
+		"OUTBOUND_REDIS_CLUSTER=true",
+		"OUTBOUND_QUEUE_PARTITIONS=6",
+		"OUTBOUND_SMTP_CA_FILE="+caFile,
+		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
+		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>")
+	svc := startService(t, env, admin, send)
+	var ids []string
+	for i := range 20 {
+		status, body := svc.call(t, "POST", "/v1/messages", send, map[string]any{
+			"tenant_id": "tenant-" + strconv.Itoa(i%4), "to": []map[string]string{{"email": "client@example.com"}},
+			"subject": "message " + strconv.Itoa(i), "text": "body"})
+		if status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %v", i, status, body)
+		}
+		ids = append(ids, body["id"].(string))
+	}
+	for _, id := range ids {
+		svc.waitStatus(t, id, "sent", 15*time.Second)
+	}
+	if n := unique(t, relay.Messages()); n != 20 {
+		t.Fatalf("relay received %d distinct messages, want 20", n)
+	}
+}

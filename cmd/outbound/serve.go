@@ -56,7 +56,7 @@ type app struct {
 }
 
 func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
-	rdb, err := newRedis(cfg.RedisURL)
+	rdb, err := newRedis(cfg.RedisURL, cfg.RedisCluster)
 	if err != nil {
 		return nil, err
 	}
@@ -106,15 +106,21 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 
 // newRedis connects with short timeouts: when Redis is down the API must
 // answer 503 quickly, not hang.
-func newRedis(url string) (redis.UniversalClient, error) {
+func newRedis(url string, cluster bool) (redis.UniversalClient, error) {
+	const dial, read, write, pool = 2 * time.Second, 3 * time.Second, 3 * time.Second, 4 * time.Second
+	if cluster {
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("OUTBOUND_REDIS_URL: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dial, read, write, pool
+		return redis.NewClusterClient(opts), nil
+	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("OUTBOUND_REDIS_URL: %w", err)
 	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 3 * time.Second
-	opts.WriteTimeout = 3 * time.Second
-	opts.PoolTimeout = 4 * time.Second
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = dial, read, write, pool
 	opts.MaxRetries = 1
 	return redis.NewClient(opts), nil
 }

@@ -25,6 +25,7 @@ type Config struct {
 	Listen string
 
 	RedisURL          string
+	RedisCluster      bool // RedisURL is a cluster URL: redis://h1:p1?addr=h2:p2&addr=h3:p3
 	RedisWaitReplicas int
 	RedisWaitTimeout  time.Duration
 	QueuePartitions   int
@@ -86,6 +87,7 @@ func Load(getenv Getenv) (Config, error) {
 	c := Config{
 		Listen:            r.str("OUTBOUND_LISTEN", ":8080"),
 		RedisURL:          r.redisURL("OUTBOUND_REDIS_URL"),
+		RedisCluster:      r.boolean("OUTBOUND_REDIS_CLUSTER", false),
 		RedisWaitReplicas: r.integer("OUTBOUND_REDIS_WAIT_REPLICAS", 0, 0, 16),
 		RedisWaitTimeout:  r.duration("OUTBOUND_REDIS_WAIT_TIMEOUT", time.Second, time.Millisecond),
 		QueuePartitions:   r.integer("OUTBOUND_QUEUE_PARTITIONS", 1, 1, 1024),
@@ -124,6 +126,11 @@ func Load(getenv Getenv) (Config, error) {
 		LogLevel:      r.logLevel("OUTBOUND_LOG_LEVEL"),
 	}
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
+	if c.RedisCluster && c.RedisWaitReplicas > 0 {
+		// WAIT counts the replicas of the node it runs on; on a cluster the
+		// accept script and WAIT would have to be pinned to the same shard.
+		r.fail("OUTBOUND_REDIS_WAIT_REPLICAS", "is not supported with OUTBOUND_REDIS_CLUSTER=true yet")
+	}
 	if c.RetryMaxAge > c.Retention {
 		r.fail("OUTBOUND_RETRY_MAX_AGE", "must not exceed OUTBOUND_RETENTION (%s), or records expire while still retrying", c.Retention)
 	}

@@ -119,6 +119,14 @@ func TestErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("missing Redis URL does not point to `outbound dev`: %v", err)
 		}
 	})
+	t.Run("WAIT on a cluster", func(t *testing.T) {
+		env := validEnv(t)
+		env["OUTBOUND_REDIS_CLUSTER"] = "true"
+		env["OUTBOUND_REDIS_WAIT_REPLICAS"] = "1"
+		if _, err := load(env); err == nil || !strings.Contains(err.Error(), "OUTBOUND_REDIS_WAIT_REPLICAS") {
+			t.Errorf("error %v", err)
+		}
+	})
 	t.Run("relay without from", func(t *testing.T) {
 		env := validEnv(t)
 		env["OUTBOUND_DEFAULT_RELAY"] = "smtps://u:p@relay.example"

@@ -23,6 +23,7 @@ type Server struct {
 	dir       string
 	aof       bool
 	replicaOf int
+	cluster   bool
 	cmd       *exec.Cmd
 	done      chan struct{}
 }
@@ -98,6 +99,10 @@ func (s *Server) start() error {
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
+	}
+	if s.cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-node-timeout", "5000")
 	}
 	if s.replicaOf != 0 {
 		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(s.replicaOf))
