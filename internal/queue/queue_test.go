@@ -12,14 +12,13 @@ import (
 	"github.com/outbound-mail/outbound/internal/redistest"
 )
 
-func newQueue(t *testing.T, partitions int) (*Queue, *redis.Client) {
+func newQueue(t *testing.T, rdb redis.UniversalClient, partitions int) *Queue {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
 	q := New(rdb, Options{Partitions: partitions, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
 	if err := q.EnsureGroups(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return q, rdb
+	return q
 }
 
 func msg(key, hash string) NewMessage {
@@ -47,187 +46,197 @@ func readOne(t *testing.T, q *Queue, consumer string) Entry {
 }
 
 func TestEnqueueGetAndIdempotency(t *testing.T) {
-	q, rdb := newQueue(t, 4)
-	ctx := context.Background()
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 4)
+		ctx := context.Background()
 
-	a, err := q.Enqueue(ctx, msg("", ""))
-	if err != nil || a.Replayed {
-		t.Fatalf("enqueue: %+v %v", a, err)
-	}
-	rec, err := q.Get(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Status != StatusQueued || rec.TenantID != "acme" || rec.Route != "tenant" || rec.CreatedAt.IsZero() || rec.Payload != nil {
-		t.Errorf("record = %+v", rec)
-	}
-	p, _ := partitionOf(a.ID)
-	if ttl := rdb.PTTL(ctx, recordKey(p, a.ID)).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Errorf("record TTL = %v, want retention", ttl)
-	}
-
-	first, err := q.Enqueue(ctx, msg("key-1", "hash-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := q.Enqueue(ctx, msg("key-1", "hash-a"))
-	if err != nil || !again.Replayed || again.ID != first.ID {
-		t.Fatalf("replay = %+v %v, want %s", again, err, first.ID)
-	}
-	if _, err := q.Enqueue(ctx, msg("key-1", "hash-b")); !errors.Is(err, ErrIdempotencyKeyReused) {
-		t.Fatalf("different request under the same key: %v", err)
-	}
-	other := msg("key-1", "hash-a")
-	other.TenantID = "other"
-	if o, err := q.Enqueue(ctx, other); err != nil || o.Replayed {
-		t.Fatalf("same key, other tenant: %+v %v", o, err)
-	}
-
-	var queued int64
-	for p := range q.Partitions() {
-		n, _ := q.Depth(ctx, p)
-		queued += n
-	}
-	if queued != 3 {
-		t.Errorf("depth = %d, want 3 (the replay and the refusal queue nothing)", queued)
-	}
-	for _, bad := range []string{"", "nope", a.ID + "x", strings.Replace(a.ID, "-", "-9", 1)} {
-		if _, err := q.Get(ctx, bad); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Get(%q) = %v", bad, err)
+		a, err := q.Enqueue(ctx, msg("", ""))
+		if err != nil || a.Replayed {
+			t.Fatalf("enqueue: %+v %v", a, err)
 		}
-	}
+		rec, err := q.Get(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status != StatusQueued || rec.TenantID != "acme" || rec.Route != "tenant" || rec.CreatedAt.IsZero() || rec.Payload != nil {
+			t.Errorf("record = %+v", rec)
+		}
+		p, _ := partitionOf(a.ID)
+		if ttl := rdb.PTTL(ctx, recordKey(p, a.ID)).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("record TTL = %v, want retention", ttl)
+		}
+
+		first, err := q.Enqueue(ctx, msg("key-1", "hash-a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := q.Enqueue(ctx, msg("key-1", "hash-a"))
+		if err != nil || !again.Replayed || again.ID != first.ID {
+			t.Fatalf("replay = %+v %v, want %s", again, err, first.ID)
+		}
+		if _, err := q.Enqueue(ctx, msg("key-1", "hash-b")); !errors.Is(err, ErrIdempotencyKeyReused) {
+			t.Fatalf("different request under the same key: %v", err)
+		}
+		other := msg("key-1", "hash-a")
+		other.TenantID = "other"
+		if o, err := q.Enqueue(ctx, other); err != nil || o.Replayed {
+			t.Fatalf("same key, other tenant: %+v %v", o, err)
+		}
+
+		var queued int64
+		for p := range q.Partitions() {
+			n, _ := q.Depth(ctx, p)
+			queued += n
+		}
+		if queued != 3 {
+			t.Errorf("depth = %d, want 3 (the replay and the refusal queue nothing)", queued)
+		}
+		for _, bad := range []string{"", "nope", a.ID + "x", strings.Replace(a.ID, "-", "-9", 1)} {
+			if _, err := q.Get(ctx, bad); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(%q) = %v", bad, err)
+			}
+		}
+	})
 }
 
 func TestDeliverDeferRetrySend(t *testing.T) {
-	q, _ := newQueue(t, 1)
-	ctx := context.Background()
-	a, _ := q.Enqueue(ctx, msg("", ""))
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		a, _ := q.Enqueue(ctx, msg("", ""))
 
-	e := readOne(t, q, "w1")
-	rec, ok, err := q.Begin(ctx, e)
-	if err != nil || !ok || string(rec.Payload) != `{"subject":"hi"}` {
-		t.Fatalf("begin: %+v %v %v", rec, ok, err)
-	}
-	if got, _ := q.Get(ctx, a.ID); got.Status != StatusSending {
-		t.Errorf("status while sending = %s", got.Status)
-	}
-	att := []Attempt{{At: time.Now(), Route: "tenant", SMTPCode: 451, Message: "try later", Error: "rejected"}}
-	if err := q.Finish(ctx, e, "acme", Outcome{Status: StatusDeferred, Route: "tenant", Attempts: att, RetryIn: 100 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := q.Get(ctx, a.ID)
-	if got.Status != StatusDeferred || len(got.Attempts) != 1 || got.Attempts[0].SMTPCode != 451 || got.NextAttemptAt.IsZero() {
-		t.Fatalf("after defer: %+v", got)
-	}
-	if n, _ := q.MoveDue(ctx, 0, 10); n != 0 {
-		t.Fatalf("moved %d retries before they were due", n)
-	}
-	time.Sleep(150 * time.Millisecond)
-	if n, _ := q.MoveDue(ctx, 0, 10); n != 1 {
-		t.Fatalf("moved %d due retries, want 1", n)
-	}
-	e2 := readOne(t, q, "w1")
-	rec2, ok, _ := q.Begin(ctx, e2)
-	if !ok || len(rec2.Attempts) != 1 {
-		t.Fatalf("retry begin: %+v", rec2)
-	}
-	att = append(rec2.Attempts, Attempt{At: time.Now(), Route: "tenant", SMTPCode: 250})
-	rej := []Rejection{{Email: "gone@example.com", SMTPCode: 550, EnhancedCode: "5.1.1", Message: "no such user"}}
-	if err := q.Finish(ctx, e2, "acme", Outcome{Status: StatusSent, Route: "tenant", Attempts: att, Rejected: rej}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = q.Get(ctx, a.ID)
-	if got.Status != StatusSent || got.SentAt.IsZero() || len(got.Attempts) != 2 || len(got.Rejected) != 1 || !got.NextAttemptAt.IsZero() {
-		t.Fatalf("after send: %+v", got)
-	}
-	// A duplicate entry of a finished message is acknowledged, not sent.
-	if err := q.Release(ctx, Entry{Partition: 0, StreamID: e2.StreamID, ID: a.ID}); err != nil {
-		t.Fatal(err)
-	}
-	dup := readOne(t, q, "w1")
-	if _, ok, err := q.Begin(ctx, dup); ok || err != nil {
-		t.Fatalf("finished message begun again: ok=%v err=%v", ok, err)
-	}
-	if n, _ := q.Depth(ctx, 0); n != 0 {
-		t.Errorf("depth after all done = %d", n)
-	}
+		e := readOne(t, q, "w1")
+		rec, ok, err := q.Begin(ctx, e)
+		if err != nil || !ok || string(rec.Payload) != `{"subject":"hi"}` {
+			t.Fatalf("begin: %+v %v %v", rec, ok, err)
+		}
+		if got, _ := q.Get(ctx, a.ID); got.Status != StatusSending {
+			t.Errorf("status while sending = %s", got.Status)
+		}
+		att := []Attempt{{At: time.Now(), Route: "tenant", SMTPCode: 451, Message: "try later", Error: "rejected"}}
+		if err := q.Finish(ctx, e, "acme", Outcome{Status: StatusDeferred, Route: "tenant", Attempts: att, RetryIn: 100 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := q.Get(ctx, a.ID)
+		if got.Status != StatusDeferred || len(got.Attempts) != 1 || got.Attempts[0].SMTPCode != 451 || got.NextAttemptAt.IsZero() {
+			t.Fatalf("after defer: %+v", got)
+		}
+		if n, _ := q.MoveDue(ctx, 0, 10); n != 0 {
+			t.Fatalf("moved %d retries before they were due", n)
+		}
+		time.Sleep(150 * time.Millisecond)
+		if n, _ := q.MoveDue(ctx, 0, 10); n != 1 {
+			t.Fatalf("moved %d due retries, want 1", n)
+		}
+		e2 := readOne(t, q, "w1")
+		rec2, ok, _ := q.Begin(ctx, e2)
+		if !ok || len(rec2.Attempts) != 1 {
+			t.Fatalf("retry begin: %+v", rec2)
+		}
+		att = append(rec2.Attempts, Attempt{At: time.Now(), Route: "tenant", SMTPCode: 250})
+		rej := []Rejection{{Email: "gone@example.com", SMTPCode: 550, EnhancedCode: "5.1.1", Message: "no such user"}}
+		if err := q.Finish(ctx, e2, "acme", Outcome{Status: StatusSent, Route: "tenant", Attempts: att, Rejected: rej}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = q.Get(ctx, a.ID)
+		if got.Status != StatusSent || got.SentAt.IsZero() || len(got.Attempts) != 2 || len(got.Rejected) != 1 || !got.NextAttemptAt.IsZero() {
+			t.Fatalf("after send: %+v", got)
+		}
+		// A duplicate entry of a finished message is acknowledged, not sent.
+		if err := q.Release(ctx, Entry{Partition: 0, StreamID: e2.StreamID, ID: a.ID}); err != nil {
+			t.Fatal(err)
+		}
+		dup := readOne(t, q, "w1")
+		if _, ok, err := q.Begin(ctx, dup); ok || err != nil {
+			t.Fatalf("finished message begun again: ok=%v err=%v", ok, err)
+		}
+		if n, _ := q.Depth(ctx, 0); n != 0 {
+			t.Errorf("depth after all done = %d", n)
+		}
+	})
 }
 
 func TestReclaimAfterConsumerDies(t *testing.T) {
-	q, _ := newQueue(t, 1)
-	ctx := context.Background()
-	a, _ := q.Enqueue(ctx, msg("", ""))
-	dead := readOne(t, q, "dead-worker")
-	if _, ok, _ := q.Begin(ctx, dead); !ok {
-		t.Fatal("begin")
-	}
-	// "dead-worker" never finishes. Too early to reclaim:
-	if es, _ := q.Reclaim(ctx, 0, "w2", time.Second, 10); len(es) != 0 {
-		t.Fatalf("reclaimed a fresh entry: %+v", es)
-	}
-	time.Sleep(120 * time.Millisecond)
-	es, err := q.Reclaim(ctx, 0, "w2", 100*time.Millisecond, 10)
-	if err != nil || len(es) != 1 || es[0].ID != a.ID {
-		t.Fatalf("reclaim = %+v %v", es, err)
-	}
-	// A worker that keeps touching its entry keeps it.
-	time.Sleep(120 * time.Millisecond)
-	if err := q.Touch(ctx, 0, "w2", []string{es[0].StreamID}); err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := q.Reclaim(ctx, 0, "w3", 100*time.Millisecond, 10); len(again) != 0 {
-		t.Fatalf("touched entry reclaimed: %+v", again)
-	}
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		a, _ := q.Enqueue(ctx, msg("", ""))
+		dead := readOne(t, q, "dead-worker")
+		if _, ok, _ := q.Begin(ctx, dead); !ok {
+			t.Fatal("begin")
+		}
+		// "dead-worker" never finishes. Too early to reclaim:
+		if es, _ := q.Reclaim(ctx, 0, "w2", time.Second, 10); len(es) != 0 {
+			t.Fatalf("reclaimed a fresh entry: %+v", es)
+		}
+		time.Sleep(120 * time.Millisecond)
+		es, err := q.Reclaim(ctx, 0, "w2", 100*time.Millisecond, 10)
+		if err != nil || len(es) != 1 || es[0].ID != a.ID {
+			t.Fatalf("reclaim = %+v %v", es, err)
+		}
+		// A worker that keeps touching its entry keeps it.
+		time.Sleep(120 * time.Millisecond)
+		if err := q.Touch(ctx, 0, "w2", []string{es[0].StreamID}); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := q.Reclaim(ctx, 0, "w3", 100*time.Millisecond, 10); len(again) != 0 {
+			t.Fatalf("touched entry reclaimed: %+v", again)
+		}
+	})
 }
 
 func TestWakeHeld(t *testing.T) {
-	q, rdb := newQueue(t, 2)
-	ctx := context.Background()
-	var ids []string
-	for range 4 {
-		a, _ := q.Enqueue(ctx, msg("", ""))
-		ids = append(ids, a.ID)
-	}
-	for range ids {
-		e := readOne(t, q, "w")
-		q.Begin(ctx, e)
-		if err := q.Finish(ctx, e, "acme", Outcome{Status: StatusDeferred, RetryIn: time.Hour, HoldForTenant: true}); err != nil {
-			t.Fatal(err)
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 2)
+		ctx := context.Background()
+		var ids []string
+		for range 4 {
+			a, _ := q.Enqueue(ctx, msg("", ""))
+			ids = append(ids, a.ID)
 		}
-	}
-	for p := range 2 {
-		if n, _ := q.MoveDue(ctx, p, 10); n != 0 {
-			t.Fatal("held messages due before their hour")
+		for range ids {
+			e := readOne(t, q, "w")
+			q.Begin(ctx, e)
+			if err := q.Finish(ctx, e, "acme", Outcome{Status: StatusDeferred, RetryIn: time.Hour, HoldForTenant: true}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	n, err := q.WakeHeld(ctx, "acme")
-	if err != nil || n != 4 {
-		t.Fatalf("woke %d, %v", n, err)
-	}
-	moved := 0
-	for p := range 2 {
-		m, _ := q.MoveDue(ctx, p, 10)
-		moved += m
-		if rdb.Exists(ctx, heldKey(p, "acme")).Val() != 0 {
-			t.Error("held set not cleared")
+		for p := range 2 {
+			if n, _ := q.MoveDue(ctx, p, 10); n != 0 {
+				t.Fatal("held messages due before their hour")
+			}
 		}
-	}
-	if moved != 4 {
-		t.Fatalf("moved %d after wake, want 4", moved)
-	}
+		n, err := q.WakeHeld(ctx, "acme")
+		if err != nil || n != 4 {
+			t.Fatalf("woke %d, %v", n, err)
+		}
+		moved := 0
+		for p := range 2 {
+			m, _ := q.MoveDue(ctx, p, 10)
+			moved += m
+			if rdb.Exists(ctx, heldKey(p, "acme")).Val() != 0 {
+				t.Error("held set not cleared")
+			}
+		}
+		if moved != 4 {
+			t.Fatalf("moved %d after wake, want 4", moved)
+		}
+	})
 }
 
 func TestReadRecreatesLostGroup(t *testing.T) {
-	q, rdb := newQueue(t, 1)
-	ctx := context.Background()
-	rdb.FlushAll(ctx) // as after a restart without persistence
-	if _, err := q.Read(ctx, 0, "w", 1, 10*time.Millisecond); err != nil {
-		t.Fatalf("read after group loss: %v", err)
-	}
-	q.Enqueue(ctx, msg("", ""))
-	if e := readOne(t, q, "w"); e.ID == "" {
-		t.Fatal("no id")
-	}
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		rdb.FlushAll(ctx) // as after a restart without persistence
+		if _, err := q.Read(ctx, 0, "w", 1, 10*time.Millisecond); err != nil {
+			t.Fatalf("read after group loss: %v", err)
+		}
+		q.Enqueue(ctx, msg("", ""))
+		if e := readOne(t, q, "w"); e.ID == "" {
+			t.Fatal("no id")
+		}
+	})
 }
 
 func TestWaitReplicas(t *testing.T) {

@@ -34,7 +34,7 @@ func mustDeny(t *testing.T, l *Limiter, tenant string, lim Limit, cost int) Resu
 }
 
 // shift moves a window's clock state back by d, as if d had passed.
-func shift(t *testing.T, rdb *redis.Client, key string, d time.Duration) {
+func shift(t *testing.T, rdb redis.UniversalClient, key string, d time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	tat, err := rdb.Get(ctx, key).Int64()
@@ -45,66 +45,68 @@ func shift(t *testing.T, rdb *redis.Client, key string, d time.Duration) {
 }
 
 func TestBurstThenRefusalThenRefill(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	l := New(rdb)
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		l := New(rdb)
 
-	for i := range 60 {
-		r := mustAllow(t, l, "acme", perMinute60, 1)
-		if r.Remaining != 59-i || r.Limit != 60 {
-			t.Fatalf("request %d: %+v", i+1, r)
+		for i := range 60 {
+			r := mustAllow(t, l, "acme", perMinute60, 1)
+			if r.Remaining != 59-i || r.Limit != 60 {
+				t.Fatalf("request %d: %+v", i+1, r)
+			}
 		}
-	}
-	r := mustDeny(t, l, "acme", perMinute60, 1)
-	if r.RetryAfter <= 0 || r.RetryAfter > time.Second || r.Limit != 60 || r.Remaining != 0 {
-		t.Fatalf("61st: %+v, want a wait of at most one second", r)
-	}
-	if r.ResetAfter < 59*time.Second || r.ResetAfter > 60*time.Second {
-		t.Errorf("reset after %v, want about a minute", r.ResetAfter)
-	}
+		r := mustDeny(t, l, "acme", perMinute60, 1)
+		if r.RetryAfter <= 0 || r.RetryAfter > time.Second || r.Limit != 60 || r.Remaining != 0 {
+			t.Fatalf("61st: %+v, want a wait of at most one second", r)
+		}
+		if r.ResetAfter < 59*time.Second || r.ResetAfter > 60*time.Second {
+			t.Errorf("reset after %v, want about a minute", r.ResetAfter)
+		}
 
-	// Half a minute later: 30 more, one per elapsed second.
-	shift(t, rdb, "outbound:rl:{acme}:minute", 30*time.Second)
-	for range 30 {
-		mustAllow(t, l, "acme", perMinute60, 1)
-	}
-	mustDeny(t, l, "acme", perMinute60, 1)
+		// Half a minute later: 30 more, one per elapsed second.
+		shift(t, rdb, "outbound:rl:{acme}:minute", 30*time.Second)
+		for range 30 {
+			mustAllow(t, l, "acme", perMinute60, 1)
+		}
+		mustDeny(t, l, "acme", perMinute60, 1)
 
-	// A 20-recipient message needs 20 seconds of refill.
-	shift(t, rdb, "outbound:rl:{acme}:minute", 10*time.Second)
-	r = mustDeny(t, l, "acme", perMinute60, 20)
-	if r.RetryAfter < 9*time.Second || r.RetryAfter > 10*time.Second {
-		t.Errorf("retry after %v for 20 with 10 refilled, want about 10s", r.RetryAfter)
-	}
-	if got := mustAllow(t, l, "acme", perMinute60, 10); got.Remaining != 0 {
-		t.Errorf("after spending the 10 refilled: %+v", got)
-	}
+		// A 20-recipient message needs 20 seconds of refill.
+		shift(t, rdb, "outbound:rl:{acme}:minute", 10*time.Second)
+		r = mustDeny(t, l, "acme", perMinute60, 20)
+		if r.RetryAfter < 9*time.Second || r.RetryAfter > 10*time.Second {
+			t.Errorf("retry after %v for 20 with 10 refilled, want about 10s", r.RetryAfter)
+		}
+		if got := mustAllow(t, l, "acme", perMinute60, 10); got.Remaining != 0 {
+			t.Errorf("after spending the 10 refilled: %+v", got)
+		}
+	})
 }
 
 func TestRefusalSpendsNothing(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	l := New(rdb)
-	ctx := context.Background()
-	small := Limit{PerMinute: 60, PerDay: 10}
-	mustAllow(t, l, "acme", small, 10)
-	minuteBefore := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val()
-	r := mustDeny(t, l, "acme", small, 1)
-	if r.Limit != 10 {
-		t.Errorf("binding window limit %d, want the day's 10", r.Limit)
-	}
-	if r.RetryAfter < time.Hour {
-		t.Errorf("retry after %v, want hours for a daily budget", r.RetryAfter)
-	}
-	if after := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val(); after != minuteBefore {
-		t.Fatal("the day's refusal spent from the minute window")
-	}
-	// And the other way round: a minute refusal leaves the day alone.
-	l2 := Limit{PerMinute: 5, PerDay: 100}
-	mustAllow(t, l, "beta", l2, 5)
-	dayBefore := rdb.Get(ctx, "outbound:rl:{beta}:day").Val()
-	mustDeny(t, l, "beta", l2, 1)
-	if rdb.Get(ctx, "outbound:rl:{beta}:day").Val() != dayBefore {
-		t.Fatal("the minute's refusal spent from the day window")
-	}
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		l := New(rdb)
+		ctx := context.Background()
+		small := Limit{PerMinute: 60, PerDay: 10}
+		mustAllow(t, l, "acme", small, 10)
+		minuteBefore := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val()
+		r := mustDeny(t, l, "acme", small, 1)
+		if r.Limit != 10 {
+			t.Errorf("binding window limit %d, want the day's 10", r.Limit)
+		}
+		if r.RetryAfter < time.Hour {
+			t.Errorf("retry after %v, want hours for a daily budget", r.RetryAfter)
+		}
+		if after := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val(); after != minuteBefore {
+			t.Fatal("the day's refusal spent from the minute window")
+		}
+		// And the other way round: a minute refusal leaves the day alone.
+		l2 := Limit{PerMinute: 5, PerDay: 100}
+		mustAllow(t, l, "beta", l2, 5)
+		dayBefore := rdb.Get(ctx, "outbound:rl:{beta}:day").Val()
+		mustDeny(t, l, "beta", l2, 1)
+		if rdb.Get(ctx, "outbound:rl:{beta}:day").Val() != dayBefore {
+			t.Fatal("the minute's refusal spent from the day window")
+		}
+	})
 }
 
 func TestTenantsAreIsolatedAndReplicasShare(t *testing.T) {
@@ -137,20 +139,21 @@ func TestBindingWindowIsTheTighter(t *testing.T) {
 }
 
 func TestPaceSpacesSends(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	l := New(rdb)
-	if _, err := l.Pace(context.Background(), "account", 30); err != nil {
-		t.Fatal(err)
-	}
-	r, err := l.Pace(context.Background(), "account", 30)
-	var denied *DeniedError
-	if !errors.As(err, &denied) || r.RetryAfter < 1900*time.Millisecond || r.RetryAfter > 2*time.Second {
-		t.Fatalf("second send at 30/min: %+v %v, want a wait of about 2s", r, err)
-	}
-	shift(t, rdb, "outbound:pace:{account}", 2*time.Second)
-	if _, err := l.Pace(context.Background(), "account", 30); err != nil {
-		t.Fatalf("after 2s: %v", err)
-	}
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		l := New(rdb)
+		if _, err := l.Pace(context.Background(), "account", 30); err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.Pace(context.Background(), "account", 30)
+		var denied *DeniedError
+		if !errors.As(err, &denied) || r.RetryAfter < 1900*time.Millisecond || r.RetryAfter > 2*time.Second {
+			t.Fatalf("second send at 30/min: %+v %v, want a wait of about 2s", r, err)
+		}
+		shift(t, rdb, "outbound:pace:{account}", 2*time.Second)
+		if _, err := l.Pace(context.Background(), "account", 30); err != nil {
+			t.Fatalf("after 2s: %v", err)
+		}
+	})
 }
 
 // BenchmarkAllow is one limiter check (one script round trip) against a

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
 )
@@ -38,63 +40,63 @@ func mustProfile(t *testing.T) Profile {
 }
 
 func TestStoreRoundTrip(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	ctx := context.Background()
-	store := NewStore(rdb, mustSealer(t, seal.NewKey()))
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		store := NewStore(rdb, mustSealer(t, seal.NewKey()))
 
-	if _, err := store.Get(ctx, "acme"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get before Put: %v", err)
-	}
-	stored, err := store.Put(ctx, mustProfile(t), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored.Version != 1 || stored.CreatedAt.IsZero() {
-		t.Errorf("stored = %+v", stored)
-	}
-	got, err := store.Get(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Email != "acme@gmail.com" || got.Password.Reveal() != "abcdefghijklmnop" || got.Host != "smtp.gmail.com" ||
-		got.Port != 465 || got.Security != SecurityTLS || !got.Enabled || got.Version != 1 ||
-		!got.CreatedAt.Equal(stored.CreatedAt) {
-		t.Errorf("got %+v", got)
-	}
-
-	raw, err := rdb.HGetAll(ctx, Key("acme")).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for field, v := range raw {
-		if strings.Contains(v, "abcdefghijklmnop") || strings.Contains(v, "abcd efgh") {
-			t.Errorf("raw hash field %s holds the password in clear: %q", field, v)
+		if _, err := store.Get(ctx, "acme"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get before Put: %v", err)
 		}
-	}
+		stored, err := store.Put(ctx, mustProfile(t), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Version != 1 || stored.CreatedAt.IsZero() {
+			t.Errorf("stored = %+v", stored)
+		}
+		got, err := store.Get(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != "acme@gmail.com" || got.Password.Reveal() != "abcdefghijklmnop" || got.Host != "smtp.gmail.com" ||
+			got.Port != 465 || got.Security != SecurityTLS || !got.Enabled || got.Version != 1 ||
+			!got.CreatedAt.Equal(stored.CreatedAt) {
+			t.Errorf("got %+v", got)
+		}
 
-	// A second write must name the version it replaces.
-	if _, err := store.Put(ctx, got, 0); !errors.Is(err, ErrVersionConflict) {
-		t.Errorf("Put as new over existing: %v", err)
-	}
-	got.SenderName = "Renamed"
-	v2, err := store.Put(ctx, got, 1)
-	if err != nil || v2.Version != 2 || !v2.CreatedAt.Equal(stored.CreatedAt) {
-		t.Fatalf("second Put: %+v %v", v2, err)
-	}
-	if _, err := store.Put(ctx, got, 1); !errors.Is(err, ErrVersionConflict) {
-		t.Errorf("stale Put: %v", err)
-	}
+		raw, err := rdb.HGetAll(ctx, Key("acme")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for field, v := range raw {
+			if strings.Contains(v, "abcdefghijklmnop") || strings.Contains(v, "abcd efgh") {
+				t.Errorf("raw hash field %s holds the password in clear: %q", field, v)
+			}
+		}
 
-	if err := store.Delete(ctx, "acme", 1); !errors.Is(err, ErrVersionConflict) {
-		t.Errorf("stale Delete: %v", err)
-	}
-	if err := store.Delete(ctx, "acme", 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Delete(ctx, "acme", 0); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Delete of missing: %v", err)
-	}
+		// A second write must name the version it replaces.
+		if _, err := store.Put(ctx, got, 0); !errors.Is(err, ErrVersionConflict) {
+			t.Errorf("Put as new over existing: %v", err)
+		}
+		got.SenderName = "Renamed"
+		v2, err := store.Put(ctx, got, 1)
+		if err != nil || v2.Version != 2 || !v2.CreatedAt.Equal(stored.CreatedAt) {
+			t.Fatalf("second Put: %+v %v", v2, err)
+		}
+		if _, err := store.Put(ctx, got, 1); !errors.Is(err, ErrVersionConflict) {
+			t.Errorf("stale Put: %v", err)
+		}
+
+		if err := store.Delete(ctx, "acme", 1); !errors.Is(err, ErrVersionConflict) {
+			t.Errorf("stale Delete: %v", err)
+		}
+		if err := store.Delete(ctx, "acme", 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Delete(ctx, "acme", 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Delete of missing: %v", err)
+		}
+	})
 }
 
 func TestStoreSealedPasswordIsBoundToTenant(t *testing.T) {
@@ -151,34 +153,35 @@ func TestStoreKeyRotation(t *testing.T) {
 }
 
 func TestStoreLastErrorFollowsVersion(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	store := NewStore(srv.Client(t), mustSealer(t, seal.NewKey()))
-	p, err := store.Put(ctx, mustProfile(t), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	le := &LastError{Code: "auth_failed", SMTPCode: 535, EnhancedCode: "5.7.8", Message: "no", At: time.Now().UTC()}
-	if err := store.SetLastError(ctx, "acme", p.Version, le); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := store.Get(ctx, "acme")
-	if got.LastError == nil || got.LastError.SMTPCode != 535 {
-		t.Fatalf("last error not recorded: %+v", got.LastError)
-	}
-	// An error from an older version does not stick to the new one.
-	p2, _ := store.Put(ctx, got, got.Version)
-	if err := store.SetLastError(ctx, "acme", p.Version, le); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := store.Get(ctx, "acme"); got.LastError != nil {
-		t.Errorf("stale error recorded on version %d", p2.Version)
-	}
-	store.SetLastError(ctx, "acme", p2.Version, le)
-	store.SetLastError(ctx, "acme", p2.Version, nil)
-	if got, _ := store.Get(ctx, "acme"); got.LastError != nil {
-		t.Error("last error not cleared")
-	}
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		store := NewStore(rdb, mustSealer(t, seal.NewKey()))
+		p, err := store.Put(ctx, mustProfile(t), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		le := &LastError{Code: "auth_failed", SMTPCode: 535, EnhancedCode: "5.7.8", Message: "no", At: time.Now().UTC()}
+		if err := store.SetLastError(ctx, "acme", p.Version, le); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := store.Get(ctx, "acme")
+		if got.LastError == nil || got.LastError.SMTPCode != 535 {
+			t.Fatalf("last error not recorded: %+v", got.LastError)
+		}
+		// An error from an older version does not stick to the new one.
+		p2, _ := store.Put(ctx, got, got.Version)
+		if err := store.SetLastError(ctx, "acme", p.Version, le); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := store.Get(ctx, "acme"); got.LastError != nil {
+			t.Errorf("stale error recorded on version %d", p2.Version)
+		}
+		store.SetLastError(ctx, "acme", p2.Version, le)
+		store.SetLastError(ctx, "acme", p2.Version, nil)
+		if got, _ := store.Get(ctx, "acme"); got.LastError != nil {
+			t.Error("last error not cleared")
+		}
+	})
 }
 
 func TestStoreDeliveryLimits(t *testing.T) {
