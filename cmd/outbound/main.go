@@ -25,6 +25,7 @@ const usage = `usage: outbound <command>
 
 commands:
   serve                 run the API and delivery workers (configured by OUTBOUND_* variables)
+  dev                   try it: embedded Redis and a mail catcher writing .eml files; nothing is kept
   apikey NAME SCOPE     print a new API token and its OUTBOUND_API_KEYS entry (SCOPE: send or admin)
   keygen                print a new OUTBOUND_SECRET_KEY
 `
@@ -36,7 +37,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, getenv, stderr)
+		return serve(ctx, getenv, stderr, nil)
+	case "dev":
+		return dev(ctx, getenv, stdout, stderr)
 	case "apikey":
 		return printAPIKey(args[1:], stdout)
 	case "keygen":

@@ -27,7 +27,8 @@ import (
 
 // serve runs the service until ctx ends, then shuts down in reverse order
 // of start: stop HTTP, drain workers, close SMTP sessions, close Redis.
-func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+// onListen, when not nil, is told the address once it accepts connections.
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(net.Addr)) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -38,10 +39,14 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	if err != nil {
 		return err
 	}
+	// Listen before serving: a bad address fails at once, and :0 works.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		a.close()
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if onListen != nil {
+		onListen(ln.Addr())
 	}
 	return a.run(ctx, ln)
 }

@@ -1,0 +1,148 @@
+// Package devmail is the mail catcher of `outbound dev`: a real SMTP
+// server (go-smtp, implicit TLS with a certificate it makes itself, AUTH
+// PLAIN accepting any login) that writes every message it receives as an
+// .eml file a person can open in a mail program.
+package devmail
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Server catches mail into a folder.
+type Server struct {
+	Dir     string // where .eml files go
+	CertPEM []byte // the server's self-signed certificate, to trust it
+	srv     *smtp.Server
+	ln      net.Listener
+	count   atomic.Int64
+}
+
+// Start listens on 127.0.0.1 on a free port and writes messages into dir,
+// creating it.
+func Start(dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("devmail: %w", err)
+	}
+	cert, certPEM, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		return nil, fmt.Errorf("devmail: %w", err)
+	}
+	s := &Server{Dir: dir, CertPEM: certPEM, ln: ln}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	s.srv.Domain = "outbound-dev.localhost"
+	s.srv.ReadTimeout, s.srv.WriteTimeout = time.Minute, time.Minute
+	s.srv.MaxMessageBytes = 64 << 20
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Port is the SMTP port.
+func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+// Count is how many messages were written.
+func (s *Server) Count() int64 { return s.count.Load() }
+
+// Close stops the server.
+func (s *Server) Close() error { return s.srv.Close() }
+
+type session struct {
+	s        *Server
+	loggedIn bool
+	from     string
+	to       []string
+}
+
+func (se *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (se *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, username, _ string) error {
+		se.loggedIn = username != ""
+		return nil
+	}), nil
+}
+
+func (se *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !se.loggedIn {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	}
+	se.from = from
+	return nil
+}
+
+func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	se.to = append(se.to, to)
+	return nil
+}
+
+// Data writes the message with the envelope in X-Outbound-Dev-* headers at
+// the top, since Bcc recipients appear nowhere else.
+func (se *session) Data(r io.Reader) error {
+	n := se.s.count.Add(1)
+	name := fmt.Sprintf("%s-%04d.eml", time.Now().UTC().Format("20060102T150405"), n)
+	f, err := os.Create(filepath.Join(se.s.Dir, name))
+	if err != nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot write the message"}
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "X-Outbound-Dev-Mail-From: <%s>\r\nX-Outbound-Dev-Rcpt-To: %s\r\n", se.from, "<"+strings.Join(se.to, ">, <")+">")
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func (se *session) Reset()        { se.from, se.to = "", nil }
+func (se *session) Logout() error { return nil }
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost that is its
+// own root, so the service can trust exactly it.
+func selfSigned() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("devmail: key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("devmail: serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "outbound dev mail catcher"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("devmail: certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
