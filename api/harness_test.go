@@ -26,6 +26,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
@@ -46,7 +47,7 @@ type options struct {
 	rateLimit    ratelimit.Limit
 	retryMaxAge  time.Duration
 	redisOpts    []redistest.Option
-	redis        *redistest.Server // share this Redis instead of starting one (a second replica)
+	redis        *redistest.Server  // share this Redis instead of starting one (a second replica)
 	cluster      *redistest.Cluster // run on this Redis Cluster instead
 	partitions   int
 }
@@ -98,6 +99,8 @@ func newHarness(t *testing.T, o options) *harness {
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
+	m := metrics.New(false)
+	m.WatchQueue(q, log)
 	if o.retryMaxAge == 0 {
 		o.retryMaxAge = time.Hour
 	}
@@ -115,7 +118,7 @@ func newHarness(t *testing.T, o options) *harness {
 		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 		RateLimit: o.rateLimit,
-	}, log, q, profiles, pool, ratelimit.New(rdb))
+	}, log, q, profiles, pool, ratelimit.New(rdb), m)
 	svc.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -123,7 +126,7 @@ func newHarness(t *testing.T, o options) *harness {
 		svc.Shutdown(ctx)
 	})
 
-	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, dialer, svc)
+	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, dialer, svc, m)
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
 	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken, svc: svc, logs: logs}

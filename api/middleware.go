@@ -43,6 +43,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // render now, so the logged status is the real one
 		}
+		s.metrics.HTTPRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
 		level := slog.LevelInfo
 		if c.Response().Status >= 500 {
 			level = slog.LevelError

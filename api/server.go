@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -50,15 +51,16 @@ type Server struct {
 	profiles ProfileStore
 	verifier Verifier
 	messages MessageService
+	metrics  *metrics.Metrics
 	echo     *echo.Echo
 }
 
 // New builds the HTTP handler.
-func New(cfg Config, log *slog.Logger, ready Pinger, profiles ProfileStore, verifier Verifier, messages MessageService) *Server {
+func New(cfg Config, log *slog.Logger, ready Pinger, profiles ProfileStore, verifier Verifier, messages MessageService, m *metrics.Metrics) *Server {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = time.Second
 	}
-	s := &Server{cfg: cfg, log: log, keys: cfg.Keys, ready: ready, profiles: profiles, verifier: verifier, messages: messages}
+	s := &Server{cfg: cfg, log: log, keys: cfg.Keys, ready: ready, profiles: profiles, verifier: verifier, messages: messages, metrics: m}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -86,6 +88,9 @@ func (s *Server) routes() {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if s.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
 
 	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
 	e.GET("/v1/messages/:id", s.getMessage, send)

@@ -18,6 +18,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/config"
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/seal"
@@ -82,6 +83,10 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		DataTimeout:    cfg.SMTPDataTimeout,
 	}
 	pool := delivery.NewPool(dialer.Dial, cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout)
+	m := metrics.New(cfg.MetricsTenantLabels)
+	m.Gauge("outbound_smtp_connections_open", "SMTP sessions open (idle or in use) in this process.",
+		func() float64 { return float64(pool.Open()) })
+	m.WatchQueue(q, log)
 	svc := delivery.New(delivery.Config{
 		Workers:     cfg.Workers,
 		ClaimAfter:  cfg.ClaimAfter,
@@ -93,9 +98,9 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},
 		RateLimit:   ratelimit.Limit{PerMinute: cfg.RatePerMinute, PerDay: cfg.RatePerDay},
 		Consumer:    consumerName(),
-	}, log, q, profiles, pool, ratelimit.New(rdb))
+	}, log, q, profiles, pool, ratelimit.New(rdb), m)
 
-	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc)
+	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc, m)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -64,6 +64,9 @@ type Config struct {
 
 	ShutdownGrace time.Duration
 	LogLevel      slog.Level
+	// MetricsTenantLabels puts tenant ids into metric labels; off by
+	// default because every tenant becomes a time series.
+	MetricsTenantLabels bool
 }
 
 // Relay is the operator's own SMTP relay, used for tenants without an
@@ -124,6 +127,8 @@ func Load(getenv Getenv) (Config, error) {
 
 		ShutdownGrace: r.duration("OUTBOUND_SHUTDOWN_GRACE", 30*time.Second, 0),
 		LogLevel:      r.logLevel("OUTBOUND_LOG_LEVEL"),
+
+		MetricsTenantLabels: r.boolean("OUTBOUND_METRICS_TENANT_LABELS", false),
 	}
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
 	if c.RedisCluster && c.RedisWaitReplicas > 0 {

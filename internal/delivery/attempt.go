@@ -45,6 +45,10 @@ func (s *Service) handle(ctx context.Context, e queue.Entry) {
 	out := s.deliver(ctx, rec)
 	if err := s.queue.Finish(store, e, rec.TenantID, out); err != nil {
 		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
+		return
+	}
+	if out.Status != queue.StatusQueued { // queued: paced, no attempt made
+		s.metrics.Message(string(out.Status), out.Route, rec.TenantID)
 	}
 }
 
@@ -118,6 +122,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 	} else {
 		att.SMTPCode, att.Message = 250, res.Reply
 	}
+	s.metrics.Attempt(r.name, terr == nil, att.Ambiguous, time.Since(start))
 	level := slog.LevelInfo
 	if terr != nil {
 		level = slog.LevelWarn

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -47,6 +49,7 @@ type Service struct {
 	profiles Profiles
 	pool     *Pool
 	limiter  *ratelimit.Limiter
+	metrics  *metrics.Metrics
 
 	holdMu sync.Mutex
 	holds  map[string]time.Time // account key → paused until (sending quota)
@@ -61,7 +64,7 @@ type Service struct {
 }
 
 // New returns a Service; call Start to run workers.
-func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *Pool, limiter *ratelimit.Limiter) *Service {
+func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *Pool, limiter *ratelimit.Limiter, m *metrics.Metrics) *Service {
 	if cfg.Workers < 0 {
 		cfg.Workers = 0
 	}
@@ -83,7 +86,7 @@ func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *
 	if cfg.RateLimit.PerDay <= 0 {
 		cfg.RateLimit.PerDay = 2000
 	}
-	return &Service{cfg: cfg, log: log, queue: q, profiles: profiles, pool: pool, limiter: limiter,
+	return &Service{cfg: cfg, log: log, queue: q, profiles: profiles, pool: pool, limiter: limiter, metrics: m,
 		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
 }
 
@@ -140,6 +143,9 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		}
 	}
 	budget, err := s.limiter.Allow(ctx, req.TenantID, lim, cost)
+	if errors.As(err, new(*ratelimit.DeniedError)) {
+		s.metrics.RateLimited(req.TenantID)
+	}
 	if err != nil {
 		return Accepted{}, err
 	}
@@ -157,6 +163,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 	if a.Replayed { // a concurrent twin won the race
 		return s.replayed(ctx, a.ID)
 	}
+	s.metrics.Message("accepted", r.name, req.TenantID)
 	if a.Unreplicated {
 		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
 			"message_id", a.ID, "tenant_id", req.TenantID)

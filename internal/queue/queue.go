@@ -245,3 +245,22 @@ func isNoGroup(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re) && len(re.Error()) >= 7 && re.Error()[:7] == "NOGROUP"
 }
+
+// OldestAge is how long the oldest entry of partition p has waited in the
+// stream (zero when it is empty). Entries leave the stream when their
+// delivery ends, so the first one is the oldest still waiting or in flight.
+func (q *Queue) OldestAge(ctx context.Context, p int) (time.Duration, error) {
+	msgs, err := q.rdb.XRangeN(ctx, streamKey(p), "-", "+", 1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue: oldest of partition %d: %w", p, err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	msStr, _, _ := strings.Cut(msgs[0].ID, "-")
+	ms, err := strconv.ParseInt(msStr, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("queue: oldest of partition %d: id %q: %w", p, msgs[0].ID, err)
+	}
+	return max(0, q.now().Sub(time.UnixMilli(ms))), nil
+}
