@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,24 @@ type Getenv func(string) string
 // together, each prefixed by the variable's name.
 func Load(getenv Getenv) (Config, error) {
 	r := reader{getenv: getenv}
+	c := r.load()
+	return c, errors.Join(r.errs...)
+}
+
+// Variables lists every variable Load reads, so deployment files can be
+// checked against the code.
+func Variables() []string {
+	r := reader{getenv: func(string) string { return "" }}
+	r.load()
+	names := make([]string, 0, len(r.read))
+	for name := range r.read {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (r *reader) load() Config {
 	c := Config{
 		Listen:            r.str("OUTBOUND_LISTEN", ":8080"),
 		RedisURL:          r.redisURL("OUTBOUND_REDIS_URL"),
@@ -139,20 +158,27 @@ func Load(getenv Getenv) (Config, error) {
 	if c.RetryMaxAge > c.Retention {
 		r.fail("OUTBOUND_RETRY_MAX_AGE", "must not exceed OUTBOUND_RETENTION (%s), or records expire while still retrying", c.Retention)
 	}
-	return c, errors.Join(r.errs...)
+	return c
 }
 
 // reader collects one error per bad variable instead of stopping at the first.
 type reader struct {
 	getenv Getenv
 	errs   []error
+	read   map[string]bool
 }
 
 func (r *reader) fail(name, format string, args ...any) {
 	r.errs = append(r.errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 }
 
-func (r *reader) get(name string) string { return strings.TrimSpace(r.getenv(name)) }
+func (r *reader) get(name string) string {
+	if r.read == nil {
+		r.read = map[string]bool{}
+	}
+	r.read[name] = true
+	return strings.TrimSpace(r.getenv(name))
+}
 
 func (r *reader) str(name, def string) string {
 	if v := r.get(name); v != "" {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,16 @@ func TestErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+func TestVariables(t *testing.T) {
+	vars := Variables()
+	for _, want := range []string{"OUTBOUND_LISTEN", "OUTBOUND_REDIS_URL", "OUTBOUND_SECRET_KEY", "OUTBOUND_API_KEYS", "OUTBOUND_RATE_PER_DAY"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("Variables() lacks %s", want)
+		}
+	}
+	if len(vars) < 30 {
+		t.Errorf("only %d variables: %v", len(vars), vars)
+	}
 }
