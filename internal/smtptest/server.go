@@ -1,18 +1,18 @@
-// Package smtptest runs a real SMTP server (go-smtp) in-process for tests:
-// implicit TLS or STARTTLS with a certificate from a throwaway CA, AUTH
-// PLAIN against a user table, a record of every message exactly as
-// received, connection counts, and hooks that make it misbehave.
+// Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) in
+// the test process, on 127.0.0.1 and a free port: implicit TLS, STARTTLS or
+// plain, AUTH PLAIN and LOGIN against a user table, with certificates from a
+// throwaway CA. It records every message exactly as received and can be told
+// to misbehave (refuse, stall, drop the connection) through Hooks.
 package smtptest
 
 import (
-	"bytes"
+	"context"
 	"crypto/tls"
-	"errors"
-	"io"
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,185 +20,325 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// Mode is how the server encrypts.
+// Mode is how the server secures connections.
 type Mode int
 
 const (
-	// ImplicitTLS encrypts from the first byte (port 465 style).
+	// ImplicitTLS speaks TLS from the first byte (port 465 style).
 	ImplicitTLS Mode = iota
-	// STARTTLS offers STARTTLS on a plain listener (port 587 style).
+	// STARTTLS listens in plain text and offers STARTTLS (port 587 style).
 	STARTTLS
-	// STARTTLSNotOffered is a plain listener that never offers STARTTLS,
-	// to prove a client refuses to log in on it.
+	// STARTTLSNotOffered listens in plain text and never offers STARTTLS,
+	// as a misconfigured server or a downgrading attacker would: a client
+	// that requires STARTTLS must give up without sending credentials
+	// (check Server.AuthAttempts). It behaves exactly like Plain; the name
+	// says what the test means.
 	STARTTLSNotOffered
+	// Plain listens in plain text without TLS.
+	Plain
 )
 
-// Message is one message as the server received it.
+func (m Mode) String() string {
+	switch m {
+	case ImplicitTLS:
+		return "ImplicitTLS"
+	case STARTTLS:
+		return "STARTTLS"
+	case STARTTLSNotOffered:
+		return "STARTTLSNotOffered"
+	case Plain:
+		return "Plain"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Options configure a Server. The zero value is an implicit-TLS server that
+// requires AUTH and knows no users.
+type Options struct {
+	// Users maps username to password for AUTH.
+	Users map[string]string
+	// AcceptAnyAuth accepts every username and password.
+	AcceptAnyAuth bool
+	// NoAuth lets MAIL through without AUTH. By default MAIL before a
+	// successful AUTH is answered 530 5.7.0 (RFC 4954 section 6).
+	NoAuth bool
+	// Mechanisms are the SASL mechanisms offered, "PLAIN" and/or "LOGIN".
+	// Default: PLAIN only.
+	Mechanisms []string
+	// TLS is the server certificate. Default: a leaf for 127.0.0.1, ::1
+	// and localhost from a fresh CA, exposed as Server.CA.
+	TLS *tls.Certificate
+	// Mode selects implicit TLS (default), STARTTLS or plain text.
+	Mode Mode
+	// AllowInsecureAuth offers and accepts AUTH on connections without
+	// TLS (Plain, STARTTLSNotOffered, STARTTLS before the upgrade).
+	// Without it such AUTH is not offered and is answered 523 5.7.10.
+	AllowInsecureAuth bool
+	// Hooks inject faults; see SetHooks to change them later.
+	Hooks Hooks
+	// Domain is the name in the greeting. Default: smtptest.local.
+	Domain string
+}
+
+// Message is one message the server received.
 type Message struct {
 	From     string
 	To       []string
-	Data     []byte // the DATA exactly as received, dot-unstuffed
-	Username string // who logged in on the session
-	ConnID   int    // which TCP connection carried it (1, 2, ...)
+	Data     []byte // the DATA exactly as received, dot-unstuffed, without the final dot
+	Username string // who was logged in, "" without AUTH
+	ConnID   int    // which connection carried it, from 1 in accept order
+	TLS      bool   // whether the connection was encrypted
 	At       time.Time
 }
 
-// Hooks make the server misbehave. Each may be nil; a non-nil
-// *smtp.SMTPError from one is the server's reply.
-type Hooks struct {
-	Auth func(username string) *smtp.SMTPError
-	Mail func(from string) *smtp.SMTPError
-	Rcpt func(to string) *smtp.SMTPError
-	// Data runs after the whole message was read, before the reply.
-	Data func(msg Message) *smtp.SMTPError
-	// DropMidData closes the connection after reading part of the
-	// message: the message is not recorded.
-	DropMidData func() bool
-	// DropAfterData closes the connection after reading the whole message,
-	// without replying: the message IS recorded (the server has it), but
-	// the client cannot know.
-	DropAfterData func(msg Message) bool
-	// Stall delays the reply at a stage: "mail", "rcpt" or "data".
-	Stall func(stage string) time.Duration
-}
-
-// Options configure Start.
-type Options struct {
-	Users         map[string]string // username → password for AUTH PLAIN
-	AcceptAnyAuth bool
-	NoAuth        bool             // accept MAIL without AUTH
-	TLS           *tls.Certificate // default: a leaf from a new CA (Server.CA)
-	Mode          Mode
-	Hooks         Hooks
-	Domain        string
-}
-
-// Server is a running test server.
+// Server is a running test SMTP server. Its methods are safe for
+// concurrent use. Messages and the slices inside them are shared: treat
+// them as read-only.
 type Server struct {
-	CA *CA // the CA that issued the default certificate; nil when Options.TLS was given
+	// CA signed the server certificate; nil when Options.TLS was given.
+	CA *CA
 
-	opts     Options
-	srv      *smtp.Server
-	listener net.Listener
-	port     int
+	opts  Options
+	smtp  *smtp.Server
+	ln    *listener
+	log   *logSink
+	done  chan struct{}
+	wg    sync.WaitGroup // accept loop and connection preparation
+	serve chan struct{}  // closed when smtp.Serve returns
+	close sync.Once
 
 	mu           sync.Mutex
 	users        map[string]string
 	hooks        Hooks
 	messages     []Message
-	conns        map[int]net.Conn
-	notify       chan struct{}
-	connCount    atomic.Int64
-	authCount    atomic.Int64
-	authAttempts atomic.Int64
+	changed      chan struct{} // closed and replaced when a message is recorded
+	conns        map[*trackedConn]struct{}
+	closed       bool
+	nextID       int
+	auths        int
+	authAttempts int
 }
 
-// Start listens on 127.0.0.1 on a free port until the test ends.
+// Start runs a server on 127.0.0.1:0 until the test ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s := &Server{opts: opts, users: map[string]string{}, hooks: opts.Hooks, conns: map[int]net.Conn{},
-		notify: make(chan struct{}, 1)}
-	for u, p := range opts.Users {
-		s.users[u] = p
+	if opts.Mode < ImplicitTLS || opts.Mode > Plain {
+		tb.Fatalf("smtptest: unknown mode %v", opts.Mode)
+	}
+	if len(opts.Mechanisms) == 0 {
+		opts.Mechanisms = []string{sasl.Plain}
+	}
+	for _, m := range opts.Mechanisms {
+		if m != sasl.Plain && m != sasl.Login {
+			tb.Fatalf("smtptest: unsupported SASL mechanism %q (PLAIN or LOGIN)", m)
+		}
+	}
+	if opts.Domain == "" {
+		opts.Domain = "smtptest.local"
+	}
+	s := &Server{
+		opts:    opts,
+		log:     &logSink{tb: tb},
+		done:    make(chan struct{}),
+		serve:   make(chan struct{}),
+		users:   copyUsers(opts.Users),
+		hooks:   opts.Hooks,
+		changed: make(chan struct{}),
+		conns:   make(map[*trackedConn]struct{}),
 	}
 	cert := opts.TLS
 	if cert == nil {
 		s.CA = NewCA(tb)
-		c := s.CA.Leaf(tb, LeafOptions{})
-		cert = &c
+		leaf := s.CA.Leaf(tb, LeafOptions{})
+		cert = &leaf
 	}
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{*cert}}
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 
-	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
-	s.srv.Domain = opts.Domain
-	if s.srv.Domain == "" {
-		s.srv.Domain = "smtptest.local"
-	}
-	s.srv.ReadTimeout, s.srv.WriteTimeout = 10*time.Second, 10*time.Second
-	s.srv.MaxMessageBytes = 50 << 20
-	s.srv.MaxRecipients = 1000
-	s.srv.ErrorLog = quietLog{}
-
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("smtptest: listen: %v", err)
 	}
-	s.port = raw.Addr().(*net.TCPAddr).Port
-	var l net.Listener = &countingListener{Listener: raw, s: s}
+	s.ln = &listener{tcp: tcp, srv: s, ready: make(chan net.Conn)}
+
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Domain
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.MaxMessageBytes = 50 << 20
+	srv.MaxRecipients = 1000
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = s.log
+	// go-smtp would refuse AUTH without TLS before the session sees it;
+	// the session applies Options.AllowInsecureAuth itself so that every
+	// attempt is counted (AuthAttempts).
+	srv.AllowInsecureAuth = true
 	switch opts.Mode {
 	case ImplicitTLS:
-		l = tls.NewListener(l, tlsConfig)
+		s.ln.tls = tlsConfig
 	case STARTTLS:
-		s.srv.TLSConfig = tlsConfig
-	case STARTTLSNotOffered:
+		srv.TLSConfig = tlsConfig
 	}
-	s.listener = l
-	go s.srv.Serve(l)
+	s.smtp = srv
+
+	s.wg.Add(1)
+	go s.ln.loop()
+	go func() {
+		defer close(s.serve)
+		_ = srv.Serve(s.ln)
+	}()
 	tb.Cleanup(s.Close)
 	return s
 }
 
 // Addr is "127.0.0.1:port".
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Host is the listening address.
+// Host is "127.0.0.1".
 func (s *Server) Host() string { return "127.0.0.1" }
 
-// Port is the listening port.
-func (s *Server) Port() int { return s.port }
+// Port is the port the server listens on.
+func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
-// Close stops the server and drops its connections.
-func (s *Server) Close() { s.srv.Close() }
-
-// Messages returns what the server has received so far, in order.
+// Messages returns the messages received so far, in arrival order.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Message(nil), s.messages...)
+	return slices.Clone(s.messages)
 }
 
-// WaitMessages waits until at least n messages arrived and returns them.
+// WaitMessages waits until at least n messages have arrived and returns
+// them all. It fails the test (FailNow, so call it from the test's
+// goroutine) if they have not arrived within timeout.
 func (s *Server) WaitMessages(tb testing.TB, n int, timeout time.Duration) []Message {
 	tb.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	for {
-		if msgs := s.Messages(); len(msgs) >= n {
+		s.mu.Lock()
+		got, changed := len(s.messages), s.changed
+		if got >= n {
+			msgs := slices.Clone(s.messages)
+			s.mu.Unlock()
 			return msgs
 		}
+		s.mu.Unlock()
 		select {
-		case <-s.notify:
-		case <-deadline.C:
-			tb.Fatalf("smtptest: %d message(s) after %v, want %d", len(s.Messages()), timeout, n)
+		case <-changed:
+		case <-timer.C:
+			tb.Fatalf("smtptest: %d of %d messages arrived within %v", got, n, timeout)
+			return nil
 		}
 	}
 }
 
-// Connections counts the TCP connections accepted so far.
-func (s *Server) Connections() int { return int(s.connCount.Load()) }
-
-// Auths counts successful logins.
-func (s *Server) Auths() int { return int(s.authCount.Load()) }
-
-// AuthAttempts counts AUTH commands, successful or not, including any seen
-// in clear text before TLS.
-func (s *Server) AuthAttempts() int { return int(s.authAttempts.Load()) }
-
-// SetUsers replaces the user table (an operator fixing a password).
-func (s *Server) SetUsers(users map[string]string) {
+// Connections is the number of TCP connections accepted so far, including
+// ones that failed the TLS handshake.
+func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users = map[string]string{}
-	for u, p := range users {
-		s.users[u] = p
-	}
+	return s.nextID
 }
 
-// SetHooks replaces the fault hooks.
+// OpenConnections is the number of accepted connections the server has not
+// closed yet. The server closes its side when it reads the client's close,
+// so poll when waiting for a client to hang up.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Auths is the number of successful AUTH exchanges so far.
+func (s *Server) Auths() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auths
+}
+
+// AuthAttempts is the number of AUTH commands received after EHLO,
+// successful or not, including ones refused because the connection was not
+// encrypted.
+func (s *Server) AuthAttempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authAttempts
+}
+
+// SetUsers replaces the user table, e.g. when a test fixes a password.
+func (s *Server) SetUsers(users map[string]string) {
+	u := copyUsers(users)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users = u
+}
+
+// SetHooks replaces the hooks; SetHooks(Hooks{}) makes the server behave
+// again. Commands already past a hook are not affected.
 func (s *Server) SetHooks(h Hooks) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hooks = h
+}
+
+// DropConnections closes every open connection abruptly, as a server
+// restart would, and keeps accepting new ones.
+func (s *Server) DropConnections() {
+	for _, c := range s.openConns() {
+		c.Close()
+	}
+}
+
+// Close stops the server, drops every connection and waits for the
+// connection goroutines to end. Start registers it with tb.Cleanup; calling
+// it earlier is fine and later calls do nothing.
+func (s *Server) Close() {
+	s.close.Do(func() {
+		close(s.done) // ends stalls and makes Accept fail
+		s.ln.Close()
+		<-s.serve // no new go-smtp connection goroutines after this
+
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.DropConnections()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.smtp.Shutdown(ctx); err != nil {
+			s.logf("smtptest: shutdown: %v", err)
+		}
+		s.wg.Wait()
+		s.log.stop()
+	})
+}
+
+func (s *Server) track(raw net.Conn) (*trackedConn, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	tc := &trackedConn{Conn: raw, id: s.nextID, srv: s}
+	if s.closed {
+		raw.Close()
+		return nil, false
+	}
+	s.conns[tc] = struct{}{}
+	return tc, true
+}
+
+func (s *Server) untrack(c *trackedConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+func (s *Server) openConns() []*trackedConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 func (s *Server) currentHooks() Hooks {
@@ -209,183 +349,63 @@ func (s *Server) currentHooks() Hooks {
 
 func (s *Server) record(m Message) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.messages = append(s.messages, m)
-	s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// stall waits as long as Hooks.Stall asks at stage, or until Close.
+func (s *Server) stall(stage string) {
+	h := s.currentHooks()
+	if h.Stall == nil {
+		return
+	}
+	d := h.Stall(stage)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case s.notify <- struct{}{}:
-	default:
+	case <-t.C:
+	case <-s.done:
 	}
 }
 
-// countingListener numbers connections and watches the clear-text part
-// of each for AUTH.
-type countingListener struct {
-	net.Listener
-	s *Server
-}
+func (s *Server) logf(format string, args ...any) { s.log.Printf(format, args...) }
 
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func copyUsers(users map[string]string) map[string]string {
+	u := make(map[string]string, len(users))
+	for k, v := range users {
+		u[k] = v
 	}
-	id := int(l.s.connCount.Add(1))
-	w := &watchedConn{Conn: c, s: l.s, id: id, plain: l.s.opts.Mode != ImplicitTLS}
-	l.s.mu.Lock()
-	l.s.conns[id] = w
-	l.s.mu.Unlock()
-	return w, nil
+	return u
 }
 
-type watchedConn struct {
-	net.Conn
-	s     *Server
-	id    int
-	plain bool // bytes read are clear text until STARTTLS
+// logSink sends go-smtp's and the server's diagnostics to the test log
+// (shown with -v or on failure) until the server is closed, after which
+// logging to tb would panic.
+type logSink struct {
+	mu      sync.Mutex
+	tb      testing.TB
+	stopped bool
 }
 
-func (w *watchedConn) Read(b []byte) (int, error) {
-	n, err := w.Conn.Read(b)
-	if w.plain && n > 0 {
-		line := bytes.ToUpper(b[:n])
-		if bytes.HasPrefix(line, []byte("AUTH ")) {
-			w.s.authAttempts.Add(1)
-		}
-		if bytes.HasPrefix(line, []byte("STARTTLS")) {
-			w.plain = false
-		}
-	}
-	return n, err
-}
-
-// session is one SMTP session.
-type session struct {
-	s        *Server
-	conn     *smtp.Conn
-	connID   int
-	username string
-	from     string
-	to       []string
-}
-
-func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	id := 0
-	var nc net.Conn = c.Conn()
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	if w, ok := nc.(*watchedConn); ok {
-		id = w.id
-	}
-	return &session{s: s, conn: c, connID: id}, nil
-}
-
-func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (ss *session) Auth(mech string) (sasl.Server, error) {
-	if _, ok := ss.conn.Conn().(*tls.Conn); ok {
-		ss.s.authAttempts.Add(1) // clear-text AUTH is counted by watchedConn
-	}
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if h := ss.s.currentHooks().Auth; h != nil {
-			if err := h(username); err != nil {
-				return err
-			}
-		}
-		ss.s.mu.Lock()
-		want, ok := ss.s.users[username]
-		ss.s.mu.Unlock()
-		if !ss.s.opts.AcceptAnyAuth && (!ok || want != password) {
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
-				Message: "Username and Password not accepted"}
-		}
-		ss.username = username
-		ss.s.authCount.Add(1)
-		return nil
-	}), nil
-}
-
-func (ss *session) stall(stage string) {
-	if h := ss.s.currentHooks().Stall; h != nil {
-		time.Sleep(h(stage))
+func (l *logSink) Printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.tb.Logf(format, args...)
 	}
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if ss.username == "" && !ss.s.opts.NoAuth {
-		// Gmail's wording; go-smtp's own ErrAuthRequired is a 502.
-		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication Required"}
-	}
-	ss.stall("mail")
-	if h := ss.s.currentHooks().Mail; h != nil {
-		if err := h(from); err != nil {
-			return err
-		}
-	}
-	ss.from = from
-	return nil
+func (l *logSink) Println(args ...any) {
+	l.Printf("%s", fmt.Sprintln(args...))
 }
 
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.stall("rcpt")
-	if h := ss.s.currentHooks().Rcpt; h != nil {
-		if err := h(to); err != nil {
-			return err
-		}
-	}
-	ss.to = append(ss.to, to)
-	return nil
-}
-
-func (ss *session) Data(r io.Reader) error {
-	hooks := ss.s.currentHooks()
-	if hooks.DropMidData != nil && hooks.DropMidData() {
-		io.CopyN(io.Discard, r, 16)
-		ss.conn.Conn().Close()
-		return errors.New("smtptest: dropped mid-DATA")
-	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	msg := Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data, Username: ss.username,
-		ConnID: ss.connID, At: time.Now()}
-	ss.stall("data")
-	if hooks.DropAfterData != nil && hooks.DropAfterData(msg) {
-		ss.s.record(msg)
-		ss.conn.Conn().Close()
-		return errors.New("smtptest: dropped after DATA")
-	}
-	if hooks.Data != nil {
-		if err := hooks.Data(msg); err != nil {
-			return err
-		}
-	}
-	ss.s.record(msg)
-	return nil
-}
-
-func (ss *session) Reset() {
-	ss.from, ss.to = "", nil
-}
-
-func (ss *session) Logout() error { return nil }
-
-// quietLog keeps go-smtp's own error log (dropped connections, mostly) out
-// of test output.
-type quietLog struct{}
-
-func (quietLog) Printf(string, ...any) {}
-func (quietLog) Println(...any)        {}
-
-// DropConnections closes every open connection from the server's side, as
-// a server does to clients idle too long.
-func (s *Server) DropConnections() {
-	s.mu.Lock()
-	conns := s.conns
-	s.conns = map[int]net.Conn{}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
+func (l *logSink) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
 }
