@@ -103,12 +103,12 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc, m)
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Long enough for a 25 MB body on a modest link, short enough that
-		// slow clients cannot hold connections forever.
-		ReadTimeout:  2 * time.Minute,
-		WriteTimeout: 2 * time.Minute,
-		IdleTimeout:  2 * time.Minute,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		// Long enough for a 25 MB body on a modest link (the default 2m),
+		// short enough that slow clients cannot hold connections forever.
+		ReadTimeout:  cfg.HTTPReadTimeout,
+		WriteTimeout: cfg.HTTPReadTimeout + 30*time.Second,
+		IdleTimeout:  cfg.HTTPIdleTimeout,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, http: srv}, nil

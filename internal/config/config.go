@@ -65,6 +65,12 @@ type Config struct {
 
 	ShutdownGrace time.Duration
 	LogLevel      slog.Level
+
+	// HTTP server timeouts, so slow or stuck clients cannot hold
+	// connections (slow-loris).
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPIdleTimeout       time.Duration
 	// MetricsTenantLabels puts tenant ids into metric labels; off by
 	// default because every tenant becomes a time series.
 	MetricsTenantLabels bool
@@ -146,6 +152,10 @@ func (r *reader) load() Config {
 
 		ShutdownGrace: r.duration("OUTBOUND_SHUTDOWN_GRACE", 30*time.Second, 0),
 		LogLevel:      r.logLevel("OUTBOUND_LOG_LEVEL"),
+
+		HTTPReadHeaderTimeout: r.duration("OUTBOUND_HTTP_READ_HEADER_TIMEOUT", 10*time.Second, 10*time.Millisecond),
+		HTTPReadTimeout:       r.duration("OUTBOUND_HTTP_READ_TIMEOUT", 2*time.Minute, 10*time.Millisecond),
+		HTTPIdleTimeout:       r.duration("OUTBOUND_HTTP_IDLE_TIMEOUT", 2*time.Minute, 10*time.Millisecond),
 
 		MetricsTenantLabels: r.boolean("OUTBOUND_METRICS_TENANT_LABELS", false),
 	}
