@@ -50,6 +50,7 @@ type options struct {
 	redis        *redistest.Server  // share this Redis instead of starting one (a second replica)
 	cluster      *redistest.Cluster // run on this Redis Cluster instead
 	partitions   int
+	smtpTimeout  time.Duration // connect, command and data timeouts (default 5s)
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -86,6 +87,9 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.partitions == 0 {
 		o.partitions = 2
 	}
+	if o.smtpTimeout == 0 {
+		o.smtpTimeout = 5 * time.Second
+	}
 
 	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
 	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
@@ -97,7 +101,7 @@ func newHarness(t *testing.T, o options) *harness {
 	profiles := tenant.NewStore(rdb, sealer)
 	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
-		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second}
+		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
 	m := metrics.New(false)
 	m.WatchQueue(q, log)

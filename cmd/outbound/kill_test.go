@@ -199,3 +199,74 @@ func TestServeOnRedisCluster(t *testing.T) {
 		t.Fatalf("relay received %d distinct messages, want 20", n)
 	}
 }
+
+// TestRepeatedKillsWithAnotherProcessRunning kills one of two delivering
+// processes with SIGKILL three times during a run spread over tenants;
+// the survivor and the restarted process deliver everything.
+func TestRepeatedKillsWithAnotherProcessRunning(t *testing.T) {
+	total := 1000
+	if os.Getenv("OUTBOUND_TEST_LONG") == "1" {
+		total = 10000
+	}
+	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
+		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+			if stage == smtptest.StageData {
+				return 3 * time.Millisecond
+			}
+			return 0
+		}}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	redis := redistest.Start(t)
+	env, admin, send := serviceEnv(t, redis.URL(),
+		"OUTBOUND_SMTP_CA_FILE="+caFile,
+		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
+		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+		"OUTBOUND_RATE_PER_MINUTE=100000", "OUTBOUND_RATE_PER_DAY=1000000",
+		"OUTBOUND_WORKERS=4", "OUTBOUND_CLAIM_AFTER=1s")
+	victim := startService(t, env, admin, send)
+	survivor := startService(t, env, admin, send)
+
+	ids := make([]string, total)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < total; i += 8 {
+				status, body := survivor.call(t, "POST", "/v1/messages", send, map[string]any{
+					"tenant_id": "tenant-" + strconv.Itoa(i%25),
+					"to":        []map[string]string{{"email": "client@example.com"}},
+					"subject":   "message " + strconv.Itoa(i), "text": "body"})
+				if status != http.StatusAccepted {
+					t.Errorf("POST %d: %d %v", i, status, body)
+					return
+				}
+				ids[i] = body["id"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	kills := 0
+	for round := 1; round <= 3; round++ {
+		relay.WaitMessages(t, total*round/5, 60*time.Second)
+		victim.stop(syscall.SIGKILL, time.Second)
+		kills++
+		if len(relay.Messages()) >= total {
+			break
+		}
+		victim = startService(t, env, admin, send)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for unique(t, relay.Messages()) < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered", unique(t, relay.Messages()), total)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, id := range ids {
+		survivor.waitStatus(t, id, "sent", 10*time.Second)
+	}
+	t.Logf("%d messages, %d SIGKILLs of one of two processes: all delivered, %d duplicates", total, kills, len(relay.Messages())-total)
+}
