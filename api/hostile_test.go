@@ -19,19 +19,27 @@ func TestHeaderInjectionRefused(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{})
 	s.putProfile(t, nil)
 	cases := map[string]func(m map[string]any){
-		"subject CRLF":        func(m map[string]any) { m["subject"] = "Hi\r\nBcc: victim@example.com" },
-		"subject LF":          func(m map[string]any) { m["subject"] = "Hi\nBcc: victim@example.com" },
-		"subject NUL":         func(m map[string]any) { m["subject"] = "Hi\x00there" },
-		"to name CRLF":        func(m map[string]any) { m["to"] = []map[string]string{{"email": "a@example.com", "name": "A\r\nBcc: v@example.com"}} },
-		"to email CRLF":       func(m map[string]any) { m["to"] = []map[string]string{{"email": "a@example.com\r\nRCPT TO:<v@example.com>"}} },
-		"from name CRLF":      func(m map[string]any) { m["from"] = map[string]string{"email": "acme@gmail.com", "name": "A\rB"} },
-		"reply-to CRLF":       func(m map[string]any) { m["reply_to"] = []map[string]string{{"email": "r@example.com\n"}} },
-		"header name CRLF":    func(m map[string]any) { m["headers"] = map[string]string{"X-A\r\nBcc": "v@example.com"} },
-		"header name colon":   func(m map[string]any) { m["headers"] = map[string]string{"X-A: b\r\nBcc": "v"} },
-		"header value CRLF":   func(m map[string]any) { m["headers"] = map[string]string{"X-Invoice": "42\r\nBcc: v@example.com"} },
-		"reserved header":     func(m map[string]any) { m["headers"] = map[string]string{"bcc": "v@example.com"} },
-		"filename CRLF":       func(m map[string]any) { m["attachments"] = []map[string]string{{"filename": "a.pdf\r\nX: y", "content": "eA=="}} },
-		"content type CRLF":   func(m map[string]any) { m["attachments"] = []map[string]string{{"filename": "a.pdf", "content_type": "text/plain\r\nX: y", "content": "eA=="}} },
+		"subject CRLF": func(m map[string]any) { m["subject"] = "Hi\r\nBcc: victim@example.com" },
+		"subject LF":   func(m map[string]any) { m["subject"] = "Hi\nBcc: victim@example.com" },
+		"subject NUL":  func(m map[string]any) { m["subject"] = "Hi\x00there" },
+		"to name CRLF": func(m map[string]any) {
+			m["to"] = []map[string]string{{"email": "a@example.com", "name": "A\r\nBcc: v@example.com"}}
+		},
+		"to email CRLF": func(m map[string]any) {
+			m["to"] = []map[string]string{{"email": "a@example.com\r\nRCPT TO:<v@example.com>"}}
+		},
+		"from name CRLF":    func(m map[string]any) { m["from"] = map[string]string{"email": "acme@gmail.com", "name": "A\rB"} },
+		"reply-to CRLF":     func(m map[string]any) { m["reply_to"] = []map[string]string{{"email": "r@example.com\n"}} },
+		"header name CRLF":  func(m map[string]any) { m["headers"] = map[string]string{"X-A\r\nBcc": "v@example.com"} },
+		"header name colon": func(m map[string]any) { m["headers"] = map[string]string{"X-A: b\r\nBcc": "v"} },
+		"header value CRLF": func(m map[string]any) { m["headers"] = map[string]string{"X-Invoice": "42\r\nBcc: v@example.com"} },
+		"reserved header":   func(m map[string]any) { m["headers"] = map[string]string{"bcc": "v@example.com"} },
+		"filename CRLF": func(m map[string]any) {
+			m["attachments"] = []map[string]string{{"filename": "a.pdf\r\nX: y", "content": "eA=="}}
+		},
+		"content type CRLF": func(m map[string]any) {
+			m["attachments"] = []map[string]string{{"filename": "a.pdf", "content_type": "text/plain\r\nX: y", "content": "eA=="}}
+		},
 		"tenant id CRLF":      func(m map[string]any) { m["tenant_id"] = "acme\r\nX: y" },
 		"metadata value CRLF": func(m map[string]any) { m["metadata"] = map[string]string{"k": "v\r\nX: y"} },
 	}
