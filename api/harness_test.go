@@ -27,6 +27,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/metrics"
+	"github.com/outbound-mail/outbound/internal/oauth"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
@@ -51,6 +52,7 @@ type options struct {
 	cluster      *redistest.Cluster // run on this Redis Cluster instead
 	partitions   int
 	smtpTimeout  time.Duration // connect, command and data timeouts (default 5s)
+	sealKey      string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -93,7 +95,10 @@ func newHarness(t *testing.T, o options) *harness {
 
 	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
 	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
-	key, _ := seal.ParseKey(seal.NewKey())
+	if o.sealKey == "" {
+		o.sealKey = seal.NewKey()
+	}
+	key, _ := seal.ParseKey(o.sealKey)
 	sealer, _ := seal.New(key)
 
 	logs := &syncBuffer{}
@@ -122,7 +127,9 @@ func newHarness(t *testing.T, o options) *harness {
 		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 		RateLimit: o.rateLimit,
-	}, log, q, profiles, pool, ratelimit.New(rdb), m)
+	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
+		Tokens:  oauth.New(rdb, sealer, oauth.HTTPClient(&egress.Guard{AllowPrivate: true, Resolver: o.resolver}, o.roots), profiles.SetRefreshToken),
+		Metrics: m})
 	svc.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,7 +137,7 @@ func newHarness(t *testing.T, o options) *harness {
 		svc.Shutdown(ctx)
 	})
 
-	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, dialer, svc, m)
+	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, svc, svc, m)
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
 	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken, svc: svc, logs: logs}

@@ -25,9 +25,10 @@ type ProfileStore interface {
 	Delete(ctx context.Context, tenantID string, expectVersion int64) error
 }
 
-// Verifier tests an SMTP account without sending mail.
+// Verifier tests an SMTP account without sending mail. stored says the
+// profile is the stored one (its cached OAuth2 token may be used).
 type Verifier interface {
-	Verify(ctx context.Context, srv transport.Server) (transport.Verified, error)
+	Verify(ctx context.Context, p tenant.Profile, stored bool) (transport.Verified, error)
 }
 
 // Pinger reports whether storage answers.

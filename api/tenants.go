@@ -28,6 +28,7 @@ type profileView struct {
 	Security          tenant.Security      `json:"security"`
 	Auth              tenant.AuthMechanism `json:"auth"`
 	FallbackToDefault bool                 `json:"fallback_to_default"`
+	OAuth             *oauthView           `json:"oauth,omitempty"`
 	RateLimit         *tenant.RateLimit    `json:"rate_limit,omitempty"`
 	MaxConnections    int                  `json:"max_connections,omitempty"`
 	PacePerMinute     int                  `json:"pace_per_minute,omitempty"`
@@ -37,8 +38,25 @@ type profileView struct {
 	LastError         *tenant.LastError    `json:"last_error,omitempty"`
 }
 
+// oauthView shows an OAuth2 block without its secrets, only whether each
+// is set.
+type oauthView struct {
+	Flow            string `json:"flow"`
+	TokenURL        string `json:"token_url"`
+	ClientID        string `json:"client_id"`
+	Scope           string `json:"scope,omitempty"`
+	DirectoryID     string `json:"directory_id,omitempty"`
+	ClientSecretSet bool   `json:"client_secret_set"`
+	RefreshTokenSet bool   `json:"refresh_token_set"`
+}
+
 func viewOf(p tenant.Profile) profileView {
-	return profileView{
+	var ov *oauthView
+	if o := p.OAuth; o != nil {
+		ov = &oauthView{Flow: o.Flow, TokenURL: o.TokenURL, ClientID: o.ClientID, Scope: o.Scope, DirectoryID: o.DirectoryID,
+			ClientSecretSet: !o.ClientSecret.IsZero(), RefreshTokenSet: !o.RefreshToken.IsZero()}
+	}
+	return profileView{OAuth: ov,
 		TenantID: p.TenantID, Enabled: p.Enabled, Provider: p.Provider, SenderName: p.SenderName,
 		Email: p.Email, Username: p.Username, PasswordSet: !p.Password.IsZero(),
 		Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
@@ -234,7 +252,7 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	}
 
 	start := time.Now()
-	v, err := s.verifier.Verify(c.Request().Context(), transport.FromProfile(p))
+	v, err := s.verifier.Verify(c.Request().Context(), p, empty)
 	if err != nil {
 		var te *transport.Error
 		if !errors.As(err, &te) {

@@ -17,8 +17,10 @@ import (
 	"github.com/outbound-mail/outbound/api"
 	"github.com/outbound-mail/outbound/internal/config"
 	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/metrics"
+	"github.com/outbound-mail/outbound/internal/oauth"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/seal"
@@ -83,6 +85,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		DataTimeout:    cfg.SMTPDataTimeout,
 	}
 	pool := delivery.NewPool(dialer.Dial, cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout)
+	tokens := oauth.New(rdb, sealer, oauth.HTTPClient(&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}, cfg.SMTPRoots),
+		profiles.SetRefreshToken)
 	m := metrics.New(cfg.MetricsTenantLabels)
 	m.Gauge("outbound_smtp_connections_open", "SMTP sessions open (idle or in use) in this process.",
 		func() float64 { return float64(pool.Open()) })
@@ -98,9 +102,10 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},
 		RateLimit:   ratelimit.Limit{PerMinute: cfg.RatePerMinute, PerDay: cfg.RatePerDay},
 		Consumer:    consumerName(),
-	}, log, q, profiles, pool, ratelimit.New(rdb), m)
+	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
+		Tokens: tokens, Metrics: m})
 
-	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, dialer, svc, m)
+	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, svc, svc, m)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,

@@ -110,12 +110,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		att.Error, att.Message = terr.Code, terr.Message
 		return transport.Result{}, att, terr
 	}
-	res, err := s.send(ctx, r, req.Recipients(), body.Bytes())
-
-	var terr *transport.Error
-	if err != nil && !errors.As(err, &terr) { // the context ended while waiting for a session
-		terr = &transport.Error{Code: transport.CodeTimeout, Stage: transport.StageConnect, Message: err.Error(), Err: err}
-	}
+	res, terr := s.sendWithToken(ctx, r, req.Recipients(), body.Bytes())
 	if terr != nil {
 		att.SMTPCode, att.EnhancedCode, att.Message, att.Error, att.Ambiguous =
 			terr.SMTPCode, terr.EnhancedCode, terr.Message, terr.Code, terr.Ambiguous
@@ -144,6 +139,32 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		return res, att, terr
 	}
 	return res, att, nil
+}
+
+// sendWithToken sends on r, first getting an OAuth2 access token where
+// the profile logs in with one. A token the server refuses is dropped from
+// the cache and the send tried once more with a fresh one, on a new
+// session.
+func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, *transport.Error) {
+	oauth := r.name == RouteTenant && r.server.Auth == tenant.AuthXOAuth2
+	for try := 0; ; try++ {
+		if oauth {
+			var terr *transport.Error
+			if r.server, terr = s.withToken(ctx, r.profile, r.server, true); terr != nil {
+				return transport.Result{}, terr
+			}
+		}
+		res, err := s.send(ctx, r, rcpts, body)
+		var terr *transport.Error
+		if err != nil && !errors.As(err, &terr) { // the context ended while waiting for a session
+			terr = &transport.Error{Code: transport.CodeTimeout, Stage: transport.StageConnect, Message: err.Error(), Err: err}
+		}
+		if oauth && try == 0 && terr != nil && terr.Code == transport.CodeAuthFailed {
+			s.forgetToken(ctx, r.profile)
+			continue
+		}
+		return res, terr
+	}
 }
 
 // send runs the transaction on a pooled session. A pooled session the

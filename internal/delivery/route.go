@@ -10,8 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/oauth"
+	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -104,4 +109,64 @@ func (r route) checkFrom(req *message.Request) error {
 		return fmt.Errorf("%w: the account sends as %s", ErrFromMismatch, r.profile.Email)
 	}
 	return nil
+}
+
+// CodeTokenFailed is the attempt and verify error of an OAuth2 token
+// request that failed.
+const CodeTokenFailed = "token_failed"
+
+// withToken fills an xoauth2 server's access token; cached reuses the
+// shared token cache (stored profiles only).
+func (s *Service) withToken(ctx context.Context, p *tenant.Profile, srv transport.Server, cached bool) (transport.Server, *transport.Error) {
+	if srv.Auth != tenant.AuthXOAuth2 || p.OAuth == nil {
+		return srv, nil
+	}
+	var tok secret.String
+	var err error
+	if cached {
+		tok, err = s.tokens.Token(ctx, oauth.Grant{TenantID: p.TenantID, Version: p.Version, OAuth: *p.OAuth})
+	} else {
+		var t *oauth2.Token
+		if t, err = s.tokens.Fetch(ctx, *p.OAuth); err == nil {
+			tok = secret.New(t.AccessToken)
+		}
+	}
+	if err != nil {
+		terr := &transport.Error{Code: CodeTokenFailed, Stage: transport.StageAuth, Message: err.Error(), Err: err}
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			terr.Hint = oe.Hint()
+		}
+		return srv, terr
+	}
+	srv.Token = tok
+	return srv, nil
+}
+
+// forgetToken drops the cached token a server refused.
+func (s *Service) forgetToken(ctx context.Context, p *tenant.Profile) {
+	if err := s.tokens.Forget(ctx, oauth.Grant{TenantID: p.TenantID, Version: p.Version}); err != nil {
+		s.log.Warn("forget refused token", "tenant_id", p.TenantID, "error", err)
+	}
+}
+
+// Verify tests a profile: token (for xoauth2), TLS, login, quit.
+func (s *Service) Verify(ctx context.Context, p tenant.Profile, stored bool) (transport.Verified, error) {
+	start := time.Now()
+	srv, terr := s.withToken(ctx, &p, transport.FromProfile(p), stored)
+	if terr != nil {
+		return transport.Verified{}, terr
+	}
+	v, err := s.dialer.Verify(ctx, srv)
+	var te *transport.Error
+	if stored && errors.As(err, &te) && te.Code == transport.CodeAuthFailed && srv.Auth == tenant.AuthXOAuth2 {
+		// The cached token may have been revoked: once more with a new one.
+		s.forgetToken(ctx, &p)
+		if srv, terr = s.withToken(ctx, &p, srv, stored); terr != nil {
+			return transport.Verified{}, terr
+		}
+		v, err = s.dialer.Verify(ctx, srv)
+	}
+	v.Latency = time.Since(start)
+	return v, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/metrics"
+	"github.com/outbound-mail/outbound/internal/oauth"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -41,14 +42,28 @@ type Profiles interface {
 	SetLastError(ctx context.Context, tenantID string, version int64, e *tenant.LastError) error
 }
 
+// Deps are the parts a Service works with.
+type Deps struct {
+	Log      *slog.Logger
+	Queue    *queue.Queue
+	Profiles Profiles
+	Dialer   *transport.Dialer // for verify; deliveries dial through Pool
+	Pool     *Pool
+	Limiter  *ratelimit.Limiter
+	Tokens   *oauth.Tokens
+	Metrics  *metrics.Metrics // may be nil
+}
+
 // Service accepts messages and delivers them.
 type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	queue    *queue.Queue
 	profiles Profiles
+	dialer   *transport.Dialer
 	pool     *Pool
 	limiter  *ratelimit.Limiter
+	tokens   *oauth.Tokens
 	metrics  *metrics.Metrics
 
 	holdMu sync.Mutex
@@ -64,7 +79,7 @@ type Service struct {
 }
 
 // New returns a Service; call Start to run workers.
-func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *Pool, limiter *ratelimit.Limiter, m *metrics.Metrics) *Service {
+func New(cfg Config, d Deps) *Service {
 	if cfg.Workers < 0 {
 		cfg.Workers = 0
 	}
@@ -86,7 +101,8 @@ func New(cfg Config, log *slog.Logger, q *queue.Queue, profiles Profiles, pool *
 	if cfg.RateLimit.PerDay <= 0 {
 		cfg.RateLimit.PerDay = 2000
 	}
-	return &Service{cfg: cfg, log: log, queue: q, profiles: profiles, pool: pool, limiter: limiter, metrics: m,
+	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
+		limiter: d.Limiter, tokens: d.Tokens, metrics: d.Metrics,
 		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
 }
 

@@ -62,9 +62,12 @@ type Options struct {
 	// NoAuth lets MAIL through without AUTH. By default MAIL before a
 	// successful AUTH is answered 530 5.7.0 (RFC 4954 section 6).
 	NoAuth bool
-	// Mechanisms are the SASL mechanisms offered, "PLAIN" and/or "LOGIN".
-	// Default: PLAIN only.
+	// Mechanisms are the SASL mechanisms offered: "PLAIN", "LOGIN",
+	// "XOAUTH2", "OAUTHBEARER". Default: PLAIN only.
 	Mechanisms []string
+	// Bearer checks an OAuth2 access token (XOAUTH2, OAUTHBEARER); nil
+	// refuses every token.
+	Bearer func(username, token string) bool
 	// TLS is the server certificate. Default: a leaf for 127.0.0.1, ::1
 	// and localhost from a fresh CA, exposed as Server.CA.
 	TLS *tls.Certificate
@@ -129,8 +132,8 @@ func Start(tb testing.TB, opts Options) *Server {
 		opts.Mechanisms = []string{sasl.Plain}
 	}
 	for _, m := range opts.Mechanisms {
-		if m != sasl.Plain && m != sasl.Login {
-			tb.Fatalf("smtptest: unsupported SASL mechanism %q (PLAIN or LOGIN)", m)
+		if m != sasl.Plain && m != sasl.Login && m != mechXOAuth2 && m != sasl.OAuthBearer {
+			tb.Fatalf("smtptest: unsupported SASL mechanism %q (PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER)", m)
 		}
 	}
 	if opts.Domain == "" {

@@ -71,8 +71,18 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 	if !slices.Contains(se.srv.opts.Mechanisms, mech) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	if mech == sasl.Login {
+	switch mech {
+	case sasl.Login:
 		return &loginServer{authenticate: se.login}, nil
+	case mechXOAuth2:
+		return &xoauth2Server{authenticate: se.bearer}, nil
+	case sasl.OAuthBearer:
+		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
+			if se.bearer(o.Username, o.Token) != nil {
+				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
+			}
+			return nil
+		}), nil
 	}
 	return sasl.NewPlainServer(func(identity, username, password string) error {
 		if identity != "" && identity != username {
@@ -98,6 +108,24 @@ func (se *session) login(username, password string) error {
 		return errBadCredentials
 	}
 	se.srv.auths++
+	se.username = username
+	return nil
+}
+
+// bearer checks an OAuth2 access token.
+func (se *session) bearer(username, token string) error {
+	se.srv.stall(StageAuth)
+	if hook := se.srv.currentHooks().Auth; hook != nil {
+		if err := hook(username); err != nil {
+			return err
+		}
+	}
+	if check := se.srv.opts.Bearer; check == nil || !check(username, token) {
+		return errBadCredentials
+	}
+	se.srv.mu.Lock()
+	se.srv.auths++
+	se.srv.mu.Unlock()
 	se.username = username
 	return nil
 }

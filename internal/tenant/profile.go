@@ -33,6 +33,9 @@ type AuthMechanism string
 const (
 	AuthPlain AuthMechanism = "plain" // RFC 4616
 	AuthLogin AuthMechanism = "login" // for servers that offer nothing else
+	// AuthXOAuth2 logs in with an OAuth2 access token (XOAUTH2, or
+	// OAUTHBEARER per RFC 7628 where only that is offered).
+	AuthXOAuth2 AuthMechanism = "xoauth2"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -58,6 +61,8 @@ type Profile struct {
 	Security          Security
 	Auth              AuthMechanism
 	FallbackToDefault bool
+	// OAuth is set when Auth is xoauth2: how to get access tokens.
+	OAuth *OAuth
 	// RateLimit overrides the service-wide per-tenant send limits (in
 	// recipients); nil uses OUTBOUND_RATE_PER_MINUTE and _PER_DAY.
 	RateLimit *RateLimit
@@ -105,6 +110,7 @@ type Input struct {
 	Security          Security      `json:"security,omitempty"`
 	Auth              AuthMechanism `json:"auth,omitempty"`
 	FallbackToDefault bool          `json:"fallback_to_default,omitempty"`
+	OAuth             *OAuthInput   `json:"oauth,omitempty"`
 	RateLimit         *RateLimit    `json:"rate_limit,omitempty"`
 	MaxConnections    int           `json:"max_connections,omitempty"`
 	PacePerMinute     int           `json:"pace_per_minute,omitempty"`
@@ -156,13 +162,21 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 			p.Security = SecurityTLS
 		}
 	}
+	var storedOAuth *OAuth
+	if stored != nil {
+		storedOAuth = stored.OAuth
+	}
+	p.OAuth = buildOAuth(p.Provider, in.OAuth, storedOAuth)
 	if p.Auth == "" {
 		p.Auth = AuthPlain
+		if p.OAuth != nil {
+			p.Auth = AuthXOAuth2
+		}
 	}
 	if p.Username == "" {
 		p.Username = p.Email // Gmail and most providers log in with the address
 	}
-	if p.Password.IsZero() && stored != nil {
+	if p.Password.IsZero() && stored != nil && p.Auth != AuthXOAuth2 {
 		p.Password = stored.Password
 	}
 	if isGmail(p.Host) {
@@ -199,7 +213,14 @@ func (p *Profile) validate(errs *validation.Error) {
 	if p.Username == "" {
 		errs.Add("username", "required", "the login name, usually the email address")
 	}
-	if p.Password.IsZero() {
+	switch {
+	case p.Auth == AuthXOAuth2 && p.OAuth == nil:
+		errs.Add("oauth", "required", `auth "xoauth2" needs an oauth block (flow, token_url, client_id, ...)`)
+	case p.Auth == AuthXOAuth2:
+		p.OAuth.validate(errs)
+	case p.OAuth != nil:
+		errs.Add("oauth", "unexpected", `an oauth block needs auth "xoauth2"`)
+	case p.Password.IsZero():
 		errs.Add("password", "required", "a new profile needs a password (for Gmail, an App Password)")
 	}
 	switch {
@@ -214,8 +235,8 @@ func (p *Profile) validate(errs *validation.Error) {
 	if p.Security != SecurityTLS && p.Security != SecurityStartTLS {
 		errs.Add("security", "invalid_value", `must be "tls" (implicit TLS) or "starttls"`)
 	}
-	if p.Auth != AuthPlain && p.Auth != AuthLogin {
-		errs.Add("auth", "invalid_value", `must be "plain" or "login"`)
+	if p.Auth != AuthPlain && p.Auth != AuthLogin && p.Auth != AuthXOAuth2 {
+		errs.Add("auth", "invalid_value", `must be "plain", "login" or "xoauth2"`)
 	}
 	if rl := p.RateLimit; rl != nil {
 		if rl.PerMinute < 1 || rl.PerMinute > 1_000_000 {

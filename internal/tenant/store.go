@@ -41,8 +41,11 @@ func Key(tenantID string) string { return "outbound:tenant:{" + tenantID + "}:sm
 
 // passwordAD binds a sealed password to its tenant: copied into another
 // tenant's hash, it does not open.
-func passwordAD(tenantID string) []byte {
-	return []byte("outbound/tenant/" + tenantID + "/smtp/password")
+func passwordAD(tenantID string) []byte { return secretAD(tenantID, "password") }
+
+// secretAD binds a sealed secret to its tenant and field.
+func secretAD(tenantID, field string) []byte {
+	return []byte("outbound/tenant/" + tenantID + "/smtp/" + field)
 }
 
 // Get returns the tenant's profile with its password opened.
@@ -112,6 +115,19 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profil
 	if p.RateLimit != nil {
 		args = append(args, "rate_per_minute", p.RateLimit.PerMinute, "rate_per_day", p.RateLimit.PerDay)
 	}
+	if o := p.OAuth; o != nil {
+		clientSecret, err := s.sealer.Seal([]byte(o.ClientSecret.Reveal()), secretAD(p.TenantID, "oauth_client_secret"))
+		if err != nil {
+			return Profile{}, fmt.Errorf("tenant: put %s: %w", p.TenantID, err)
+		}
+		refresh, err := s.sealer.Seal([]byte(o.RefreshToken.Reveal()), secretAD(p.TenantID, "oauth_refresh_token"))
+		if err != nil {
+			return Profile{}, fmt.Errorf("tenant: put %s: %w", p.TenantID, err)
+		}
+		args = append(args, "oauth_flow", o.Flow, "oauth_token_url", o.TokenURL, "oauth_client_id", o.ClientID,
+			"oauth_scope", o.Scope, "oauth_directory_id", o.DirectoryID,
+			"oauth_client_secret", clientSecret, "oauth_refresh_token", refresh)
+	}
 	res, err := putScript.Run(ctx, s.rdb, []string{Key(p.TenantID)}, args...).Slice()
 	if err != nil {
 		return Profile{}, fmt.Errorf("tenant: put %s: %w", p.TenantID, err)
@@ -161,6 +177,26 @@ if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'last_error')
 else redis.call('HSET', KEYS[1], 'last_error', ARGV[2]) end
 return 1
 `)
+
+// setRefreshScript stores a rotated refresh token on the version it was
+// issued for, without making a new version: it is the same consent.
+var setRefreshScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'oauth_refresh_token', ARGV[2])
+return 1
+`)
+
+// SetRefreshToken stores the refresh token a provider rotated.
+func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version int64, rt secret.String) error {
+	sealed, err := s.sealer.Seal([]byte(rt.Reveal()), secretAD(tenantID, "oauth_refresh_token"))
+	if err != nil {
+		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
+	}
+	if err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Err(); err != nil {
+		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
+	}
+	return nil
+}
 
 // SetLastError records e on the profile at version, or clears the record
 // when e is nil. It does nothing when the profile has moved on.
@@ -223,6 +259,18 @@ func (s *Store) decode(tenantID string, h map[string]string) (Profile, error) {
 		if p.RateLimit.PerDay, err = strconv.Atoi(h["rate_per_day"]); err != nil {
 			return Profile{}, bad("rate_per_day", err)
 		}
+	}
+	if h["oauth_flow"] != "" {
+		o := &OAuth{Flow: h["oauth_flow"], TokenURL: h["oauth_token_url"], ClientID: h["oauth_client_id"],
+			Scope: h["oauth_scope"], DirectoryID: h["oauth_directory_id"]}
+		for field, dst := range map[string]*secret.String{"oauth_client_secret": &o.ClientSecret, "oauth_refresh_token": &o.RefreshToken} {
+			plain, err := s.sealer.Open(h[field], secretAD(tenantID, field))
+			if err != nil {
+				return Profile{}, bad(field, err)
+			}
+			*dst = secret.New(string(plain))
+		}
+		p.OAuth = o
 	}
 	if v := h["last_error"]; v != "" {
 		p.LastError = new(LastError)

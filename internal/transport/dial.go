@@ -162,13 +162,19 @@ func (a *authChooser) Start() (string, []byte, error) {
 		return "", nil, errNoAuth
 	}
 	offered := strings.Fields(strings.ToUpper(mechs))
-	a.mech = "PLAIN"
-	if a.srv.Auth == tenant.AuthLogin || !contains(offered, "PLAIN") && contains(offered, "LOGIN") {
+	switch {
+	case a.srv.Auth == tenant.AuthXOAuth2 && !contains(offered, "XOAUTH2") && contains(offered, sasl.OAuthBearer):
+		a.mech = sasl.OAuthBearer // RFC 7628, where XOAUTH2 is not offered
+		a.chosen = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.srv.Username,
+			Token: a.srv.Token.Reveal(), Host: a.srv.Host, Port: a.srv.Port})
+	case a.srv.Auth == tenant.AuthXOAuth2:
+		a.mech = "XOAUTH2"
+		a.chosen = &xoauth2Client{username: a.srv.Username, token: a.srv.Token.Reveal()}
+	case a.srv.Auth == tenant.AuthLogin || !contains(offered, "PLAIN") && contains(offered, "LOGIN"):
 		a.mech = "LOGIN"
-	}
-	if a.mech == "LOGIN" {
 		a.chosen = sasl.NewLoginClient(a.srv.Username, a.srv.Password.Reveal())
-	} else {
+	default:
+		a.mech = "PLAIN"
 		a.chosen = sasl.NewPlainClient("", a.srv.Username, a.srv.Password.Reveal())
 	}
 	return a.chosen.Start()
@@ -185,11 +191,27 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// xoauth2Client is the client side of XOAUTH2, the bearer-token login of
+// Google and Microsoft: "user=<name>\x01auth=Bearer <token>\x01\x01". A
+// refused token comes back as a 334 challenge with a JSON error, answered
+// with an empty line, after which the server replies 535.
+type xoauth2Client struct {
+	username, token string
+}
+
+func (c *xoauth2Client) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + c.username + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
+}
+
+func (c *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
 // scrub removes the password from a server's reply, should a server echo
 // it: replies end up in API responses and logs.
 func scrub(msg string, srv Server) string {
-	if pw := srv.Password.Reveal(); len(pw) >= 4 {
-		msg = strings.ReplaceAll(msg, pw, "[redacted]")
+	for _, s := range []string{srv.Password.Reveal(), srv.Token.Reveal()} {
+		if len(s) >= 4 {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
 	}
 	return msg
 }

@@ -23,15 +23,25 @@ type Server struct {
 	Auth     tenant.AuthMechanism
 	Username string
 	Password secret.String
+	// Token is the OAuth2 access token for XOAUTH2 / OAUTHBEARER, and
+	// Grant names where it came from (client and token endpoint): sessions
+	// are pooled by grant, since the token itself changes every hour.
+	Token secret.String
+	Grant string
 	// Trusted servers (the operator's own default relay) skip the egress
 	// guard; tenant-entered ones never do.
 	Trusted bool
 }
 
-// FromProfile is the server a tenant profile names.
+// FromProfile is the server a tenant profile names. An xoauth2 profile's
+// Token is still to be filled in.
 func FromProfile(p tenant.Profile) Server {
-	return Server{Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
+	s := Server{Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
 		Username: p.Username, Password: p.Password}
+	if p.OAuth != nil {
+		s.Grant = p.OAuth.Flow + " " + p.OAuth.ClientID + " " + p.OAuth.TokenURL
+	}
+	return s
 }
 
 // Addr is host:port.
@@ -44,8 +54,12 @@ func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.P
 // The password enters only through a hash.
 func (s Server) Key() string {
 	h := sha256.New()
+	credential := s.Password.Reveal()
+	if s.Auth == tenant.AuthXOAuth2 {
+		credential = s.Grant
+	}
 	for _, part := range []string{s.Host, strconv.Itoa(s.Port), string(s.Security), string(s.Auth),
-		s.Username, s.Password.Reveal(), strconv.FormatBool(s.Trusted)} {
+		s.Username, credential, strconv.FormatBool(s.Trusted)} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

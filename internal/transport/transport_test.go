@@ -313,3 +313,52 @@ func TestServerKey(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func errOf(_ Verified, err error) error { return err }
+
+func TestOAuthLogins(t *testing.T) {
+	bearer := func(u, token string) bool { return u == user && token == "good-token" }
+	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
+		t.Run(mech, func(t *testing.T) {
+			ca := smtptest.NewCA(t)
+			s := smtptest.Start(t, smtptest.Options{Mechanisms: []string{mech}, Bearer: bearer,
+				TLS: ptr(ca.Leaf(t, smtptest.LeafOptions{Hosts: []string{"smtp.office365.com"}})), Mode: smtptest.STARTTLS})
+			d := dialerFor(s)
+			d.RootCAs = ca.Pool()
+			d.Resolver = resolver{"smtp.office365.com": "127.0.0.1"}
+			srv := Server{Host: "smtp.office365.com", Port: s.Port(), Security: tenant.SecurityStartTLS, Auth: tenant.AuthXOAuth2,
+				Username: user, Token: secret.New("good-token"), Grant: "app"}
+			v, err := d.Verify(context.Background(), srv)
+			if err != nil || v.Mechanism != mech {
+				t.Fatalf("verify: %+v %v", v, err)
+			}
+			srv.Token = secret.New("revoked-token")
+			_, err = d.Verify(context.Background(), srv)
+			e := mustTransportError(t, err)
+			if e.Code != CodeAuthFailed || !strings.Contains(e.Hint, "SMTP.SendAsApp") {
+				t.Fatalf("refused token: %+v", e)
+			}
+			if strings.Contains(e.Error(), "revoked-token") {
+				t.Fatal("error holds the token")
+			}
+		})
+	}
+}
+
+func TestBasicAuthDisabledHintNamesOAuth(t *testing.T) {
+	ca := smtptest.NewCA(t)
+	s := smtptest.Start(t, smtptest.Options{Users: map[string]string{user: pass}, Mode: smtptest.STARTTLS,
+		TLS: ptr(ca.Leaf(t, smtptest.LeafOptions{Hosts: []string{"smtp.office365.com"}})),
+		Hooks: smtptest.Hooks{Auth: func(string) *smtp.SMTPError {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 139},
+				Message: "Authentication unsuccessful, basic authentication is disabled."}
+		}}})
+	d := dialerFor(s)
+	d.RootCAs = ca.Pool()
+	d.Resolver = resolver{"smtp.office365.com": "127.0.0.1"}
+	srv := serverFor(s, tenant.SecurityStartTLS, pass)
+	srv.Host = "smtp.office365.com"
+	_, err := d.Verify(context.Background(), srv)
+	e := mustTransportError(t, err)
+	if e.EnhancedCode != "5.7.139" || !strings.Contains(e.Hint, "OAuth2") || !strings.Contains(e.Hint, "microsoft365") {
+		t.Fatalf("%+v", e)
+	}
+}

@@ -1,0 +1,141 @@
+package tenant
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+// OAuth2 grant types a profile can use to get SMTP access tokens.
+const (
+	// FlowClientCredentials: an app's own identity (Microsoft 365 with
+	// SMTP.SendAsApp).
+	FlowClientCredentials = "client_credentials"
+	// FlowRefreshToken: a user's consent, kept as a refresh token (Google,
+	// or Microsoft delegated SMTP.Send).
+	FlowRefreshToken = "refresh_token"
+)
+
+// OAuth is how an xoauth2 profile gets its access tokens.
+type OAuth struct {
+	Flow         string
+	TokenURL     string
+	ClientID     string
+	ClientSecret secret.String
+	RefreshToken secret.String
+	Scope        string
+	DirectoryID  string // Microsoft Entra directory (tenant) id or domain, for the token URL
+}
+
+// OAuthInput is the "oauth" block of a profile as submitted. Absent
+// secrets keep the stored ones, like the password.
+type OAuthInput struct {
+	Flow         string        `json:"flow,omitempty"`
+	TokenURL     string        `json:"token_url,omitempty"`
+	ClientID     string        `json:"client_id,omitempty"`
+	ClientSecret secret.String `json:"client_secret,omitzero"`
+	RefreshToken secret.String `json:"refresh_token,omitzero"`
+	Scope        string        `json:"scope,omitempty"`
+	DirectoryID  string        `json:"directory_id,omitempty"`
+}
+
+// Provider OAuth2 settings, from their documentation for SMTP.
+const (
+	microsoftTokenURL  = "https://login.microsoftonline.com/{directory}/oauth2/v2.0/token"
+	microsoftAppScope  = "https://outlook.office365.com/.default"
+	microsoftUserScope = "https://outlook.office365.com/SMTP.Send offline_access"
+	googleTokenURL     = "https://oauth2.googleapis.com/token"
+	googleScope        = "https://mail.google.com/"
+	maxOAuthField      = 1024
+	maxClientID        = 256
+)
+
+var directoryPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
+
+// buildOAuth turns the submitted block into the profile's, filling
+// provider defaults and keeping stored secrets the input leaves out.
+func buildOAuth(provider string, in *OAuthInput, stored *OAuth) *OAuth {
+	if in == nil {
+		return nil
+	}
+	o := &OAuth{Flow: strings.TrimSpace(in.Flow), TokenURL: strings.TrimSpace(in.TokenURL),
+		ClientID: strings.TrimSpace(in.ClientID), ClientSecret: in.ClientSecret, RefreshToken: in.RefreshToken,
+		Scope: strings.TrimSpace(in.Scope), DirectoryID: strings.TrimSpace(in.DirectoryID)}
+	if stored != nil {
+		if o.ClientSecret.IsZero() {
+			o.ClientSecret = stored.ClientSecret
+		}
+		if o.RefreshToken.IsZero() {
+			o.RefreshToken = stored.RefreshToken
+		}
+	}
+	switch provider {
+	case "microsoft365":
+		if o.Flow == "" {
+			o.Flow = FlowClientCredentials
+		}
+		if o.TokenURL == "" && o.DirectoryID != "" {
+			o.TokenURL = strings.Replace(microsoftTokenURL, "{directory}", url.PathEscape(o.DirectoryID), 1)
+		}
+		if o.Scope == "" {
+			o.Scope = microsoftUserScope
+			if o.Flow == FlowClientCredentials {
+				o.Scope = microsoftAppScope
+			}
+		}
+	case "gmail", "google":
+		if o.Flow == "" {
+			o.Flow = FlowRefreshToken
+		}
+		if o.TokenURL == "" {
+			o.TokenURL = googleTokenURL
+		}
+		if o.Scope == "" {
+			o.Scope = googleScope
+		}
+	}
+	return o
+}
+
+func (o *OAuth) validate(errs *validation.Error) {
+	text := func(field, value string, max int) {
+		switch {
+		case validation.HasControl(value):
+			errs.Add(field, "invalid_characters", "must not contain control characters")
+		case len(value) > max:
+			errs.Add(field, "too_long", "too long")
+		}
+	}
+	text("oauth.client_id", o.ClientID, maxClientID)
+	text("oauth.client_secret", o.ClientSecret.Reveal(), maxOAuthField*4)
+	text("oauth.refresh_token", o.RefreshToken.Reveal(), maxOAuthField*4)
+	text("oauth.scope", o.Scope, maxOAuthField)
+	switch o.Flow {
+	case FlowClientCredentials:
+		if o.ClientSecret.IsZero() {
+			errs.Add("oauth.client_secret", "required", "the client credentials flow needs the app's client secret")
+		}
+	case FlowRefreshToken:
+		if o.RefreshToken.IsZero() {
+			errs.Add("oauth.refresh_token", "required", "the refresh token flow needs a refresh token from the user's consent")
+		}
+	default:
+		errs.Add("oauth.flow", "invalid_value", `must be "client_credentials" or "refresh_token"`)
+	}
+	if o.ClientID == "" {
+		errs.Add("oauth.client_id", "required", "the app (client) id")
+	}
+	if o.DirectoryID != "" && !directoryPattern.MatchString(o.DirectoryID) {
+		errs.Add("oauth.directory_id", "invalid_value", "a directory (tenant) id or domain")
+	}
+	u, err := url.Parse(o.TokenURL)
+	switch {
+	case o.TokenURL == "":
+		errs.Add("oauth.token_url", "required", "the token endpoint (or directory_id with provider microsoft365)")
+	case err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || validation.HasControl(o.TokenURL):
+		errs.Add("oauth.token_url", "invalid_url", "must be an https:// URL")
+	}
+}
