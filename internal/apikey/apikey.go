@@ -28,7 +28,15 @@ const (
 type Key struct {
 	Name  string
 	Scope Scope
-	Hash  [sha256.Size]byte
+	// Tenant, when set, binds the key to one tenant ("send@acme"): it may
+	// only act on that tenant's messages and settings.
+	Tenant string
+	Hash   [sha256.Size]byte
+}
+
+// AllowsTenant reports whether the key may act for tenantID.
+func (k Key) AllowsTenant(tenantID string) bool {
+	return k.Tenant == "" || k.Tenant == tenantID
 }
 
 // Allows reports whether the key may act within scope; admin implies send.
@@ -36,9 +44,14 @@ func (k Key) Allows(scope Scope) bool {
 	return k.Scope == ScopeAdmin || k.Scope == scope
 }
 
-// Entry renders the key in its configuration form "name:scope:sha256hex".
+// Entry renders the key in its configuration form "name:scope:sha256hex"
+// or "name:scope@tenant:sha256hex".
 func (k Key) Entry() string {
-	return k.Name + ":" + string(k.Scope) + ":" + hex.EncodeToString(k.Hash[:])
+	scope := string(k.Scope)
+	if k.Tenant != "" {
+		scope += "@" + k.Tenant
+	}
+	return k.Name + ":" + scope + ":" + hex.EncodeToString(k.Hash[:])
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -70,9 +83,14 @@ func parseEntry(entry string) (Key, error) {
 	if len(parts) != 3 {
 		return Key{}, fmt.Errorf("want name:scope:sha256hex, got %d part(s)", len(parts))
 	}
-	name, scope, sum := parts[0], Scope(parts[1]), parts[2]
+	name, sum := parts[0], parts[2]
+	scopeText, tenant, bound := strings.Cut(parts[1], "@")
+	scope := Scope(scopeText)
 	if !namePattern.MatchString(name) {
 		return Key{}, fmt.Errorf("name %q: use letters, digits, '.', '_' or '-'", name)
+	}
+	if bound && !namePattern.MatchString(tenant) {
+		return Key{}, fmt.Errorf("key %q: %q is not a tenant id", name, tenant)
 	}
 	if scope != ScopeSend && scope != ScopeAdmin {
 		return Key{}, fmt.Errorf("key %q: scope %q is neither send nor admin", name, scope)
@@ -83,7 +101,7 @@ func parseEntry(entry string) (Key, error) {
 		// token here by mistake should not see it echoed into logs.
 		return Key{}, fmt.Errorf("key %q: third part is not a hex SHA-256 (64 hex digits)", name)
 	}
-	k := Key{Name: name, Scope: scope}
+	k := Key{Name: name, Scope: scope, Tenant: tenant}
 	copy(k.Hash[:], raw)
 	return k, nil
 }
@@ -113,7 +131,13 @@ func (s Set) Lookup(token string) (Key, bool) {
 const tokenPrefix = "obk_"
 
 // Generate returns a new random token and the key entry that accepts it.
+// scope may carry a tenant: "send@acme".
 func Generate(name string, scope Scope) (token string, key Key, err error) {
+	scopeText, tenant, bound := strings.Cut(string(scope), "@")
+	scope = Scope(scopeText)
+	if bound && !namePattern.MatchString(tenant) {
+		return "", Key{}, fmt.Errorf("apikey: %q is not a tenant id", tenant)
+	}
 	if !namePattern.MatchString(name) {
 		return "", Key{}, fmt.Errorf("apikey: name %q: use letters, digits, '.', '_' or '-'", name)
 	}
@@ -125,5 +149,5 @@ func Generate(name string, scope Scope) (token string, key Key, err error) {
 		return "", Key{}, fmt.Errorf("apikey: %w", err)
 	}
 	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	return token, Key{Name: name, Scope: scope, Hash: sha256.Sum256([]byte(token))}, nil
+	return token, Key{Name: name, Scope: scope, Tenant: tenant, Hash: sha256.Sum256([]byte(token))}, nil
 }

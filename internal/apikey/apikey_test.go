@@ -43,7 +43,7 @@ func TestParseRejects(t *testing.T) {
 		"short hash":       "a:send:abcd",
 		"bad name":         "a b:send:" + good,
 		"duplicate name":   "a:send:" + good + ",a:admin:" + good,
-		"tenant-bound key": "a:send@acme:" + good,
+		"bad tenant":       "a:send@-x:" + good,
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -54,5 +54,26 @@ func TestParseRejects(t *testing.T) {
 	}
 	if keys, err := Parse(" , "); err != nil || len(keys) != 0 {
 		t.Errorf("empty list: %v %v", keys, err)
+	}
+}
+
+func TestTenantBoundKeys(t *testing.T) {
+	tok, key, err := Generate("acme-billing", "send@acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key.Entry()[:len("acme-billing:send@acme:")] != "acme-billing:send@acme:" {
+		t.Fatalf("entry %s", key.Entry())
+	}
+	keys, err := Parse(key.Entry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := Set(keys).Lookup(tok)
+	if !ok || k.Tenant != "acme" || k.Scope != ScopeSend || !k.AllowsTenant("acme") || k.AllowsTenant("other") {
+		t.Fatalf("%+v", k)
+	}
+	if !(Key{Scope: ScopeAdmin}).AllowsTenant("anyone") {
+		t.Fatal("an unbound key is refused a tenant")
 	}
 }

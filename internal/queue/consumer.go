@@ -107,7 +107,7 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 // KEYS: stream, record. ARGV: stream id, now ms.
 var beginScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[2], 'status')
-if (not st) or st == 'sent' or st == 'failed' then
+if (not st) or st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'cancelled' then
   redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
   redis.call('XDEL', KEYS[1], ARGV[1])
   return false
@@ -154,12 +154,13 @@ func (q *Queue) ack(ctx context.Context, e Entry) error {
 type Outcome struct {
 	// Status is StatusSent, StatusDeferred or StatusFailed, or StatusQueued
 	// for a message put back without an attempt (paced) to go after RetryIn.
-	Status   Status
-	Route    string    // the route the attempt took
-	Attempts []Attempt // the whole history, the new attempt(s) last
-	Rejected []Rejection
-	Error    string        // for failed: why
-	RetryIn  time.Duration // for deferred or queued: when to try again
+	Status     Status
+	Route      string    // the route the attempt took
+	Attempts   []Attempt // the whole history, the new attempt(s) last
+	Rejected   []Rejection
+	Suppressed []Suppression
+	Error      string        // for failed: why
+	RetryIn    time.Duration // for deferred or queued: when to try again
 	// HoldForTenant marks a deferral caused by the tenant's own account
 	// (a refused login, say): the next write of the tenant's profile makes
 	// the message due at once instead of waiting out its backoff.
@@ -167,17 +168,21 @@ type Outcome struct {
 }
 
 // finishScript acknowledges the entry and records the outcome; a deferred
-// message goes to the retry set, due at Redis's clock plus the delay.
-// KEYS: stream, record, retry, held. ARGV: stream id, message id, status,
-// retry ms, hold flag, retention ms, field pairs...
+// (or paced) message goes to the retry set, due at Redis's clock plus the
+// delay. A change a webhook may want to hear of is appended, in the same
+// step, to the partition's event stream: sent, failed, suppressed, and
+// deferred (flagged "first" the first time for the message).
+// KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
+// status, retry ms, hold flag, retention ms, attempt JSON, field pairs...
 var finishScript = redis.NewScript(`
 redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[2], 'status', ARGV[3], 'updated_at', now, unpack(ARGV, 7))
-if ARGV[3] == 'deferred' or ARGV[3] == 'queued' then
+local status = ARGV[3]
+redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, unpack(ARGV, 8))
+if status == 'deferred' or status == 'queued' then
   local due = now + tonumber(ARGV[4])
   redis.call('HSET', KEYS[2], 'next_attempt_at', due)
   redis.call('ZADD', KEYS[3], due, ARGV[2])
@@ -187,7 +192,17 @@ if ARGV[3] == 'deferred' or ARGV[3] == 'queued' then
   end
 else
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
-  if ARGV[3] == 'sent' then redis.call('HSET', KEYS[2], 'sent_at', now) end
+  if status == 'sent' then redis.call('HSET', KEYS[2], 'sent_at', now) end
+end
+if status ~= 'queued' then
+  local first = '1'
+  if status == 'deferred' then
+    if redis.call('HSETNX', KEYS[2], 'deferred_notified', '1') == 0 then first = '0' end
+  end
+  local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'route', 'meta', 'created_at')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '1000000', '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
+    'tenant_id', r[1] or '', 'route', r[2] or '', 'meta', r[3] or '', 'created_at', r[4] or '', 'at', now,
+    'first', first, 'attempt', ARGV[7])
 end
 return 1
 `)
@@ -206,7 +221,11 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	if out.HoldForTenant {
 		hold = "1"
 	}
-	args := []any{e.StreamID, e.ID, string(out.Status), out.RetryIn.Milliseconds(), hold, q.opts.Retention.Milliseconds(),
+	var last []byte
+	if len(attempts) > 0 {
+		last, _ = json.Marshal(attempts[len(attempts)-1])
+	}
+	args := []any{e.StreamID, e.ID, string(out.Status), out.RetryIn.Milliseconds(), hold, q.opts.Retention.Milliseconds(), last,
 		"attempts", attemptsJSON, "route", out.Route, "error", out.Error}
 	if len(out.Rejected) > 0 {
 		rej, err := json.Marshal(out.Rejected)
@@ -215,8 +234,15 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 		}
 		args = append(args, "rejected", rej)
 	}
+	if len(out.Suppressed) > 0 {
+		sup, err := json.Marshal(out.Suppressed)
+		if err != nil {
+			return fmt.Errorf("queue: finish %s: %w", e.ID, err)
+		}
+		args = append(args, "suppressed", sup)
+	}
 	p := e.Partition
-	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID)}
+	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}
 	if err := finishScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 	}

@@ -50,6 +50,7 @@ func streamKey(p int) string                { return tag(p) + "stream" }
 func retryKey(p int) string                 { return tag(p) + "retry" }
 func recordKey(p int, id string) string     { return tag(p) + "msg:" + id }
 func heldKey(p int, tenantID string) string { return tag(p) + "held:" + tenantID }
+func eventsKey(p int) string                { return tag(p) + "events" }
 func idemKey(p int, tenantID, k string) string {
 	sum := sha256.Sum256([]byte(k))
 	return tag(p) + "idem:" + tenantID + ":" + hex.EncodeToString(sum[:16])
@@ -69,6 +70,11 @@ type NewMessage struct {
 	// repeat from a different request under the same key.
 	IdempotencyKey string
 	RequestHash    string
+	// SendAt, when in the future, holds the message until then.
+	SendAt time.Time
+	// Meta is the request's tags and metadata as JSON, carried into the
+	// events webhooks receive.
+	Meta []byte
 }
 
 // Accepted is the outcome of Enqueue.
@@ -77,29 +83,38 @@ type Accepted struct {
 	// Replayed is true when the idempotency key named an earlier message;
 	// nothing new was queued.
 	Replayed bool
+	// Status is queued, or scheduled for a message held until its send time.
+	Status Status
 	// Unreplicated is set when WaitReplicas replicas did not confirm the
 	// write in time. The message is queued all the same: refusing it now
 	// would make the caller send it again.
 	Unreplicated bool
 }
 
-// enqueueScript writes the record and the stream entry in one step, after
-// checking the idempotency key. KEYS: stream, record, [idempotency key].
-// ARGV: id, request hash, idempotency TTL ms, retention ms, field pairs...
+// enqueueScript writes the record and queues it in one step, after
+// checking the idempotency key: into the stream, or, for a message
+// scheduled for later, into the retry set due at its send time.
+// KEYS: stream, record, retry, [idempotency key].
+// ARGV: id, request hash, idempotency TTL ms, retention ms, send at ms (0:
+// now), field pairs...
 var enqueueScript = redis.NewScript(`
-if KEYS[3] then
-  local prev = redis.call('GET', KEYS[3])
+if KEYS[4] then
+  local prev = redis.call('GET', KEYS[4])
   if prev then
     local sep = string.find(prev, ' ', 1, true)
     local id = string.sub(prev, 1, sep - 1)
     if string.sub(prev, sep + 1) ~= ARGV[2] then return {-1, id} end
     return {0, id}
   end
-  redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
+if tonumber(ARGV[5]) > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+else
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
+end
 return {1, ARGV[1]}
 `)
 
@@ -112,13 +127,19 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	}
 	id := newID(p)
 	now := ms(q.now())
-	keys := []string{streamKey(p), recordKey(p, id)}
+	keys := []string{streamKey(p), recordKey(p, id), retryKey(p)}
 	if m.IdempotencyKey != "" {
 		keys = append(keys, idemKey(p, m.TenantID, m.IdempotencyKey))
 	}
-	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(),
+	status, sendAt := StatusQueued, int64(0)
+	if !m.SendAt.IsZero() && m.SendAt.After(q.now()) {
+		status, sendAt = StatusScheduled, m.SendAt.UnixMilli()
+	}
+	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(), sendAt,
 		"tenant_id", m.TenantID,
-		"status", string(StatusQueued),
+		"status", string(status),
+		"meta", m.Meta,
+		"send_at", sendAt,
 		"route", m.Route,
 		"message_id", m.MessageID,
 		"created_at", now,
@@ -139,7 +160,7 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	case 0:
 		return Accepted{ID: res[1].(string), Replayed: true}, nil
 	}
-	return Accepted{ID: id, Unreplicated: replicationErr != nil}, nil
+	return Accepted{ID: id, Status: status, Unreplicated: replicationErr != nil}, nil
 }
 
 // idemPartition is the partition of an idempotency key: the same key
@@ -207,7 +228,7 @@ func (q *Queue) runEnqueue(ctx context.Context, keys []string, args []any) ([]an
 // statusFields are what Get reads: everything but the payload, which can be
 // megabytes.
 var statusFields = []string{"tenant_id", "status", "route", "message_id", "created_at", "updated_at",
-	"sent_at", "next_attempt_at", "attempts", "rejected", "error"}
+	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at"}
 
 // Get returns a message's status record, without its payload.
 func (q *Queue) Get(ctx context.Context, id string) (Record, error) {

@@ -277,3 +277,70 @@ func TestWaitReplicas(t *testing.T) {
 		t.Errorf("an unreplicated message is still queued: %v", err)
 	}
 }
+
+func TestScheduleCancelAndEvents(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		later := msg("", "")
+		later.SendAt = time.Now().Add(300 * time.Millisecond)
+		a, err := q.Enqueue(ctx, later)
+		if err != nil || a.Status != StatusScheduled {
+			t.Fatalf("scheduled enqueue: %+v %v", a, err)
+		}
+		if rec, _ := q.Get(ctx, a.ID); rec.Status != StatusScheduled || rec.SendAt.IsZero() {
+			t.Fatalf("record: %+v", rec)
+		}
+		if n, _ := q.MoveDue(ctx, 0, 10); n != 0 {
+			t.Fatal("scheduled message due early")
+		}
+		time.Sleep(350 * time.Millisecond)
+		if n, _ := q.MoveDue(ctx, 0, 10); n != 1 {
+			t.Fatal("scheduled message not due at its time")
+		}
+
+		// Cancel: a queued one can be, a sending one cannot.
+		b, _ := q.Enqueue(ctx, msg("", ""))
+		if err := q.Cancel(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := q.Get(ctx, b.ID); rec.Status != StatusCancelled {
+			t.Fatalf("after cancel: %s", rec.Status)
+		}
+		var sending Entry
+		for range 2 { // a's entry and b's: b is skipped as cancelled
+			e := readOne(t, q, "w")
+			if _, ok, _ := q.Begin(ctx, e); ok {
+				sending = e
+			}
+		}
+		if sending.ID != a.ID {
+			t.Fatalf("began %q, want only %q", sending.ID, a.ID)
+		}
+		if err := q.Cancel(ctx, a.ID); !errors.Is(err, ErrNotCancellable) {
+			t.Fatalf("cancel while sending: %v", err)
+		}
+
+		att := []Attempt{{At: time.Now(), Route: "tenant", SMTPCode: 451, Error: "rejected"}}
+		q.Finish(ctx, sending, "acme", Outcome{Status: StatusDeferred, Route: "tenant", Attempts: att, RetryIn: time.Millisecond})
+		time.Sleep(5 * time.Millisecond)
+		q.MoveDue(ctx, 0, 10)
+		again := readOne(t, q, "w")
+		q.Begin(ctx, again)
+		q.Finish(ctx, again, "acme", Outcome{Status: StatusDeferred, Route: "tenant", Attempts: att, RetryIn: time.Hour})
+		events, err := q.ReadEvents(ctx, 0, "d", 10, 10*time.Millisecond)
+		if err != nil || len(events) != 2 {
+			t.Fatalf("events: %+v %v", events, err)
+		}
+		if events[0].Type != "message.deferred" || !events[0].First || events[1].First || events[0].MessageID != a.ID ||
+			events[0].TenantID != "acme" || !strings.Contains(string(events[0].Attempt), "451") {
+			t.Fatalf("events: %+v", events)
+		}
+		if err := q.AckEvents(ctx, 0, events[0].StreamID, events[1].StreamID); err != nil {
+			t.Fatal(err)
+		}
+		if more, _ := q.ReadEvents(ctx, 0, "d", 10, 10*time.Millisecond); len(more) != 0 {
+			t.Fatalf("acked events read again: %+v", more)
+		}
+	})
+}

@@ -20,15 +20,20 @@ import (
 type Status string
 
 const (
-	StatusQueued   Status = "queued"
-	StatusSending  Status = "sending"
-	StatusDeferred Status = "deferred"
-	StatusSent     Status = "sent"
-	StatusFailed   Status = "failed"
+	StatusScheduled  Status = "scheduled" // held until its send_at
+	StatusQueued     Status = "queued"
+	StatusSending    Status = "sending"
+	StatusDeferred   Status = "deferred"
+	StatusSent       Status = "sent"
+	StatusFailed     Status = "failed"
+	StatusSuppressed Status = "suppressed" // every recipient is on the tenant's suppression list
+	StatusCancelled  Status = "cancelled"
 )
 
 // Done reports whether the status is final.
-func (s Status) Done() bool { return s == StatusSent || s == StatusFailed }
+func (s Status) Done() bool {
+	return s == StatusSent || s == StatusFailed || s == StatusSuppressed || s == StatusCancelled
+}
 
 var (
 	// ErrNotFound means no record has that id (never existed or expired).
@@ -61,6 +66,13 @@ type Rejection struct {
 	Message      string `json:"message"`
 }
 
+// Suppression is a recipient skipped because it is on the tenant's
+// suppression list.
+type Suppression struct {
+	Email  string `json:"email"`
+	Reason string `json:"reason"`
+}
+
 // Record is a message's stored state.
 type Record struct {
 	ID            string
@@ -74,8 +86,10 @@ type Record struct {
 	NextAttemptAt time.Time // zero unless deferred
 	Attempts      []Attempt
 	Rejected      []Rejection
-	Error         string // why it failed, when it did
-	Payload       []byte // the request as accepted; dropped once final
+	Suppressed    []Suppression
+	SendAt        time.Time // zero unless scheduled
+	Error         string    // why it failed, when it did
+	Payload       []byte    // the request as accepted; dropped once final
 }
 
 // maxAttempts bounds the history kept per message.
@@ -125,6 +139,7 @@ func decodeRecord(id string, h map[string]string) (Record, error) {
 		UpdatedAt:     parseMS(h["updated_at"]),
 		SentAt:        parseMS(h["sent_at"]),
 		NextAttemptAt: parseMS(h["next_attempt_at"]),
+		SendAt:        parseMS(h["send_at"]),
 		Error:         h["error"],
 	}
 	if p, ok := h["payload"]; ok {
@@ -133,6 +148,11 @@ func decodeRecord(id string, h map[string]string) (Record, error) {
 	if v := h["attempts"]; v != "" {
 		if err := json.Unmarshal([]byte(v), &r.Attempts); err != nil {
 			return Record{}, fmt.Errorf("queue: record %s: attempts: %w", id, err)
+		}
+	}
+	if v := h["suppressed"]; v != "" {
+		if err := json.Unmarshal([]byte(v), &r.Suppressed); err != nil {
+			return Record{}, fmt.Errorf("queue: record %s: suppressed: %w", id, err)
 		}
 	}
 	if v := h["rejected"]; v != "" {

@@ -1,0 +1,46 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotCancellable means the message is being sent or is already done.
+var ErrNotCancellable = errors.New("queue: message is being sent or is done")
+
+// cancelScript cancels a message that has not started sending: its
+// record says cancelled and it leaves the retry set; a stream entry left
+// behind is skipped by Begin. KEYS: record, retry. ARGV: id, now ms.
+var cancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return {0, ''} end
+if st == 'scheduled' or st == 'queued' or st == 'deferred' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'payload', 'next_attempt_at')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {1, 'cancelled'}
+end
+return {2, st}
+`)
+
+// Cancel takes back a scheduled, queued or deferred message.
+func (q *Queue) Cancel(ctx context.Context, id string) error {
+	p, ok := partitionOf(id)
+	if !ok || p >= q.opts.Partitions {
+		return ErrNotFound
+	}
+	res, err := cancelScript.Run(ctx, q.rdb, []string{recordKey(p, id), retryKey(p)}, id, ms(q.now())).Slice()
+	if err != nil {
+		return fmt.Errorf("queue: cancel %s: %w", id, err)
+	}
+	switch res[0].(int64) {
+	case 0:
+		return ErrNotFound
+	case 2:
+		return fmt.Errorf("%w (status %s)", ErrNotCancellable, res[1])
+	}
+	return nil
+}
