@@ -32,8 +32,10 @@ import (
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // options change how a harness is wired.
@@ -64,6 +66,7 @@ type harness struct {
 	rdb        redis.UniversalClient
 	adminToken string
 	sendToken  string
+	acmeToken  string // send@acme: bound to tenant acme
 	svc        *delivery.Service
 	logs       *syncBuffer
 }
@@ -95,6 +98,8 @@ func newHarness(t *testing.T, o options) *harness {
 
 	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
 	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
+	boundToken, boundKey, _ := apikey.Generate("acme-only", "send@acme")
+	keys := apikey.Set{adminKey, sendKey, boundKey}
 	if o.sealKey == "" {
 		o.sealKey = seal.NewKey()
 	}
@@ -108,6 +113,7 @@ func newHarness(t *testing.T, o options) *harness {
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
+	suppressions := suppression.New(rdb)
 	m := metrics.New(false)
 	m.WatchQueue(q, log)
 	if o.retryMaxAge == 0 {
@@ -128,19 +134,29 @@ func newHarness(t *testing.T, o options) *harness {
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 		RateLimit: o.rateLimit,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
-		Tokens:  oauth.New(rdb, sealer, oauth.HTTPClient(&egress.Guard{AllowPrivate: true, Resolver: o.resolver}, o.roots), profiles.SetRefreshToken),
-		Metrics: m})
+		Tokens:   oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: true, Resolver: o.resolver}).HTTPClient(o.roots, 15*time.Second), profiles.SetRefreshToken),
+		Suppress: suppressions,
+		Metrics:  m})
+	hooks := webhook.NewStore(rdb, sealer)
+	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: t.Name(), RetryBase: 100 * time.Millisecond, Timeout: 2 * time.Second},
+		hooks, q, rdb, (&egress.Guard{AllowPrivate: true}).HTTPClient(o.roots, 2*time.Second), log)
 	svc.Start()
+	if o.workers > 0 {
+		dispatcher.Start()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		svc.Shutdown(ctx)
+		dispatcher.Shutdown(ctx)
 	})
 
-	handler := api.New(api.Config{Keys: apikey.Set{adminKey, sendKey}, MaxMessageBytes: 1 << 20}, log, q, profiles, svc, svc, m)
+	handler := api.New(api.Config{Keys: keys, MaxMessageBytes: 1 << 20}, api.Deps{Log: log, Ready: q, Profiles: profiles,
+		Status: profiles, Verifier: svc, Messages: svc, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
-	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken, svc: svc, logs: logs}
+	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
+		acmeToken: boundToken, svc: svc, logs: logs}
 }
 
 // response is a decoded answer.

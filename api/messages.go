@@ -19,6 +19,7 @@ import (
 type MessageService interface {
 	Accept(ctx context.Context, req *message.Request, idempotencyKey string) (delivery.Accepted, error)
 	Status(ctx context.Context, id string) (queue.Record, error)
+	Cancel(ctx context.Context, id string) error
 	// TenantChanged tells the service a tenant's profile was written.
 	TenantChanged(ctx context.Context, tenantID string) error
 }
@@ -45,7 +46,10 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	a, err := s.messages.Accept(c.Request().Context(), &req, key)
+	if !apiKey(c).AllowsTenant(req.TenantID) {
+		return problem("forbidden", "this key is bound to another tenant")
+	}
+	a, err := s.Messages.Accept(c.Request().Context(), &req, key)
 	if err != nil {
 		return err
 	}
@@ -62,28 +66,44 @@ func (s *Server) postMessage(c echo.Context) error {
 }
 
 type messageView struct {
-	ID                 string            `json:"id"`
-	TenantID           string            `json:"tenant_id"`
-	Status             queue.Status      `json:"status"`
-	Route              string            `json:"route"`
-	CreatedAt          time.Time         `json:"created_at"`
-	UpdatedAt          time.Time         `json:"updated_at"`
-	SentAt             *time.Time        `json:"sent_at"`
-	NextAttemptAt      *time.Time        `json:"next_attempt_at,omitempty"`
-	Attempts           []queue.Attempt   `json:"attempts"`
-	RejectedRecipients []queue.Rejection `json:"rejected_recipients,omitempty"`
-	Error              *string           `json:"error"`
+	ID                   string              `json:"id"`
+	TenantID             string              `json:"tenant_id"`
+	Status               queue.Status        `json:"status"`
+	Route                string              `json:"route"`
+	CreatedAt            time.Time           `json:"created_at"`
+	UpdatedAt            time.Time           `json:"updated_at"`
+	SentAt               *time.Time          `json:"sent_at"`
+	NextAttemptAt        *time.Time          `json:"next_attempt_at,omitempty"`
+	Attempts             []queue.Attempt     `json:"attempts"`
+	RejectedRecipients   []queue.Rejection   `json:"rejected_recipients,omitempty"`
+	SuppressedRecipients []queue.Suppression `json:"suppressed_recipients,omitempty"`
+	SendAt               *time.Time          `json:"send_at,omitempty"`
+	Error                *string             `json:"error"`
+}
+
+// message reads a message's record; another tenant's message, for a
+// tenant-bound key, does not exist.
+func (s *Server) message(c echo.Context) (queue.Record, error) {
+	rec, err := s.Messages.Status(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return queue.Record{}, err
+	}
+	if !apiKey(c).AllowsTenant(rec.TenantID) {
+		return queue.Record{}, queue.ErrNotFound
+	}
+	return rec, nil
 }
 
 // getMessage shows a message's status: no body, no credentials.
 func (s *Server) getMessage(c echo.Context) error {
-	rec, err := s.messages.Status(c.Request().Context(), c.Param("id"))
+	rec, err := s.message(c)
 	if err != nil {
 		return err
 	}
 	v := messageView{ID: rec.ID, TenantID: rec.TenantID, Status: rec.Status, Route: rec.Route,
 		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Attempts: rec.Attempts,
-		RejectedRecipients: rec.Rejected, SentAt: timeOrNil(rec.SentAt)}
+		RejectedRecipients: rec.Rejected, SuppressedRecipients: rec.Suppressed, SentAt: timeOrNil(rec.SentAt),
+		SendAt: timeOrNil(rec.SendAt)}
 	if rec.Status == queue.StatusDeferred {
 		v.NextAttemptAt = timeOrNil(rec.NextAttemptAt)
 	}
@@ -94,6 +114,22 @@ func (s *Server) getMessage(c echo.Context) error {
 		v.Error = &rec.Error
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// cancelMessage takes back a scheduled, queued or deferred message; one
+// being sent or done is a 409.
+func (s *Server) cancelMessage(c echo.Context) error {
+	if _, err := s.message(c); err != nil {
+		return err
+	}
+	if err := s.Messages.Cancel(c.Request().Context(), c.Param("id")); err != nil {
+		return err
+	}
+	rec, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, acceptedView{ID: rec.ID, Status: rec.Status, TenantID: rec.TenantID, Route: rec.Route})
 }
 
 func timeOrNil(t time.Time) *time.Time {

@@ -293,8 +293,11 @@ func TestPermanentFailure(t *testing.T) {
 
 func TestSomeRecipientsRefused(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(to string) *smtp.SMTPError {
-		if strings.HasPrefix(to, "gone") {
+		switch {
+		case strings.HasPrefix(to, "gone"):
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		case strings.HasPrefix(to, "blocked"):
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relaying denied"}
 		}
 		return nil
 	}}})
@@ -306,7 +309,7 @@ func TestSomeRecipientsRefused(t *testing.T) {
 	if len(rej) != 1 || rej[0].(map[string]any)["email"] != "gone@example.com" {
 		t.Fatalf("rejected = %v", done["rejected_recipients"])
 	}
-	in["to"] = []map[string]string{{"email": "gone@example.com"}}
+	in["to"] = []map[string]string{{"email": "blocked@example.com"}}
 	delete(in, "bcc")
 	done = s.waitStatus(t, s.accept(t, in), "failed")
 	if rej, _ := done["rejected_recipients"].([]any); len(rej) != 1 {

@@ -43,7 +43,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // render now, so the logged status is the real one
 		}
-		s.metrics.HTTPRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+		s.Metrics.HTTPRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
 		level := slog.LevelInfo
 		if c.Response().Status >= 500 {
 			level = slog.LevelError
@@ -82,11 +82,22 @@ func (s *Server) requireScope(scope apikey.Scope) echo.MiddlewareFunc {
 
 const keyContextKey = "outbound.apikey"
 
-func keyName(c echo.Context) string {
-	if k, ok := c.Get(keyContextKey).(apikey.Key); ok {
-		return k.Name
+// apiKey is the request's authenticated key (zero on open routes).
+func apiKey(c echo.Context) apikey.Key {
+	k, _ := c.Get(keyContextKey).(apikey.Key)
+	return k
+}
+
+func keyName(c echo.Context) string { return apiKey(c).Name }
+
+// requireUnbound refuses tenant-bound keys on routes that span tenants.
+func requireUnbound(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if apiKey(c).Tenant != "" {
+			return problem("forbidden", "this endpoint spans tenants; a tenant-bound key may not use it")
+		}
+		return next(c)
 	}
-	return ""
 }
 
 func bearer(header string) (string, bool) {

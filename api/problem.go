@@ -17,8 +17,10 @@ import (
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/validation"
+	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // Problem is an RFC 9457 problem detail with a stable machine code.
@@ -53,11 +55,14 @@ var problemStatus = map[string]struct {
 	"invalid_json":           {http.StatusBadRequest, "Request body is not valid JSON"},
 	"invalid_tenant_id":      {http.StatusBadRequest, "Invalid tenant id"},
 	"invalid_header":         {http.StatusBadRequest, "Invalid request header"},
+	"invalid_query":          {http.StatusBadRequest, "Invalid query parameter"},
 	"unauthorized":           {http.StatusUnauthorized, "Missing or invalid API token"},
 	"forbidden":              {http.StatusForbidden, "API token lacks the scope for this request"},
 	"not_found":              {http.StatusNotFound, "Not found"},
 	"method_not_allowed":     {http.StatusMethodNotAllowed, "Method not allowed"},
 	"idempotency_key_reused": {http.StatusConflict, "Idempotency key reused with a different request"},
+	"not_cancellable":        {http.StatusConflict, "Message is being sent or is done"},
+	"tenant_paused":          {http.StatusLocked, "Tenant's sending is paused"},
 	"precondition_failed":    {http.StatusPreconditionFailed, "Precondition failed"},
 	"payload_too_large":      {http.StatusRequestEntityTooLarge, "Request body too large"},
 	"unsupported_media_type": {http.StatusUnsupportedMediaType, "Unsupported media type"},
@@ -100,6 +105,14 @@ func toProblem(err error) *Problem {
 		return problem("not_found", "no such message (or its record expired)")
 	case errors.Is(err, queue.ErrIdempotencyKeyReused):
 		return problem("idempotency_key_reused", "this Idempotency-Key was first used with a different request")
+	case errors.Is(err, queue.ErrNotCancellable):
+		return problem("not_cancellable", strings.TrimPrefix(err.Error(), "queue: "))
+	case errors.Is(err, tenant.ErrPaused):
+		return problem("tenant_paused", strings.TrimPrefix(err.Error(), "tenant: "))
+	case errors.Is(err, suppression.ErrNotFound):
+		return problem("not_found", "this address is not on the tenant's suppression list")
+	case errors.Is(err, webhook.ErrNotFound):
+		return problem("not_found", "no webhook has this name")
 	case errors.Is(err, delivery.ErrFromMismatch):
 		return problem("from_mismatch", strings.TrimPrefix(err.Error(), "delivery: "))
 	case errors.Is(err, delivery.ErrNoRoute):

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/metrics"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -43,25 +44,48 @@ type Config struct {
 	ReadyTimeout    time.Duration
 }
 
+// SendingStatus pauses and resumes tenants.
+type SendingStatus interface {
+	GetStatus(ctx context.Context, tenantID string) (tenant.Status, error)
+	SetStatus(ctx context.Context, tenantID string, st tenant.Status) (tenant.Status, error)
+}
+
+// Suppressions are the tenants' do-not-send lists.
+type Suppressions interface {
+	Add(ctx context.Context, tenantID string, e suppression.Entry) (suppression.Entry, error)
+	Get(ctx context.Context, tenantID, email string) (suppression.Entry, error)
+	Remove(ctx context.Context, tenantID, email string) error
+	List(ctx context.Context, tenantID, after string, limit int) ([]suppression.Entry, error)
+}
+
+// Deps are what the handlers work with.
+type Deps struct {
+	Log          *slog.Logger
+	Ready        Pinger
+	Profiles     ProfileStore
+	Status       SendingStatus
+	Verifier     Verifier
+	Messages     MessageService
+	Suppressions Suppressions
+	Webhooks     Webhooks
+	Metrics      *metrics.Metrics // may be nil: no /metrics
+}
+
 // Server holds the handlers' dependencies.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	keys     apikey.Set
-	ready    Pinger
-	profiles ProfileStore
-	verifier Verifier
-	messages MessageService
-	metrics  *metrics.Metrics
-	echo     *echo.Echo
+	Deps
+	cfg  Config
+	log  *slog.Logger
+	keys apikey.Set
+	echo *echo.Echo
 }
 
 // New builds the HTTP handler.
-func New(cfg Config, log *slog.Logger, ready Pinger, profiles ProfileStore, verifier Verifier, messages MessageService, m *metrics.Metrics) *Server {
+func New(cfg Config, d Deps) *Server {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = time.Second
 	}
-	s := &Server{cfg: cfg, log: log, keys: cfg.Keys, ready: ready, profiles: profiles, verifier: verifier, messages: messages, metrics: m}
+	s := &Server{Deps: d, cfg: cfg, log: d.Log, keys: cfg.Keys}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -89,17 +113,30 @@ func (s *Server) routes() {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	if s.metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	if s.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.Metrics.Handler()))
 	}
 
 	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
 	e.GET("/v1/messages/:id", s.getMessage, send)
+	e.DELETE("/v1/messages/:id", s.cancelMessage, send)
 
 	e.GET("/v1/tenants/:tenant/smtp", s.getProfile, admin)
 	e.PUT("/v1/tenants/:tenant/smtp", s.putProfile, admin, limitBody(profileBodyLimit))
 	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)
 	e.POST("/v1/tenants/:tenant/smtp/verify", s.verifyProfile, admin, limitBody(profileBodyLimit))
+	e.GET("/v1/tenants/:tenant/status", s.getStatus, admin)
+	e.PUT("/v1/tenants/:tenant/status", s.putStatus, admin, limitBody(profileBodyLimit))
+	e.GET("/v1/tenants/:tenant/suppressions", s.listSuppressions, admin)
+	e.GET("/v1/tenants/:tenant/suppressions/:email", s.getSuppression, admin)
+	e.PUT("/v1/tenants/:tenant/suppressions/:email", s.putSuppression, admin, limitBody(profileBodyLimit))
+	e.DELETE("/v1/tenants/:tenant/suppressions/:email", s.deleteSuppression, admin)
+
+	e.GET("/v1/webhooks", s.listWebhooks, admin, requireUnbound)
+	e.GET("/v1/webhooks/:name", s.getWebhook, admin, requireUnbound)
+	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, requireUnbound, limitBody(profileBodyLimit))
+	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, requireUnbound)
+	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, requireUnbound)
 }
 
 // healthz is liveness: the process serves.
@@ -112,7 +149,7 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 	defer cancel()
-	if err := s.ready.Ping(ctx); err != nil {
+	if err := s.Ready.Ping(ctx); err != nil {
 		p := problem("unavailable", "storage is unreachable")
 		p.header = http.Header{"Retry-After": {"1"}}
 		return p

@@ -66,10 +66,15 @@ func viewOf(p tenant.Profile) profileView {
 	}
 }
 
+// tenantParam is the tenant the URL names; a tenant-bound key may name
+// only its own.
 func tenantParam(c echo.Context) (string, error) {
 	id := c.Param("tenant")
 	if !tenant.ValidID(id) {
 		return "", tenant.ErrInvalidID
+	}
+	if !apiKey(c).AllowsTenant(id) {
+		return "", problem("forbidden", "this key is bound to another tenant")
 	}
 	return id, nil
 }
@@ -117,7 +122,7 @@ func (s *Server) getProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.profiles.Get(c.Request().Context(), id)
+	p, err := s.Profiles.Get(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -152,14 +157,14 @@ func (s *Server) putProfile(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		saved, err := s.profiles.Put(ctx, p, p.Version)
+		saved, err := s.Profiles.Put(ctx, p, p.Version)
 		if errors.Is(err, tenant.ErrVersionConflict) && !match.present {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if err := s.messages.TenantChanged(ctx, id); err != nil {
+		if err := s.Messages.TenantChanged(ctx, id); err != nil {
 			// The profile is saved; held messages still go at their next retry.
 			s.log.Warn("wake held messages", "tenant_id", id, "error", err)
 		}
@@ -175,7 +180,7 @@ func (s *Server) putProfile(c echo.Context) error {
 
 // storedProfile is the current profile; found is false when there is none.
 func (s *Server) storedProfile(c echo.Context, id string) (p tenant.Profile, found bool, err error) {
-	p, err = s.profiles.Get(c.Request().Context(), id)
+	p, err = s.Profiles.Get(c.Request().Context(), id)
 	if errors.Is(err, tenant.ErrNotFound) {
 		return tenant.Profile{}, false, nil
 	}
@@ -192,7 +197,7 @@ func (s *Server) deleteProfile(c echo.Context) error {
 	if match.present && !match.any {
 		version = match.version
 	}
-	err = s.profiles.Delete(c.Request().Context(), id, version)
+	err = s.Profiles.Delete(c.Request().Context(), id, version)
 	if errors.Is(err, tenant.ErrNotFound) && match.present {
 		return problem("precondition_failed", "no profile exists for If-Match to match")
 	}
@@ -252,7 +257,7 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	}
 
 	start := time.Now()
-	v, err := s.verifier.Verify(c.Request().Context(), p, empty)
+	v, err := s.Verifier.Verify(c.Request().Context(), p, empty)
 	if err != nil {
 		var te *transport.Error
 		if !errors.As(err, &te) {

@@ -24,8 +24,10 @@ import (
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // serve runs the service until ctx ends, then shuts down in reverse order
@@ -60,6 +62,7 @@ type app struct {
 	log      *slog.Logger
 	rdb      redis.UniversalClient
 	delivery *delivery.Service
+	webhooks *webhook.Dispatcher
 	http     *http.Server
 }
 
@@ -85,7 +88,9 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		DataTimeout:    cfg.SMTPDataTimeout,
 	}
 	pool := delivery.NewPool(dialer.Dial, cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout)
-	tokens := oauth.New(rdb, sealer, oauth.HTTPClient(&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}, cfg.SMTPRoots),
+	suppressions := suppression.New(rdb)
+	consumer := consumerName()
+	tokens := oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 15*time.Second),
 		profiles.SetRefreshToken)
 	m := metrics.New(cfg.MetricsTenantLabels)
 	m.Gauge("outbound_smtp_connections_open", "SMTP sessions open (idle or in use) in this process.",
@@ -101,11 +106,15 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		DefaultFrom: cfg.DefaultFrom,
 		Limits:      message.Limits{MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes},
 		RateLimit:   ratelimit.Limit{PerMinute: cfg.RatePerMinute, PerDay: cfg.RatePerDay},
-		Consumer:    consumerName(),
+		Consumer:    consumer,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
-		Tokens: tokens, Metrics: m})
+		Tokens: tokens, Suppress: suppressions, Metrics: m})
+	hooks := webhook.NewStore(rdb, sealer)
+	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer},
+		hooks, q, rdb, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 10*time.Second), log)
 
-	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, log, q, profiles, svc, svc, m)
+	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, api.Deps{Log: log, Ready: q,
+		Profiles: profiles, Status: profiles, Verifier: svc, Messages: svc, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
@@ -116,7 +125,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		IdleTimeout:  cfg.HTTPIdleTimeout,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, http: srv}, nil
+	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, webhooks: dispatcher, http: srv}, nil
 }
 
 // newRedis connects with short timeouts: when Redis is down the API must
@@ -159,6 +168,9 @@ func consumerName() string {
 
 func (a *app) run(ctx context.Context, ln net.Listener) error {
 	a.delivery.Start()
+	if a.cfg.Workers > 0 {
+		a.webhooks.Start()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(ln) }()
 	a.log.Info("outbound serving", "addr", ln.Addr().String(), "workers", a.cfg.Workers,
@@ -177,6 +189,9 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 	}
 	if err := a.delivery.Shutdown(grace); err != nil {
 		a.log.Warn("delivery shutdown cut in-flight sends short; they will be retried", "error", err)
+	}
+	if err := a.webhooks.Shutdown(grace); err != nil {
+		a.log.Warn("webhook shutdown cut posts short; they will be retried", "error", err)
 	}
 	a.close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

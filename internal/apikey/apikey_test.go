@@ -37,13 +37,13 @@ func TestGenerateThenLookup(t *testing.T) {
 func TestParseRejects(t *testing.T) {
 	good := strings.Repeat("ab", 32)
 	cases := map[string]string{
-		"two parts":        "a:send",
-		"bad scope":        "a:root:" + good,
-		"bad hash":         "a:send:xyz",
-		"short hash":       "a:send:abcd",
-		"bad name":         "a b:send:" + good,
-		"duplicate name":   "a:send:" + good + ",a:admin:" + good,
-		"bad tenant":       "a:send@-x:" + good,
+		"two parts":      "a:send",
+		"bad scope":      "a:root:" + good,
+		"bad hash":       "a:send:xyz",
+		"short hash":     "a:send:abcd",
+		"bad name":       "a b:send:" + good,
+		"duplicate name": "a:send:" + good + ",a:admin:" + good,
+		"bad tenant":     "a:send@-x:" + good,
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

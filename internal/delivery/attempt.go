@@ -14,6 +14,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -70,6 +71,20 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 		return queue.Outcome{Status: queue.StatusDeferred, Route: rec.Route, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
 	}
 
+	if r.status.Paused() {
+		// Waits, not failed, until the tenant is active again (which wakes
+		// it, see TenantChanged).
+		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: time.Hour,
+			HoldForTenant: true}
+	}
+	rcpts, suppressed, err := s.unsuppressed(ctx, &req)
+	if err != nil { // storage trouble: try again soon
+		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
+	}
+	if len(rcpts) == 0 {
+		return queue.Outcome{Status: queue.StatusSuppressed, Route: r.name, Attempts: rec.Attempts, Suppressed: suppressed,
+			Error: "every recipient is on the tenant's suppression list"}
+	}
 	if until, held := s.held(r.server.Key()); held {
 		// The account hit its sending quota: wait without spending an
 		// attempt.
@@ -82,7 +97,7 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 	}
 
 	attempts := rec.Attempts
-	res, att, terr := s.attempt(ctx, rec, &req, r)
+	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
 	attempts = append(attempts, att)
 	retryIn := s.backoff(len(attempts))
 
@@ -92,15 +107,59 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 		// for the whole retry window: send via the platform instead.
 		if dr, err := s.resolve(ctx, &req, true); err == nil {
 			r = dr
-			res, att, terr = s.attempt(ctx, rec, &req, r)
+			res, att, terr = s.attempt(ctx, rec, &req, r, rcpts)
 			attempts = append(attempts, att)
 		}
 	}
-	return s.outcome(rec, r, attempts, res, terr, retryIn)
+	s.suppressBounces(ctx, req.TenantID, res.Rejected)
+	out := s.outcome(rec, r, attempts, res, terr, retryIn)
+	out.Suppressed = suppressed
+	return out
+}
+
+// unsuppressed is the message's envelope recipients less those on the
+// tenant's suppression list, and those skipped.
+func (s *Service) unsuppressed(ctx context.Context, req *message.Request) ([]string, []queue.Suppression, error) {
+	rcpts := req.Recipients()
+	if s.suppress == nil {
+		return rcpts, nil, nil
+	}
+	listed, err := s.suppress.Filter(ctx, req.TenantID, rcpts)
+	if err != nil || len(listed) == 0 {
+		return rcpts, nil, err
+	}
+	kept := rcpts[:0:0]
+	var skipped []queue.Suppression
+	for _, r := range rcpts {
+		if e, ok := listed[r]; ok {
+			skipped = append(skipped, queue.Suppression{Email: r, Reason: e.Reason})
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, skipped, nil
+}
+
+// suppressBounces puts recipients refused as non-existent (5.1.x) on the
+// tenant's suppression list.
+func (s *Service) suppressBounces(ctx context.Context, tenantID string, rejected []transport.Rejection) {
+	if s.suppress == nil {
+		return
+	}
+	for _, r := range rejected {
+		if !suppression.HardBounce(r.EnhancedCode) {
+			continue
+		}
+		reason := strconv.Itoa(r.SMTPCode) + " " + r.EnhancedCode + " " + r.Message
+		if _, err := s.suppress.Add(ctx, tenantID, suppression.Entry{Email: r.Email, Reason: reason, Source: "bounce",
+			Code: r.EnhancedCode}); err != nil {
+			s.log.Warn("suppress a hard bounce", "tenant_id", tenantID, "error", err)
+		}
+	}
 }
 
 // attempt composes and sends once on r, recording the attempt.
-func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Request, r route) (transport.Result, queue.Attempt, *transport.Error) {
+func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Request, r route, rcpts []string) (transport.Result, queue.Attempt, *transport.Error) {
 	start := time.Now()
 	att := queue.Attempt{At: start.UTC(), Route: r.name}
 	var body bytes.Buffer
@@ -110,7 +169,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		att.Error, att.Message = terr.Code, terr.Message
 		return transport.Result{}, att, terr
 	}
-	res, terr := s.sendWithToken(ctx, r, req.Recipients(), body.Bytes())
+	res, terr := s.sendWithToken(ctx, r, rcpts, body.Bytes())
 	if terr != nil {
 		att.SMTPCode, att.EnhancedCode, att.Message, att.Error, att.Ambiguous =
 			terr.SMTPCode, terr.EnhancedCode, terr.Message, terr.Code, terr.Ambiguous
@@ -126,7 +185,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		slog.String("message_id", rec.ID), slog.String("tenant_id", rec.TenantID), slog.String("route", r.name),
 		slog.Int("smtp_code", att.SMTPCode), slog.String("enhanced_code", att.EnhancedCode),
 		slog.String("error", att.Error), slog.Bool("ambiguous", att.Ambiguous),
-		slog.Int("recipients", len(req.Recipients())), slog.Int("rejected", len(res.Rejected)),
+		slog.Int("recipients", len(rcpts)), slog.Int("rejected", len(res.Rejected)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 
 	if r.name == RouteTenant {

@@ -45,18 +45,19 @@ type route struct {
 	from     message.Address
 	replyTo  []message.Address
 	profile  *tenant.Profile // the tenant's profile, enabled or not; nil when none
+	status   tenant.Status   // whether the tenant's sending is paused
 }
 
 // resolve picks the route for req: the tenant's enabled profile, else the
 // default relay. forceDefault skips the profile (fallback_to_default).
 func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefault bool) (route, error) {
 	var profile *tenant.Profile
-	p, err := s.profiles.Get(ctx, req.TenantID)
-	switch {
-	case err == nil:
-		profile = &p
-	case !errors.Is(err, tenant.ErrNotFound):
+	p, found, status, err := s.profiles.Load(ctx, req.TenantID)
+	if err != nil {
 		return route{}, fmt.Errorf("delivery: profile of %s: %w", req.TenantID, err)
+	}
+	if found {
+		profile = &p
 	}
 
 	name := s.cfg.DefaultFrom.Name
@@ -75,6 +76,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 			from:     message.Address{Name: name, Email: profile.Email},
 			replyTo:  req.ReplyTo,
 			profile:  profile,
+			status:   status,
 		}, nil
 	}
 	if s.cfg.Relay == nil {
@@ -87,6 +89,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 		from:     message.Address{Name: name, Email: s.cfg.DefaultFrom.Address},
 		replyTo:  req.ReplyTo,
 		profile:  profile,
+		status:   status,
 	}
 	if len(r.replyTo) == 0 {
 		// Replies should reach the tenant, not the platform's no-reply.

@@ -17,6 +17,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/oauth"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/validation"
@@ -36,9 +37,9 @@ type Config struct {
 	Consumer    string          // this process's consumer name in the stream groups
 }
 
-// Profiles is the tenant profile store as delivery uses it.
+// Profiles is the tenant store as delivery uses it.
 type Profiles interface {
-	Get(ctx context.Context, tenantID string) (tenant.Profile, error)
+	Load(ctx context.Context, tenantID string) (p tenant.Profile, found bool, st tenant.Status, err error)
 	SetLastError(ctx context.Context, tenantID string, version int64, e *tenant.LastError) error
 }
 
@@ -51,6 +52,7 @@ type Deps struct {
 	Pool     *Pool
 	Limiter  *ratelimit.Limiter
 	Tokens   *oauth.Tokens
+	Suppress *suppression.Store
 	Metrics  *metrics.Metrics // may be nil
 }
 
@@ -64,6 +66,7 @@ type Service struct {
 	pool     *Pool
 	limiter  *ratelimit.Limiter
 	tokens   *oauth.Tokens
+	suppress *suppression.Store
 	metrics  *metrics.Metrics
 
 	holdMu sync.Mutex
@@ -102,7 +105,7 @@ func New(cfg Config, d Deps) *Service {
 		cfg.RateLimit.PerDay = 2000
 	}
 	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
-		limiter: d.Limiter, tokens: d.Tokens, metrics: d.Metrics,
+		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics,
 		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
 }
 
@@ -130,6 +133,18 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 	}
 	if err := r.checkFrom(req); err != nil {
 		return Accepted{}, err
+	}
+	if r.status.Paused() {
+		return Accepted{}, fmt.Errorf("%w: %s", tenant.ErrPaused, r.status.Reason)
+	}
+	var sendAt time.Time
+	if req.SendAt != nil {
+		sendAt = *req.SendAt
+		if sendAt.After(time.Now().Add(maxSchedule)) {
+			var verr validation.Error
+			verr.Add("send_at", "too_far", "at most 30 days ahead")
+			return Accepted{}, &verr
+		}
 	}
 	lim := s.limitFor(r.profile)
 	cost := req.RecipientCount()
@@ -172,6 +187,8 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		Payload:        payload,
 		IdempotencyKey: idempotencyKey,
 		RequestHash:    hash,
+		SendAt:         sendAt,
+		Meta:           meta(req),
 	})
 	if err != nil {
 		return Accepted{ID: a.ID}, err
@@ -184,8 +201,26 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
 			"message_id", a.ID, "tenant_id", req.TenantID)
 	}
-	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: queue.StatusQueued, RateLimit: budget}, nil
+	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: a.Status, RateLimit: budget}, nil
 }
+
+// maxSchedule is how far ahead send_at may be.
+const maxSchedule = 30 * 24 * time.Hour
+
+// meta is what events carry of the request: its tags and metadata.
+func meta(req *message.Request) []byte {
+	if len(req.Tags) == 0 && len(req.Metadata) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(struct {
+		Tags     []string          `json:"tags,omitempty"`
+		Metadata map[string]string `json:"metadata,omitempty"`
+	}{req.Tags, req.Metadata})
+	return b
+}
+
+// Cancel takes back a message not yet being sent.
+func (s *Service) Cancel(ctx context.Context, id string) error { return s.queue.Cancel(ctx, id) }
 
 // replayed answers a repeated request with the first message's state.
 func (s *Service) replayed(ctx context.Context, id string) (Accepted, error) {

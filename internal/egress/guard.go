@@ -8,12 +8,16 @@ package egress
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrDenied is matched by every *DeniedError.
@@ -145,4 +149,22 @@ func (g *Guard) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 		ips[i] = ips[i].Unmap()
 	}
 	return ips, nil
+}
+
+// HTTPClient is an HTTP client that dials only through the guard, for
+// user-entered URLs (OAuth2 token endpoints, webhooks). It verifies
+// certificates against roots (nil: the system's) and follows no redirects:
+// a redirect could point past what the user entered.
+func (g *Guard) HTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:         g.DialContext,
+			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     time.Minute,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

@@ -45,6 +45,8 @@ type Request struct {
 	Headers     map[string]string `json:"headers,omitempty"`
 	Tags        []string          `json:"tags,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// SendAt holds the message until then (RFC 3339; at most 30 days ahead).
+	SendAt *time.Time `json:"send_at,omitempty"`
 }
 
 // Limits bounds one request. Zero fields take the defaults below.

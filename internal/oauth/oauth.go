@@ -9,8 +9,6 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,24 +54,6 @@ type Tokens struct {
 // requests (see HTTPClient).
 func New(rdb redis.UniversalClient, sealer *seal.Sealer, client *http.Client, rotated RotateFunc) *Tokens {
 	return &Tokens{rdb: rdb, sealer: sealer, client: client, rotated: rotated, LockTTL: 15 * time.Second}
-}
-
-// HTTPClient makes token requests through the egress guard (token
-// endpoints are user input) and with the service's trusted roots.
-func HTTPClient(guard *egress.Guard, roots *x509.CertPool) *http.Client {
-	return &http.Client{
-		Timeout: 15 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         guard.DialContext,
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     time.Minute,
-		},
-		// A token endpoint that redirects elsewhere could redirect past
-		// the guard's intent; providers do not redirect token requests.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // Error is a failed token request.

@@ -30,7 +30,7 @@ func mustSealer(t *testing.T) *seal.Sealer {
 
 func newTokens(t *testing.T, rdb redis.UniversalClient, ts *oauthtest.Server, sealer *seal.Sealer, rotated RotateFunc) *Tokens {
 	t.Helper()
-	return New(rdb, sealer, HTTPClient(&egress.Guard{AllowPrivate: true}, ts.CA.Pool()), rotated)
+	return New(rdb, sealer, (&egress.Guard{AllowPrivate: true}).HTTPClient(ts.CA.Pool(), 15*time.Second), rotated)
 }
 
 func appGrant(ts *oauthtest.Server) Grant {
@@ -159,7 +159,7 @@ func TestTokenErrors(t *testing.T) {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	// Token endpoints are user input: the egress guard applies.
-	guarded := New(rdb, mustSealer(t), HTTPClient(&egress.Guard{}, ts.CA.Pool()), nil)
+	guarded := New(rdb, mustSealer(t), (&egress.Guard{}).HTTPClient(ts.CA.Pool(), 15*time.Second), nil)
 	before := ts.Requests()
 	_, err = guarded.Token(context.Background(), appGrant(ts))
 	if !errors.As(err, &oe) || !errors.Is(err, egress.ErrDenied) || !oe.Temporary() && oe.Code != "" {

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+type statusInput struct {
+	Sending string `json:"sending"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (s *Server) getStatus(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.Status.GetStatus(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// putStatus pauses or resumes a tenant. Paused: new messages are refused
+// (423) and queued ones wait. Resumed: the waiting ones go at once.
+func (s *Server) putStatus(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	var in statusInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	var verr validation.Error
+	if in.Sending != tenant.SendingActive && in.Sending != tenant.SendingPaused {
+		verr.Add("sending", "invalid_value", `must be "active" or "paused"`)
+	}
+	if validation.HasControl(in.Reason) || len(in.Reason) > 512 {
+		verr.Add("reason", "invalid_value", "at most 512 characters, no control characters")
+	}
+	if err := verr.Err(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	st, err := s.Status.SetStatus(ctx, id, tenant.Status{Sending: in.Sending, Reason: in.Reason})
+	if err != nil {
+		return err
+	}
+	if !st.Paused() {
+		if err := s.Messages.TenantChanged(ctx, id); err != nil {
+			s.log.Warn("wake messages of a resumed tenant", "tenant_id", id, "error", err)
+		}
+	}
+	return c.JSON(http.StatusOK, st)
+}

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/suppression"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+// emailParam is the address in the URL.
+func emailParam(c echo.Context) (string, error) {
+	email := c.Param("email")
+	if !validation.IsEmail(email) {
+		var verr validation.Error
+		verr.Add("email", "invalid_email", "not an email address")
+		return "", &verr
+	}
+	return email, nil
+}
+
+type suppressionList struct {
+	Suppressions []suppression.Entry `json:"suppressions"`
+	Next         string              `json:"next,omitempty"`
+}
+
+// listSuppressions pages through the list by address: ?after=<address>&limit=N.
+func (s *Server) listSuppressions(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return problem("invalid_query", "limit is 1 to 1000")
+		}
+	}
+	entries, err := s.Suppressions.List(c.Request().Context(), id, c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	out := suppressionList{Suppressions: entries}
+	if len(entries) == limit {
+		out.Next = entries[len(entries)-1].Email
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getSuppression(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	email, err := emailParam(c)
+	if err != nil {
+		return err
+	}
+	e, err := s.Suppressions.Get(c.Request().Context(), id, email)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, e)
+}
+
+type suppressionInput struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// putSuppression adds an address by hand (a body is optional).
+func (s *Server) putSuppression(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	email, err := emailParam(c)
+	if err != nil {
+		return err
+	}
+	var in suppressionInput
+	if empty, err := bodyIsEmpty(c); err != nil {
+		return err
+	} else if !empty {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	if validation.HasControl(in.Reason) || len(in.Reason) > 512 {
+		var verr validation.Error
+		verr.Add("reason", "invalid_value", "at most 512 characters, no control characters")
+		return &verr
+	}
+	if in.Reason == "" {
+		in.Reason = "added by an operator"
+	}
+	e, err := s.Suppressions.Add(c.Request().Context(), id, suppression.Entry{Email: email, Reason: in.Reason, Source: "manual"})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, e)
+}
+
+func (s *Server) deleteSuppression(c echo.Context) error {
+	id, err := tenantParam(c)
+	if err != nil {
+		return err
+	}
+	email, err := emailParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.Suppressions.Remove(c.Request().Context(), id, email); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

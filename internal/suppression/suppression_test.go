@@ -1,0 +1,47 @@
+package suppression
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/redistest"
+)
+
+func TestStore(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		s := New(rdb)
+		ctx := context.Background()
+		if _, err := s.Add(ctx, "acme", Entry{Email: "Gone@Example.com", Reason: "550 5.1.1 no such user", Source: "bounce", Code: "5.1.1"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Add(ctx, "acme", Entry{Email: "b@example.com", Reason: "asked to stop", Source: "manual"})
+		got, err := s.Filter(ctx, "acme", []string{"gone@example.COM", "ok@example.com"})
+		if err != nil || len(got) != 1 || got["gone@example.COM"].Code != "5.1.1" {
+			t.Fatalf("filter: %v %v", got, err)
+		}
+		if other, _ := s.Filter(ctx, "other", []string{"gone@example.com"}); len(other) != 0 {
+			t.Fatal("another tenant's list applied")
+		}
+		list, _ := s.List(ctx, "acme", "", 10)
+		if len(list) != 2 || list[0].Email != "b@example.com" {
+			t.Fatalf("list: %+v", list)
+		}
+		if page, _ := s.List(ctx, "acme", "b@example.com", 10); len(page) != 1 || page[0].Email != "gone@example.com" {
+			t.Fatalf("page: %+v", page)
+		}
+		if err := s.Remove(ctx, "acme", "GONE@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "acme", "gone@example.com"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after remove: %v", err)
+		}
+	})
+	for code, want := range map[string]bool{"5.1.1": true, "5.1.10": true, "5.7.1": false, "4.1.1": false, "": false} {
+		if HardBounce(code) != want {
+			t.Errorf("HardBounce(%q) = %v", code, !want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sending states of a tenant.
+const (
+	SendingActive = "active"
+	SendingPaused = "paused"
+)
+
+// ErrPaused means the tenant's sending is paused.
+var ErrPaused = errors.New("tenant: sending is paused")
+
+// Status is whether a tenant may send. A paused tenant's new messages are
+// refused and its queued ones wait; none is failed.
+type Status struct {
+	Sending   string    `json:"sending"`
+	Reason    string    `json:"reason,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Paused reports whether sending is paused.
+func (s Status) Paused() bool { return s.Sending == SendingPaused }
+
+func statusKey(tenantID string) string { return "outbound:tenant:{" + tenantID + "}:status" }
+
+// SetStatus stores the tenant's sending status.
+func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (Status, error) {
+	if !ValidID(tenantID) {
+		return Status{}, ErrInvalidID
+	}
+	st.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+	err := s.rdb.HSet(ctx, statusKey(tenantID), "sending", st.Sending, "reason", st.Reason,
+		"updated_at", st.UpdatedAt.Format(time.RFC3339Nano)).Err()
+	if err != nil {
+		return Status{}, fmt.Errorf("tenant: status %s: %w", tenantID, err)
+	}
+	return st, nil
+}
+
+// Load returns the tenant's profile (found false when it has none) and
+// its sending status, in one round trip.
+func (s *Store) Load(ctx context.Context, tenantID string) (p Profile, found bool, st Status, err error) {
+	if !ValidID(tenantID) {
+		return Profile{}, false, Status{}, ErrInvalidID
+	}
+	pipe := s.rdb.Pipeline()
+	prof := pipe.HGetAll(ctx, Key(tenantID))
+	stat := pipe.HGetAll(ctx, statusKey(tenantID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Profile{}, false, Status{}, fmt.Errorf("tenant: load %s: %w", tenantID, err)
+	}
+	st = decodeStatus(stat.Val())
+	if len(prof.Val()) == 0 {
+		return Profile{}, false, st, nil
+	}
+	p, err = s.decode(tenantID, prof.Val())
+	return p, err == nil, st, err
+}
+
+// GetStatus returns the tenant's sending status (active when never set).
+func (s *Store) GetStatus(ctx context.Context, tenantID string) (Status, error) {
+	if !ValidID(tenantID) {
+		return Status{}, ErrInvalidID
+	}
+	h, err := s.rdb.HGetAll(ctx, statusKey(tenantID)).Result()
+	if err != nil {
+		return Status{}, fmt.Errorf("tenant: status %s: %w", tenantID, err)
+	}
+	return decodeStatus(h), nil
+}
+
+func decodeStatus(h map[string]string) Status {
+	st := Status{Sending: SendingActive}
+	if h["sending"] == SendingPaused {
+		st.Sending = SendingPaused
+	}
+	st.Reason = h["reason"]
+	st.UpdatedAt, _ = time.Parse(time.RFC3339Nano, h["updated_at"])
+	return st
+}

@@ -1,0 +1,371 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/queue"
+)
+
+// Events is the queue's event streams as the dispatcher reads them.
+type Events interface {
+	Partitions() int
+	ReadEvents(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]queue.Event, error)
+	ReclaimEvents(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]queue.Event, error)
+	AckEvents(ctx context.Context, p int, streamIDs ...string) error
+}
+
+// Options tune the dispatcher; New fills defaults.
+type Options struct {
+	Consumer  string
+	RetryBase time.Duration // first retry delay (10s), doubling, capped at an hour
+	MaxAge    time.Duration // give up after this (24h)
+	Timeout   time.Duration // one POST (10s)
+	Senders   int           // POSTs in flight (8)
+}
+
+// Dispatcher turns message events into signed POSTs.
+type Dispatcher struct {
+	opts   Options
+	store  *Store
+	events Events
+	rdb    redis.UniversalClient
+	client *http.Client
+	log    *slog.Logger
+
+	hooksMu  sync.Mutex
+	hooks    []Hook
+	hooksAt  time.Time
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	inflight chan struct{}
+}
+
+// NewDispatcher returns a dispatcher; client makes the POSTs (through the
+// egress guard: webhook URLs are user input).
+func NewDispatcher(opts Options, store *Store, events Events, rdb redis.UniversalClient, client *http.Client, log *slog.Logger) *Dispatcher {
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 10 * time.Second
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 24 * time.Hour
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Senders <= 0 {
+		opts.Senders = 8
+	}
+	return &Dispatcher{opts: opts, store: store, events: events, rdb: rdb, client: client, log: log,
+		inflight: make(chan struct{}, opts.Senders)}
+}
+
+// Start runs the fan-out and the senders.
+func (d *Dispatcher) Start() {
+	ctx, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	for p := range d.events.Partitions() {
+		d.wg.Go(func() { d.fanOut(ctx, p) })
+	}
+	d.wg.Go(func() { d.reclaim(ctx) })
+	d.wg.Go(func() { d.send(ctx) })
+}
+
+// Shutdown stops and waits for POSTs in flight (bounded by their timeout).
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	if d.stop == nil {
+		return nil
+	}
+	d.stop()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// currentHooks caches the webhook list for a second: it is read for
+// every event.
+func (d *Dispatcher) currentHooks(ctx context.Context) ([]Hook, error) {
+	d.hooksMu.Lock()
+	defer d.hooksMu.Unlock()
+	if time.Since(d.hooksAt) < time.Second {
+		return d.hooks, nil
+	}
+	hooks, err := d.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.hooks, d.hooksAt = hooks, time.Now()
+	return hooks, nil
+}
+
+func (d *Dispatcher) fanOut(ctx context.Context, p int) {
+	failing := false
+	for ctx.Err() == nil {
+		events, err := d.events.ReadEvents(ctx, p, d.opts.Consumer, 100, time.Second)
+		if err == nil {
+			err = d.handle(ctx, p, events)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				d.log.Warn("webhook events failing; retrying", "partition", p, "error", err)
+				failing = true
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		failing = false
+	}
+}
+
+// reclaim picks up events a dead process read but did not fan out.
+func (d *Dispatcher) reclaim(ctx context.Context) {
+	for sleep(ctx, 15*time.Second) {
+		for p := range d.events.Partitions() {
+			events, err := d.events.ReclaimEvents(ctx, p, d.opts.Consumer, time.Minute, 100)
+			if err == nil {
+				err = d.handle(ctx, p, events)
+			}
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("reclaim webhook events", "partition", p, "error", err)
+			}
+		}
+	}
+}
+
+// body is what a receiver gets.
+type body struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      data      `json:"data"`
+}
+
+type data struct {
+	MessageID        string            `json:"message_id"`
+	TenantID         string            `json:"tenant_id"`
+	Status           string            `json:"status"`
+	Route            string            `json:"route"`
+	Tags             []string          `json:"tags,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	Attempt          json.RawMessage   `json:"attempt,omitempty"`
+	MessageCreatedAt time.Time         `json:"message_created_at"`
+}
+
+// enqueueScript creates a delivery job once: a job id is the webhook and
+// the event, so an event fanned out twice (after a crash) is sent once.
+// KEYS: due, job. ARGV: job id, due ms, field pairs...
+var enqueueScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+`)
+
+// handle fans events out into jobs, then acknowledges them.
+func (d *Dispatcher) handle(ctx context.Context, p int, events []queue.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	hooks, err := d.currentHooks(ctx)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(events))
+	for _, ev := range events {
+		ids = append(ids, ev.StreamID)
+		b, eventID := render(p, ev)
+		for _, h := range hooks {
+			if !wants(h, ev) {
+				continue
+			}
+			jobID := h.Name + ":" + eventID
+			err := enqueueScript.Run(ctx, d.rdb, []string{dueKey, jobKey(jobID)}, jobID, time.Now().UnixMilli(),
+				"hook", h.Name, "body", b, "event_id", eventID, "type", ev.Type, "message_id", ev.MessageID,
+				"created_at", time.Now().UnixMilli(), "attempts", 0).Err()
+			if err != nil {
+				return fmt.Errorf("webhook: enqueue: %w", err)
+			}
+		}
+	}
+	return d.events.AckEvents(ctx, p, ids...)
+}
+
+func wants(h Hook, ev queue.Event) bool {
+	if !slices.Contains(h.Events, ev.Type) || (h.TenantID != "" && h.TenantID != ev.TenantID) {
+		return false
+	}
+	return ev.Type != "message.deferred" || ev.First || h.EveryDeferral
+}
+
+// render builds an event's body once, so every retry sends the same bytes.
+func render(p int, ev queue.Event) ([]byte, string) {
+	eventID := "evt_" + strconv.Itoa(p) + "_" + ev.StreamID
+	var meta struct {
+		Tags     []string          `json:"tags"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	_ = json.Unmarshal(ev.Meta, &meta)
+	b := body{ID: eventID, Type: ev.Type, CreatedAt: ev.At, Data: data{MessageID: ev.MessageID, TenantID: ev.TenantID,
+		Status: ev.Type[len("message."):], Route: ev.Route, Tags: meta.Tags, Metadata: meta.Metadata,
+		MessageCreatedAt: ev.CreatedAt}}
+	if len(ev.Attempt) > 0 {
+		b.Data.Attempt = ev.Attempt
+	}
+	out, _ := json.Marshal(b)
+	return out, eventID
+}
+
+// leaseScript takes due jobs and pushes their due time a lease ahead, so a
+// sender that dies leaves them to be taken again. KEYS: due. ARGV: lease
+// ms, limit.
+var leaseScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end
+return ids
+`)
+
+func (d *Dispatcher) send(ctx context.Context) {
+	lease := d.opts.Timeout + 30*time.Second
+	every := min(max(d.opts.RetryBase/4, 20*time.Millisecond), 250*time.Millisecond)
+	for sleep(ctx, every) {
+		ids, err := leaseScript.Run(ctx, d.rdb, []string{dueKey}, lease.Milliseconds(), d.opts.Senders*4).StringSlice()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("webhook queue", "error", err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			select {
+			case d.inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			d.wg.Go(func() {
+				defer func() { <-d.inflight }()
+				d.deliver(context.WithoutCancel(ctx), id)
+			})
+		}
+	}
+}
+
+// deliver POSTs one job and records the attempt.
+func (d *Dispatcher) deliver(ctx context.Context, id string) {
+	job, err := d.rdb.HGetAll(ctx, jobKey(id)).Result()
+	if err != nil || len(job) == 0 {
+		d.rdb.ZRem(ctx, dueKey, id)
+		return
+	}
+	h, err := d.store.Get(ctx, job["hook"])
+	if errors.Is(err, ErrNotFound) { // the webhook was deleted
+		d.finish(ctx, id)
+		return
+	}
+	if err != nil {
+		return // leased: retried when the lease ends
+	}
+	attempt, _ := strconv.Atoi(job["attempts"])
+	attempt++
+	created, _ := strconv.ParseInt(job["created_at"], 10, 64)
+	rec := Delivery{EventID: job["event_id"], Type: job["type"], MessageID: job["message_id"], Attempt: attempt,
+		At: time.Now().UTC()}
+
+	rec.StatusCode, err = d.post(ctx, h, []byte(job["body"]))
+	switch {
+	case err == nil && rec.StatusCode >= 200 && rec.StatusCode < 300:
+		rec.Delivered = true
+		d.finish(ctx, id)
+	default:
+		if err != nil {
+			rec.Error = err.Error()
+		} else {
+			rec.Error = "receiver answered " + strconv.Itoa(rec.StatusCode)
+		}
+		if time.Since(time.UnixMilli(created)) > d.opts.MaxAge {
+			rec.GaveUp = true
+			d.finish(ctx, id)
+		} else {
+			pipe := d.rdb.TxPipeline()
+			pipe.HSet(ctx, jobKey(id), "attempts", attempt)
+			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(time.Now().Add(d.backoff(attempt)).UnixMilli()), Member: id})
+			if _, err := pipe.Exec(ctx); err != nil {
+				d.log.Warn("webhook retry", "hook", h.Name, "error", err)
+			}
+		}
+	}
+	if err := d.store.record(ctx, h.Name, rec); err != nil {
+		d.log.Warn("webhook log", "hook", h.Name, "error", err)
+	}
+	d.log.Info("webhook delivery", "hook", h.Name, "event_id", rec.EventID, "message_id", rec.MessageID,
+		"attempt", attempt, "status_code", rec.StatusCode, "delivered", rec.Delivered, "error", rec.Error)
+}
+
+func (d *Dispatcher) finish(ctx context.Context, id string) {
+	pipe := d.rdb.TxPipeline()
+	pipe.ZRem(ctx, dueKey, id)
+	pipe.Del(ctx, jobKey(id))
+	_, _ = pipe.Exec(ctx)
+}
+
+func (d *Dispatcher) post(ctx context.Context, h Hook, b []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Outbound-Webhooks/1")
+	req.Header.Set(SignatureHeader, Sign(h.Secret.Reveal(), time.Now(), b))
+	res, err := d.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	return res.StatusCode, nil
+}
+
+// backoff doubles from RetryBase, capped at an hour, with ±20% jitter.
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	b := d.opts.RetryBase
+	for i := 1; i < attempt && b < time.Hour; i++ {
+		b *= 2
+	}
+	b = min(b, max(time.Hour, d.opts.RetryBase))
+	return time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

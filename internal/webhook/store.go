@@ -1,0 +1,258 @@
+// Package webhook tells callers what happened to their messages without
+// polling: signed JSON POSTs for message.sent, .deferred, .failed and
+// .suppressed, fanned out from the queue's event streams into a durable
+// delivery queue in Redis, retried with backoff for up to a day.
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+// Event types a webhook can ask for.
+var EventTypes = []string{"message.sent", "message.deferred", "message.failed", "message.suppressed"}
+
+// ErrNotFound means no webhook has that name.
+var ErrNotFound = errors.New("webhook: no such webhook")
+
+// Hook is one registered receiver.
+type Hook struct {
+	Name     string
+	URL      string
+	Events   []string
+	TenantID string // only this tenant's messages; "" for all
+	Secret   secret.String
+	// EveryDeferral sends message.deferred on each retry; by default only
+	// a message's first deferral is reported.
+	EveryDeferral bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Input is a webhook as submitted.
+type Input struct {
+	URL           string        `json:"url"`
+	Events        []string      `json:"events"`
+	TenantID      string        `json:"tenant_id,omitempty"`
+	Secret        secret.String `json:"secret,omitzero"`
+	EveryDeferral bool          `json:"every_deferral,omitempty"`
+}
+
+var (
+	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	tenantPattern = namePattern
+)
+
+// Build validates in as the webhook name, keeping stored's secret when in
+// has none; a new webhook without one gets a generated secret (generated
+// reports that, so the caller can show it once).
+func Build(name string, in Input, stored *Hook) (h Hook, generated bool, err error) {
+	var errs validation.Error
+	if !namePattern.MatchString(name) {
+		errs.Add("name", "invalid_name", "1-64 letters, digits, '.', '_' or '-'")
+	}
+	u, perr := url.Parse(in.URL)
+	switch {
+	case in.URL == "":
+		errs.Add("url", "required", "where to POST events")
+	case perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		validation.HasControl(in.URL) || len(in.URL) > 2048:
+		errs.Add("url", "invalid_url", "an http:// or https:// URL without credentials")
+	}
+	if len(in.Events) == 0 {
+		errs.Add("events", "required", "at least one of "+fmt.Sprint(EventTypes))
+	}
+	for i, e := range in.Events {
+		if !slices.Contains(EventTypes, e) {
+			errs.Add(fmt.Sprintf("events[%d]", i), "unknown_event", "one of "+fmt.Sprint(EventTypes))
+		}
+	}
+	if in.TenantID != "" && !tenantPattern.MatchString(in.TenantID) {
+		errs.Add("tenant_id", "invalid_tenant_id", "not a tenant id")
+	}
+	if s := in.Secret.Reveal(); validation.HasControl(s) || len(s) > 256 {
+		errs.Add("secret", "invalid_value", "at most 256 characters, no control characters")
+	}
+	if err := errs.Err(); err != nil {
+		return Hook{}, false, err
+	}
+	h = Hook{Name: name, URL: in.URL, Events: slices.Compact(slices.Sorted(slices.Values(in.Events))),
+		TenantID: in.TenantID, Secret: in.Secret, EveryDeferral: in.EveryDeferral}
+	if stored != nil {
+		h.CreatedAt = stored.CreatedAt
+		if h.Secret.IsZero() {
+			h.Secret = stored.Secret
+		}
+	}
+	if h.Secret.IsZero() {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		h.Secret, generated = secret.New("whsec_"+base64.RawURLEncoding.EncodeToString(b)), true
+	}
+	return h, generated, nil
+}
+
+// Store keeps webhooks in one Redis hash.
+type Store struct {
+	rdb    redis.UniversalClient
+	sealer *seal.Sealer
+	now    func() time.Time
+}
+
+// NewStore returns a store; secrets are sealed with sealer.
+func NewStore(rdb redis.UniversalClient, sealer *seal.Sealer) *Store {
+	return &Store{rdb: rdb, sealer: sealer, now: time.Now}
+}
+
+// Every webhook key carries the {wh} hash tag.
+const (
+	hooksKey = "outbound:{wh}:hooks"
+	dueKey   = "outbound:{wh}:due"
+)
+
+func jobKey(id string) string   { return "outbound:{wh}:job:" + id }
+func logKey(name string) string { return "outbound:{wh}:log:" + name }
+
+type stored struct {
+	URL           string    `json:"url"`
+	Events        []string  `json:"events"`
+	TenantID      string    `json:"tenant_id,omitempty"`
+	SecretSealed  string    `json:"secret_sealed"`
+	EveryDeferral bool      `json:"every_deferral,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func secretAD(name string) []byte { return []byte("outbound/webhook/" + name + "/secret") }
+
+// Put stores h, creating or replacing it.
+func (s *Store) Put(ctx context.Context, h Hook) (Hook, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	if h.CreatedAt.IsZero() {
+		h.CreatedAt = now
+	}
+	h.UpdatedAt = now
+	sealed, err := s.sealer.Seal([]byte(h.Secret.Reveal()), secretAD(h.Name))
+	if err != nil {
+		return Hook{}, fmt.Errorf("webhook: %w", err)
+	}
+	b, _ := json.Marshal(stored{URL: h.URL, Events: h.Events, TenantID: h.TenantID, SecretSealed: sealed,
+		EveryDeferral: h.EveryDeferral, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt})
+	if err := s.rdb.HSet(ctx, hooksKey, h.Name, b).Err(); err != nil {
+		return Hook{}, fmt.Errorf("webhook: put %s: %w", h.Name, err)
+	}
+	return h, nil
+}
+
+// Get returns one webhook.
+func (s *Store) Get(ctx context.Context, name string) (Hook, error) {
+	v, err := s.rdb.HGet(ctx, hooksKey, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return Hook{}, ErrNotFound
+	}
+	if err != nil {
+		return Hook{}, fmt.Errorf("webhook: get %s: %w", name, err)
+	}
+	return s.decode(name, v)
+}
+
+// Delete removes a webhook; its pending deliveries are dropped when due.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	n, err := s.rdb.HDel(ctx, hooksKey, name).Result()
+	if err != nil {
+		return fmt.Errorf("webhook: delete %s: %w", name, err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// List returns every webhook, by name.
+func (s *Store) List(ctx context.Context) ([]Hook, error) {
+	all, err := s.rdb.HGetAll(ctx, hooksKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("webhook: list: %w", err)
+	}
+	out := make([]Hook, 0, len(all))
+	for name, v := range all {
+		h, err := s.decode(name, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (s *Store) decode(name, v string) (Hook, error) {
+	var st stored
+	if err := json.Unmarshal([]byte(v), &st); err != nil {
+		return Hook{}, fmt.Errorf("webhook: stored %s: %w", name, err)
+	}
+	plain, err := s.sealer.Open(st.SecretSealed, secretAD(name))
+	if err != nil {
+		return Hook{}, fmt.Errorf("webhook: stored %s: secret: %w", name, err)
+	}
+	return Hook{Name: name, URL: st.URL, Events: st.Events, TenantID: st.TenantID, Secret: secret.New(string(plain)),
+		EveryDeferral: st.EveryDeferral, CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt}, nil
+}
+
+// Delivery is one attempt to deliver an event, as listed by the API.
+type Delivery struct {
+	EventID    string    `json:"event_id"`
+	Type       string    `json:"type"`
+	MessageID  string    `json:"message_id"`
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"status_code,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Delivered  bool      `json:"delivered"`
+	// GaveUp is set on the last attempt of an event not delivered within
+	// the retry window.
+	GaveUp bool `json:"gave_up,omitempty"`
+}
+
+// Deliveries returns the webhook's most recent attempts, newest first.
+func (s *Store) Deliveries(ctx context.Context, name string, limit int) ([]Delivery, error) {
+	vals, err := s.rdb.LRange(ctx, logKey(name), 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("webhook: deliveries of %s: %w", name, err)
+	}
+	out := make([]Delivery, 0, len(vals))
+	for _, v := range vals {
+		var d Delivery
+		if json.Unmarshal([]byte(v), &d) == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// logSize bounds each webhook's delivery log.
+const logSize = 200
+
+func (s *Store) record(ctx context.Context, name string, d Delivery) error {
+	b, _ := json.Marshal(d)
+	pipe := s.rdb.TxPipeline()
+	pipe.LPush(ctx, logKey(name), b)
+	pipe.LTrim(ctx, logKey(name), 0, logSize-1)
+	_, err := pipe.Exec(ctx)
+	return err
+}
