@@ -1,0 +1,286 @@
+// Command outbound-bench measures Outbound on one machine next to what its
+// parts allow: the accept rate next to bare XADDs to the same Redis, the
+// delivery rate next to go-smtp clients feeding the same SMTP sink over
+// reused connections, a naive connection-per-message sender, scaling with
+// tenants, accept latency with a deep queue, memory and CPU per message.
+//
+//	go run ./cmd/outbound-bench            # full run, about two minutes
+//	go run ./cmd/outbound-bench -quick     # smaller, for a smoke test
+//
+// With two or more CPUs, the service and Redis are pinned to CPU 0 and the
+// load generator and the sink to CPU 1 (taskset), so they do not steal
+// each other's time.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/seal"
+)
+
+const (
+	serviceCPU = "0"
+	loadCPU    = "1"
+)
+
+type bench struct {
+	dir, outbound      string
+	pin                bool
+	conns              int
+	secretKey, keys    string
+	adminToken         string
+	sendToken          string
+	caFile             string
+	caPEM              []byte
+	sinkAddr, sinkHTTP string
+	http               *http.Client
+	procs              []*proc
+	out                io.Writer
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sink" {
+		if err := runSink(os.Args[2], os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintln(os.Stderr, "sink:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "outbound-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := flag.Int("n", 10000, "messages for the delivery runs")
+	c := flag.Int("c", 32, "concurrent HTTP requests")
+	conns := flag.Int("conns", 8, "SMTP connections per account (Outbound's cap, and the raw client's)")
+	quick := flag.Bool("quick", false, "smaller runs")
+	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
+	flag.Parse()
+	if *quick {
+		*n = 2000
+	}
+	dir, err := os.MkdirTemp("", "outbound-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(),
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}, Timeout: time.Minute}}
+	defer func() {
+		for _, p := range b.procs {
+			p.stop()
+		}
+	}()
+	if b.outbound = *bin; b.outbound == "" {
+		b.outbound = filepath.Join(dir, "outbound")
+		if out, err := exec.Command("go", "build", "-o", b.outbound, "./cmd/outbound").CombinedOutput(); err != nil {
+			return fmt.Errorf("build outbound (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	if b.pin {
+		// The load generator (this process, every thread) and the sink
+		// take CPU 1; the service and Redis get CPU 0.
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", loadCPU, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			return fmt.Errorf("taskset: %v: %s", err, out)
+		}
+	}
+	if err := b.setup(); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "outbound-bench: %d CPUs, pinned=%v, %d messages, %d HTTP clients, %d SMTP connections per account\n\n",
+		runtime.NumCPU(), b.pin, *n, *c, *conns)
+	return b.runAll(*n, *c, *quick)
+}
+
+func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
+
+// setup makes keys and starts the sink.
+func (b *bench) setup() error {
+	b.secretKey = seal.NewKey()
+	adminToken, adminKey, _ := apikey.Generate("bench-admin", apikey.ScopeAdmin)
+	sendToken, sendKey, _ := apikey.Generate("bench-send", apikey.ScopeSend)
+	b.adminToken, b.sendToken, b.keys = adminToken, sendToken, adminKey.Entry()+","+sendKey.Entry()
+	b.sinkAddr = "127.0.0.1:" + strconv.Itoa(freePort())
+	b.sinkHTTP = "127.0.0.1:" + strconv.Itoa(freePort())
+	b.caFile = filepath.Join(b.dir, "sink.pem")
+	self, _ := os.Executable()
+	if _, err := b.start("sink", loadCPU, os.Environ(), self, "sink", b.sinkAddr, b.sinkHTTP, b.caFile); err != nil {
+		return err
+	}
+	for range 100 {
+		if pem, err := os.ReadFile(b.caFile); err == nil && len(pem) > 0 {
+			b.caPEM = pem
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the sink did not start")
+}
+
+func tenants(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// delivery posts n messages over tenants (whose profiles point at the
+// sink) and times first POST to last message counted at the sink.
+func (b *bench) delivery(n, c int, tenantIDs []string, shared bool) (rate float64, cpuPerMsg time.Duration, rss int64, err error) {
+	redisProc, rdb, err := b.startRedis()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer redisProc.stop()
+	defer rdb.Close()
+	svc, url, err := b.startOutbound(rdb.Options().Addr, 32)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer svc.stop()
+	if err := b.putProfiles(url, tenantIDs, shared); err != nil {
+		return 0, 0, 0, err
+	}
+	base := b.sinkCounts().Messages
+	cpu0 := svc.cpu() + redisProc.cpu()
+	start := time.Now()
+	if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
+		return 0, 0, 0, err
+	}
+	end, err := b.waitSink(base+int64(n), 5*time.Minute)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cpu := svc.cpu() + redisProc.cpu() - cpu0
+	return float64(n) / end.Sub(start).Seconds(), cpu / time.Duration(n), svc.peakRSS(), nil
+}
+
+func (b *bench) runAll(n, c int, quick bool) error {
+	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
+
+	// 1. Accept rate, with no workers so delivery does not compete.
+	redisProc, rdb, err := b.startRedis()
+	if err != nil {
+		return err
+	}
+	svc, url, err := b.startOutbound(rdb.Options().Addr, 0)
+	if err != nil {
+		return err
+	}
+	if err := b.putProfiles(url, []string{"acme"}, true); err != nil {
+		return err
+	}
+	sample := 2000
+	_, lat0, err := b.post(url, sample, c, []string{"acme"})
+	if err != nil {
+		return err
+	}
+	acceptRate, lat, err := b.post(url, n, c, []string{"acme"})
+	if err != nil {
+		return err
+	}
+	xaddRate := xadd(rdb, n, c)
+	p("1. accept: %.0f msg/s (p50 %v, p99 %v) | bare XADD %.0f/s | ratio %.2f\n",
+		acceptRate, lat.pct(.5).Round(time.Microsecond), lat.pct(.99).Round(time.Microsecond), xaddRate, acceptRate/xaddRate)
+
+	// 4c. Accept latency with a deep queue, and Redis memory per message.
+	deep := 100000
+	if quick {
+		deep = 20000
+	}
+	mem0, _ := usedMemory(rdb)
+	queued0, _ := rdb.XLen(context.Background(), "outbound:{q0}:stream").Result()
+	if _, _, err := b.post(url, deep, c, []string{"acme"}); err != nil {
+		return err
+	}
+	mem1, _ := usedMemory(rdb)
+	queued1, _ := rdb.XLen(context.Background(), "outbound:{q0}:stream").Result()
+	_, latDeep, err := b.post(url, sample, c, []string{"acme"})
+	if err != nil {
+		return err
+	}
+	p("4c. accept latency: p50 %v / p99 %v with %d queued, p50 %v / p99 %v with %d queued\n",
+		lat0.pct(.5).Round(time.Microsecond), lat0.pct(.99).Round(time.Microsecond), 0,
+		latDeep.pct(.5).Round(time.Microsecond), latDeep.pct(.99).Round(time.Microsecond), queued1)
+	p("5b. Redis memory per queued message: %.0f bytes (1 KB body)\n", float64(mem1-mem0)/float64(queued1-queued0))
+	svc.stop()
+	redisProc.stop()
+
+	// 2. Delivery, one tenant, and the raw SMTP rate over as many connections.
+	rate1, cpuMsg, rss, err := b.delivery(n, c, []string{"acme"}, true)
+	if err != nil {
+		return err
+	}
+	rawRate, rawCPU, err := b.raw(n, b.conns)
+	if err != nil {
+		return err
+	}
+	p("2. delivery: %.0f msg/s | raw go-smtp over %d reused connections %.0f/s | ratio %.2f\n", rate1, b.conns, rawRate, rate1/rawRate)
+	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(rss)/(1<<20))
+	p("    CPU per message: service + Redis %v | bare go-smtp client %v | ratio %.1f\n",
+		cpuMsg.Round(time.Microsecond), rawCPU.Round(time.Microsecond), float64(cpuMsg)/float64(rawCPU))
+
+	// 3. Naive baseline.
+	naiveN := min(n, 2000)
+	naiveRate, err := b.naive(naiveN, b.conns)
+	if err != nil {
+		return err
+	}
+	p("3. naive (new TLS connection + AUTH per message): %.0f msg/s | Outbound is %.1fx\n", naiveRate, rate1/naiveRate)
+
+	// 4a. Many tenants sharing one account.
+	for _, count := range []int{100, 10000} {
+		if quick && count > 1000 {
+			count = 1000
+		}
+		r, _, _, err := b.delivery(n, c, tenants("t", count), true)
+		if err != nil {
+			return err
+		}
+		p("4a. %d tenants sharing one account: %.0f msg/s (%.2f of one tenant)\n", count, r, r/rate1)
+	}
+	// 4b. 1,000 tenants with their own accounts: every login is needed.
+	own := 1000
+	if quick {
+		own = 200
+	}
+	r, _, _, err := b.delivery(own*5, c, tenants("own", own), false)
+	if err != nil {
+		return err
+	}
+	p("4b. %d tenants with their own accounts, 5 messages each: %.0f msg/s (naive %.0f/s)\n", own, r, naiveRate)
+	return nil
+}
+
+// usedMemory is Redis's used_memory.
+func usedMemory(rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no used_memory in INFO")
+}
