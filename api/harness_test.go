@@ -109,11 +109,15 @@ func newHarness(t *testing.T, o options) *harness {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	profiles := tenant.NewStore(rdb, sealer)
+	stopProfileCache := profiles.UseCache(30 * time.Second) // as in production: cached, invalidated on write
+	t.Cleanup(func() { stopProfileCache() })
 	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
 	suppressions := suppression.New(rdb)
+	stopSuppressionCache := suppressions.UseCache(30 * time.Second)
+	t.Cleanup(func() { stopSuppressionCache() })
 	m := metrics.New(false)
 	m.WatchQueue(q, log)
 	if o.retryMaxAge == 0 {

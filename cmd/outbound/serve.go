@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only on OUTBOUND_DEBUG_LISTEN
 	"os"
 	"strconv"
 	"time"
@@ -64,6 +65,7 @@ type app struct {
 	delivery *delivery.Service
 	webhooks *webhook.Dispatcher
 	http     *http.Server
+	closers  []func() error // caches' subscriptions
 }
 
 func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
@@ -77,6 +79,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	profiles := tenant.NewStore(rdb, sealer)
+	stopProfileCache := profiles.UseCache(30 * time.Second)
 	q := queue.New(rdb, queue.Options{Partitions: cfg.QueuePartitions, Retention: cfg.Retention, IdempotencyTTL: cfg.IdempotencyTTL,
 		WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout})
 	dialer := &transport.Dialer{
@@ -89,6 +92,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 	}
 	pool := delivery.NewPool(dialer.Dial, cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout)
 	suppressions := suppression.New(rdb)
+	stopSuppressionCache := suppressions.UseCache(30 * time.Second)
 	consumer := consumerName()
 	tokens := oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 15*time.Second),
 		profiles.SetRefreshToken)
@@ -125,7 +129,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		IdleTimeout:  cfg.HTTPIdleTimeout,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, webhooks: dispatcher, http: srv}, nil
+	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, webhooks: dispatcher, http: srv,
+		closers: []func() error{stopProfileCache, stopSuppressionCache}}, nil
 }
 
 // newRedis connects with short timeouts: when Redis is down the API must
@@ -167,6 +172,15 @@ func consumerName() string {
 }
 
 func (a *app) run(ctx context.Context, ln net.Listener) error {
+	if a.cfg.DebugListen != "" {
+		// Profiling for operators, on its own (private) address: the
+		// default mux holds only net/http/pprof's handlers.
+		go func() {
+			if err := http.ListenAndServe(a.cfg.DebugListen, http.DefaultServeMux); err != nil {
+				a.log.Warn("debug listener", "error", err)
+			}
+		}()
+	}
 	a.delivery.Start()
 	if a.cfg.Workers > 0 {
 		a.webhooks.Start()
@@ -200,4 +214,9 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (a *app) close() { a.rdb.Close() }
+func (a *app) close() {
+	for _, c := range a.closers {
+		_ = c()
+	}
+	a.rdb.Close()
+}

@@ -74,6 +74,8 @@ type Config struct {
 	// MetricsTenantLabels puts tenant ids into metric labels; off by
 	// default because every tenant becomes a time series.
 	MetricsTenantLabels bool
+	// DebugListen, when set, serves net/http/pprof there (keep it private).
+	DebugListen string
 }
 
 // Relay is the operator's own SMTP relay, used for tenants without an
@@ -158,6 +160,7 @@ func (r *reader) load() Config {
 		HTTPIdleTimeout:       r.duration("OUTBOUND_HTTP_IDLE_TIMEOUT", 2*time.Minute, 10*time.Millisecond),
 
 		MetricsTenantLabels: r.boolean("OUTBOUND_METRICS_TENANT_LABELS", false),
+		DebugListen:         r.str("OUTBOUND_DEBUG_LISTEN", ""),
 	}
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
 	if c.RedisCluster && c.RedisWaitReplicas > 0 {

@@ -163,37 +163,27 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		return Accepted{}, fmt.Errorf("delivery: accept: %w", err)
 	}
 	sum := sha256.Sum256(payload)
-	hash := hex.EncodeToString(sum[:])
-	if idempotencyKey != "" {
-		// A repeat spends no budget.
-		if a, found, err := s.queue.Replay(ctx, req.TenantID, idempotencyKey, hash); err != nil || found {
-			if err != nil {
-				return Accepted{ID: a.ID}, err
-			}
-			return s.replayed(ctx, a.ID)
-		}
-	}
-	budget, err := s.limiter.Allow(ctx, req.TenantID, lim, cost)
-	if errors.As(err, new(*ratelimit.DeniedError)) {
-		s.metrics.RateLimited(req.TenantID)
-	}
-	if err != nil {
-		return Accepted{}, err
-	}
+	// One step: idempotency (a repeat spends nothing), the rate budget,
+	// the record and the queue entry.
 	a, err := s.queue.Enqueue(ctx, queue.NewMessage{
 		TenantID:       req.TenantID,
 		Route:          r.name,
 		MessageID:      message.NewMessageID(r.from.Email),
 		Payload:        payload,
 		IdempotencyKey: idempotencyKey,
-		RequestHash:    hash,
+		RequestHash:    hex.EncodeToString(sum[:]),
 		SendAt:         sendAt,
 		Meta:           meta(req),
+		Cost:           cost,
+		Limit:          lim,
 	})
+	if errors.As(err, new(*ratelimit.DeniedError)) {
+		s.metrics.RateLimited(req.TenantID)
+	}
 	if err != nil {
 		return Accepted{ID: a.ID}, err
 	}
-	if a.Replayed { // a concurrent twin won the race
+	if a.Replayed {
 		return s.replayed(ctx, a.ID)
 	}
 	s.metrics.Message("accepted", r.name, req.TenantID)
@@ -201,7 +191,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
 			"message_id", a.ID, "tenant_id", req.TenantID)
 	}
-	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: a.Status, RateLimit: budget}, nil
+	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: a.Status, RateLimit: a.RateLimit}, nil
 }
 
 // maxSchedule is how far ahead send_at may be.

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 )
 
 // Options configure a Queue.
@@ -75,6 +76,10 @@ type NewMessage struct {
 	// Meta is the request's tags and metadata as JSON, carried into the
 	// events webhooks receive.
 	Meta []byte
+	// Cost, when above zero, is spent from the tenant's Limit in the same
+	// step (recipients).
+	Cost  int
+	Limit ratelimit.Limit
 }
 
 // Accepted is the outcome of Enqueue.
@@ -85,20 +90,27 @@ type Accepted struct {
 	Replayed bool
 	// Status is queued, or scheduled for a message held until its send time.
 	Status Status
+	// RateLimit is the tenant's budget after this message.
+	RateLimit ratelimit.Result
 	// Unreplicated is set when WaitReplicas replicas did not confirm the
 	// write in time. The message is queued all the same: refusing it now
 	// would make the caller send it again.
 	Unreplicated bool
 }
 
-// enqueueScript writes the record and queues it in one step, after
-// checking the idempotency key: into the stream, or, for a message
-// scheduled for later, into the retry set due at its send time.
-// KEYS: stream, record, retry, [idempotency key].
+// enqueueScript accepts a message in one step: it checks the idempotency
+// key, spends the tenant's rate budget (ratelimit.Lua, whose keys live in
+// the partition's slot), writes the record, and queues it: into the
+// stream, or, for a message scheduled for later, into the retry set due at
+// its send time. A repeat or a refusal writes nothing.
+// KEYS: stream, record, retry, idempotency key, rate windows...
 // ARGV: id, request hash, idempotency TTL ms, retention ms, send at ms (0:
-// now), field pairs...
-var enqueueScript = redis.NewScript(`
-if KEYS[4] then
+// now), has idempotency key, cost, window count, window triples..., field
+// pairs...
+// Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
+// (key reused), or {-2, "", rate numbers...} (over the rate).
+var enqueueScript = redis.NewScript(ratelimit.Lua + `
+if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[4])
   if prev then
     local sep = string.find(prev, ' ', 1, true)
@@ -106,36 +118,67 @@ if KEYS[4] then
     if string.sub(prev, sep + 1) ~= ARGV[2] then return {-1, id} end
     return {0, id}
   end
+end
+local nwin = tonumber(ARGV[8])
+local windows, now, tats, rate = {}, 0, nil, {}
+if nwin > 0 then
+  for i = 1, nwin do windows[i] = KEYS[4 + i] end
+  now = gcra_now()
+  local ok
+  ok, rate, tats = gcra_check(windows, ARGV, 9, now, tonumber(ARGV[7]))
+  if not ok then
+    local res = {-2, ''}
+    for _, v in ipairs(rate) do table.insert(res, v) end
+    return res
+  end
+end
+if ARGV[6] == '1' then
   redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 9 + 3 * nwin))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 else
   redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
 end
-return {1, ARGV[1]}
+if nwin > 0 then gcra_commit(windows, tats, now) end
+local res = {1, ARGV[1]}
+for _, v in ipairs(rate) do table.insert(res, v) end
+return res
 `)
 
 // Enqueue stores m and queues it, atomically: when it returns without
-// error the message is in Redis and will be delivered.
+// error the message is in Redis and will be delivered. With m.Cost above
+// zero it also spends the tenant's rate budget in the same step; over the
+// budget the error is a *ratelimit.DeniedError and nothing is written.
 func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
-	p := rand.IntN(q.opts.Partitions)
-	if m.IdempotencyKey != "" {
-		p = q.idemPartition(m.TenantID, m.IdempotencyKey)
-	}
+	p := q.tenantPartition(m.TenantID)
 	id := newID(p)
 	now := ms(q.now())
-	keys := []string{streamKey(p), recordKey(p, id), retryKey(p)}
-	if m.IdempotencyKey != "" {
-		keys = append(keys, idemKey(p, m.TenantID, m.IdempotencyKey))
-	}
 	status, sendAt := StatusQueued, int64(0)
 	if !m.SendAt.IsZero() && m.SendAt.After(q.now()) {
 		status, sendAt = StatusScheduled, m.SendAt.UnixMilli()
 	}
+	hasIdem, idem := "0", tag(p)+"idem:-"
+	if m.IdempotencyKey != "" {
+		hasIdem, idem = "1", idemKey(p, m.TenantID, m.IdempotencyKey)
+	}
+	keys := []string{streamKey(p), recordKey(p, id), retryKey(p), idem}
+	var windows []ratelimit.Window
+	var windowArgs []any
+	if m.Cost > 0 {
+		windows = ratelimit.TenantWindows("{q"+strconv.Itoa(p)+"}", m.TenantID, m.Limit)
+		rateKeys, args, err := ratelimit.Args(windows)
+		if err != nil {
+			return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
+		}
+		keys, windowArgs = append(keys, rateKeys...), args
+	}
 	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(), sendAt,
+		hasIdem, m.Cost, len(windows)}
+	args = append(args, windowArgs...)
+	args = append(args,
 		"tenant_id", m.TenantID,
 		"status", string(status),
 		"meta", m.Meta,
@@ -145,7 +188,7 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"created_at", now,
 		"updated_at", now,
 		"payload", m.Payload,
-	}
+	)
 	res, err := q.runEnqueue(ctx, keys, args)
 	var replicationErr error
 	if errors.Is(err, ErrNotReplicated) {
@@ -154,43 +197,35 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 	if err != nil {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
+	first, _ := res[1].(string)
+	nums := make([]int64, 0, len(res)-2)
+	for _, v := range res[2:] {
+		n, _ := v.(int64)
+		nums = append(nums, n)
+	}
 	switch res[0].(int64) {
+	case -2:
+		_, denied := ratelimit.Decode(windows, false, nums)
+		return Accepted{}, denied
 	case -1:
-		return Accepted{ID: res[1].(string)}, ErrIdempotencyKeyReused
+		return Accepted{ID: first}, ErrIdempotencyKeyReused
 	case 0:
-		return Accepted{ID: res[1].(string), Replayed: true}, nil
+		return Accepted{ID: first, Replayed: true}, nil
 	}
-	return Accepted{ID: id, Status: status, Unreplicated: replicationErr != nil}, nil
+	a := Accepted{ID: id, Status: status, Unreplicated: replicationErr != nil}
+	if len(windows) > 0 {
+		a.RateLimit, _ = ratelimit.Decode(windows, true, nums)
+	}
+	return a, nil
 }
 
-// idemPartition is the partition of an idempotency key: the same key
-// always lands on the same partition, so the check and the write are one
-// script on one shard.
-func (q *Queue) idemPartition(tenantID, key string) int {
+// tenantPartition is the partition of a tenant's messages: its rate
+// windows and idempotency keys live in that partition's slot, so accepting
+// a message is one script on one shard.
+func (q *Queue) tenantPartition(tenantID string) int {
 	h := fnv.New32a()
-	h.Write([]byte(tenantID + "\x00" + key))
+	h.Write([]byte(tenantID))
 	return int(h.Sum32() % uint32(q.opts.Partitions))
-}
-
-// Replay reports whether an idempotency key already names a message:
-// found is true for a repeat of the same request, and a different request
-// under the key is ErrIdempotencyKeyReused. Enqueue checks again
-// atomically; this early look lets a repeat skip work that a new message
-// needs, such as spending rate-limit budget.
-func (q *Queue) Replay(ctx context.Context, tenantID, key, requestHash string) (Accepted, bool, error) {
-	p := q.idemPartition(tenantID, key)
-	v, err := q.rdb.Get(ctx, idemKey(p, tenantID, key)).Result()
-	if errors.Is(err, redis.Nil) {
-		return Accepted{}, false, nil
-	}
-	if err != nil {
-		return Accepted{}, false, fmt.Errorf("queue: idempotency key: %w", err)
-	}
-	id, hash, _ := strings.Cut(v, " ")
-	if hash != requestHash {
-		return Accepted{ID: id}, false, ErrIdempotencyKeyReused
-	}
-	return Accepted{ID: id, Replayed: true}, true, nil
 }
 
 // ErrNotReplicated means the message is stored on the primary but fewer

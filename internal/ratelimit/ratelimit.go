@@ -47,82 +47,111 @@ type Limiter struct {
 // New returns a limiter on rdb.
 func New(rdb redis.UniversalClient) *Limiter { return &Limiter{rdb: rdb} }
 
-// window is one GCRA budget: limit units per period, of which burst may
-// go at once.
-type window struct {
-	key    string
-	limit  int
-	period time.Duration
-	burst  int
+// Window is one GCRA budget: Limit units per Period, of which Burst may go
+// at once, kept at Key.
+type Window struct {
+	Key    string
+	Limit  int
+	Period time.Duration
+	Burst  int
 }
 
-// gcraScript keeps each window's theoretical arrival time (TAT, in
-// microseconds of Redis's clock). A cost c fits a window of limit n, period
-// T and burst b when now >= TAT + c·T/n - b·T/n. Every window is checked
-// before any is written, so a refusal by one spends nothing from another.
-// KEYS: one per window. ARGV: cost, then limit, period µs, burst per window.
-// Returns: allowed, then per window remaining, retry µs, reset µs.
-var gcraScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cost = tonumber(ARGV[1])
-local out = {1}
-local new_tats = {}
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[3 * i - 1])
-  local period = tonumber(ARGV[3 * i])
-  local burst = tonumber(ARGV[3 * i + 1])
-  local interval = period / limit
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat < now then tat = now end
-  local new_tat = tat + interval * cost
-  local diff = now - (new_tat - interval * burst)
-  new_tats[i] = new_tat
-  if diff < 0 then
-    out[1] = 0
-    local before = math.floor((diff + interval * cost) / interval)
-    if before < 0 then before = 0 end
-    table.insert(out, before)
-    table.insert(out, math.ceil(-diff))
-    table.insert(out, math.ceil(tat - now))
-  else
-    table.insert(out, math.floor(diff / interval))
-    table.insert(out, 0)
-    table.insert(out, math.ceil(new_tat - now))
+// TenantWindows are a tenant's per-minute and per-day windows (burst: the
+// whole allowance), keyed under tag, a hash tag such as "{acme}": scripts
+// that check them beside other keys keep them in those keys' slot.
+func TenantWindows(tag, tenantID string, lim Limit) []Window {
+	base := "outbound:rl:" + tag + ":" + tenantID
+	return []Window{
+		{Key: base + ":minute", Limit: lim.PerMinute, Period: time.Minute, Burst: lim.PerMinute},
+		{Key: base + ":day", Limit: lim.PerDay, Period: 24 * time.Hour, Burst: lim.PerDay},
+	}
+}
+
+// Lua defines gcra_check and gcra_commit for scripts that spend a budget
+// beside other work (the accept script spends it and queues in one step).
+//
+// Each window keeps its theoretical arrival time (TAT, in microseconds of
+// Redis's clock). A cost c fits a window of limit n, period T and burst b
+// when now >= TAT + c·T/n - b·T/n. Every window is checked before any is
+// written, so a refusal by one spends nothing from another.
+//
+// gcra_check(keys, args, first, now, cost): args[first..] hold limit,
+// period µs, burst per key. It returns whether all allow, a flat list of
+// remaining, retry µs, reset µs per window, and the new TATs that
+// gcra_commit(keys, tats, now) stores when the caller goes ahead.
+const Lua = `
+local function gcra_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function gcra_check(keys, args, first, now, cost)
+  local allowed, out, tats = true, {}, {}
+  for i, key in ipairs(keys) do
+    local o = first + 3 * (i - 1)
+    local limit, period, burst = tonumber(args[o]), tonumber(args[o + 1]), tonumber(args[o + 2])
+    local interval = period / limit
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now then tat = now end
+    local new_tat = tat + interval * cost
+    local diff = now - (new_tat - interval * burst)
+    tats[i] = new_tat
+    if diff < 0 then
+      allowed = false
+      local before = math.floor((diff + interval * cost) / interval)
+      if before < 0 then before = 0 end
+      table.insert(out, before)
+      table.insert(out, math.ceil(-diff))
+      table.insert(out, math.ceil(tat - now))
+    else
+      table.insert(out, math.floor(diff / interval))
+      table.insert(out, 0)
+      table.insert(out, math.ceil(new_tat - now))
+    end
+  end
+  return allowed, out, tats
+end
+local function gcra_commit(keys, tats, now)
+  for i, key in ipairs(keys) do
+    redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
   end
 end
-if out[1] == 1 then
-  for i, key in ipairs(KEYS) do
-    redis.call('SET', key, string.format('%.0f', new_tats[i]), 'PX', math.ceil((new_tats[i] - now) / 1000) + 1)
-  end
-end
-return out
+`
+
+// gcraScript checks and spends windows alone. KEYS: one per window.
+// ARGV: cost, then limit, period µs, burst per window. Returns allowed,
+// then per window remaining, retry µs, reset µs.
+var gcraScript = redis.NewScript(Lua + `
+local now = gcra_now()
+local ok, out, tats = gcra_check(KEYS, ARGV, 2, now, tonumber(ARGV[1]))
+if ok then gcra_commit(KEYS, tats, now) end
+local res = {0}
+if ok then res[1] = 1 end
+for _, v in ipairs(out) do table.insert(res, v) end
+return res
 `)
 
-// allow checks and spends cost from every window, or refuses and spends
-// nothing.
-func (l *Limiter) allow(ctx context.Context, cost int, ws ...window) (Result, error) {
-	keys := make([]string, len(ws))
-	args := []any{cost}
-	for i, w := range ws {
-		if w.limit < 1 || w.burst < 1 {
-			return Result{}, fmt.Errorf("ratelimit: %s: limit and burst must be positive", w.key)
+// Args are the windows' keys and their ARGV triples, checked.
+func Args(ws []Window) (keys []string, args []any, err error) {
+	for _, w := range ws {
+		if w.Limit < 1 || w.Burst < 1 {
+			return nil, nil, fmt.Errorf("ratelimit: %s: limit and burst must be positive", w.Key)
 		}
-		keys[i] = w.key
-		args = append(args, w.limit, w.period.Microseconds(), w.burst)
+		keys = append(keys, w.Key)
+		args = append(args, w.Limit, w.Period.Microseconds(), w.Burst)
 	}
-	res, err := gcraScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
-	if err != nil {
-		return Result{}, fmt.Errorf("ratelimit: %w", err)
-	}
-	allowed := res[0] == 1
+	return keys, args, nil
+}
+
+// Decode turns the script's allowed flag and per-window numbers into the
+// binding window's Result: when refused, the window that makes the caller
+// wait longest; when allowed, the one with the least left. A refusal is
+// also returned as a *DeniedError.
+func Decode(ws []Window, allowed bool, nums []int64) (Result, error) {
 	var r Result
 	for i, w := range ws {
-		remaining, retry, reset := res[1+3*i], res[2+3*i], res[3+3*i]
-		wr := Result{Allowed: allowed, Limit: w.limit, Remaining: int(remaining),
+		remaining, retry, reset := nums[3*i], nums[3*i+1], nums[3*i+2]
+		wr := Result{Allowed: allowed, Limit: w.Limit, Remaining: int(remaining),
 			RetryAfter: time.Duration(retry) * time.Microsecond, ResetAfter: time.Duration(reset) * time.Microsecond}
-		// The binding window: when refused, the one that makes the caller
-		// wait longest; when allowed, the one with the least left.
 		if i == 0 || (!allowed && wr.RetryAfter > r.RetryAfter) || (allowed && wr.Remaining < r.Remaining) {
 			r = wr
 		}
@@ -134,21 +163,33 @@ func (l *Limiter) allow(ctx context.Context, cost int, ws ...window) (Result, er
 	return r, nil
 }
 
+// allow checks and spends cost from every window, or refuses and spends
+// nothing.
+func (l *Limiter) allow(ctx context.Context, cost int, ws ...Window) (Result, error) {
+	keys, args, err := Args(ws)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := gcraScript.Run(ctx, l.rdb, keys, append([]any{cost}, args...)...).Int64Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("ratelimit: %w", err)
+	}
+	return Decode(ws, res[0] == 1, res[1:])
+}
+
 // Allow spends cost recipients from the tenant's per-minute and per-day
 // budgets, or refuses without spending anything.
 func (l *Limiter) Allow(ctx context.Context, tenantID string, lim Limit, cost int) (Result, error) {
 	// Both keys carry the tenant's hash tag, so the script runs on Redis
 	// Cluster.
-	return l.allow(ctx, cost,
-		window{key: "outbound:rl:{" + tenantID + "}:minute", limit: lim.PerMinute, period: time.Minute, burst: lim.PerMinute},
-		window{key: "outbound:rl:{" + tenantID + "}:day", limit: lim.PerDay, period: 24 * time.Hour, burst: lim.PerDay})
+	return l.allow(ctx, cost, TenantWindows("{"+tenantID+"}", tenantID, lim)...)
 }
 
 // Pace spaces sends to one SMTP account evenly at perMinute, shared by
 // every replica: a burst the API accepted still reaches the provider at a
 // pace it tolerates. key identifies the account.
 func (l *Limiter) Pace(ctx context.Context, key string, perMinute int) (Result, error) {
-	return l.allow(ctx, 1, window{key: "outbound:pace:{" + key + "}", limit: perMinute, period: time.Minute, burst: 1})
+	return l.allow(ctx, 1, Window{Key: "outbound:pace:{" + key + "}", Limit: perMinute, Period: time.Minute, Burst: 1})
 }
 
 // Seconds rounds a duration up to whole seconds, as HTTP headers want.

@@ -63,14 +63,14 @@ func TestBurstThenRefusalThenRefill(t *testing.T) {
 		}
 
 		// Half a minute later: 30 more, one per elapsed second.
-		shift(t, rdb, "outbound:rl:{acme}:minute", 30*time.Second)
+		shift(t, rdb, "outbound:rl:{acme}:acme:minute", 30*time.Second)
 		for range 30 {
 			mustAllow(t, l, "acme", perMinute60, 1)
 		}
 		mustDeny(t, l, "acme", perMinute60, 1)
 
 		// A 20-recipient message needs 20 seconds of refill.
-		shift(t, rdb, "outbound:rl:{acme}:minute", 10*time.Second)
+		shift(t, rdb, "outbound:rl:{acme}:acme:minute", 10*time.Second)
 		r = mustDeny(t, l, "acme", perMinute60, 20)
 		if r.RetryAfter < 9*time.Second || r.RetryAfter > 10*time.Second {
 			t.Errorf("retry after %v for 20 with 10 refilled, want about 10s", r.RetryAfter)
@@ -87,7 +87,7 @@ func TestRefusalSpendsNothing(t *testing.T) {
 		ctx := context.Background()
 		small := Limit{PerMinute: 60, PerDay: 10}
 		mustAllow(t, l, "acme", small, 10)
-		minuteBefore := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val()
+		minuteBefore := rdb.Get(ctx, "outbound:rl:{acme}:acme:minute").Val()
 		r := mustDeny(t, l, "acme", small, 1)
 		if r.Limit != 10 {
 			t.Errorf("binding window limit %d, want the day's 10", r.Limit)
@@ -95,15 +95,15 @@ func TestRefusalSpendsNothing(t *testing.T) {
 		if r.RetryAfter < time.Hour {
 			t.Errorf("retry after %v, want hours for a daily budget", r.RetryAfter)
 		}
-		if after := rdb.Get(ctx, "outbound:rl:{acme}:minute").Val(); after != minuteBefore {
+		if after := rdb.Get(ctx, "outbound:rl:{acme}:acme:minute").Val(); after != minuteBefore {
 			t.Fatal("the day's refusal spent from the minute window")
 		}
 		// And the other way round: a minute refusal leaves the day alone.
 		l2 := Limit{PerMinute: 5, PerDay: 100}
 		mustAllow(t, l, "beta", l2, 5)
-		dayBefore := rdb.Get(ctx, "outbound:rl:{beta}:day").Val()
+		dayBefore := rdb.Get(ctx, "outbound:rl:{beta}:beta:day").Val()
 		mustDeny(t, l, "beta", l2, 1)
-		if rdb.Get(ctx, "outbound:rl:{beta}:day").Val() != dayBefore {
+		if rdb.Get(ctx, "outbound:rl:{beta}:beta:day").Val() != dayBefore {
 			t.Fatal("the minute's refusal spent from the day window")
 		}
 	})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/cache"
 )
 
 // ErrNotFound means the address is not on the list.
@@ -31,8 +33,22 @@ type Entry struct {
 // Store keeps the lists in Redis, one hash per tenant keyed by lower-cased
 // address.
 type Store struct {
-	rdb redis.UniversalClient
-	now func() time.Time
+	rdb   redis.UniversalClient
+	now   func() time.Time
+	sizes *cache.Cache[int64] // nil: Filter always asks Redis
+}
+
+// UseCache remembers each tenant's list size for up to ttl, so that
+// messages of tenants with an empty list (most) cost no lookup.
+func (s *Store) UseCache(ttl time.Duration) (stop func() error) {
+	s.sizes = cache.New[int64](s.rdb, "outbound:suppressions-changed", ttl)
+	return s.sizes.Close
+}
+
+func (s *Store) changed(ctx context.Context, tenantID string) {
+	if s.sizes != nil {
+		_ = s.sizes.Invalidate(ctx, tenantID)
+	}
 }
 
 // New returns a store on rdb.
@@ -55,6 +71,7 @@ func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (Entry, error
 	if err := s.rdb.HSet(ctx, key(tenantID), e.Email, b).Err(); err != nil {
 		return Entry{}, fmt.Errorf("suppression: add: %w", err)
 	}
+	s.changed(ctx, tenantID)
 	return e, nil
 }
 
@@ -67,6 +84,7 @@ func (s *Store) Remove(ctx context.Context, tenantID, email string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
+	s.changed(ctx, tenantID)
 	return nil
 }
 
@@ -118,6 +136,17 @@ func (s *Store) List(ctx context.Context, tenantID, after string, limit int) ([]
 func (s *Store) Filter(ctx context.Context, tenantID string, emails []string) (map[string]Entry, error) {
 	if len(emails) == 0 {
 		return nil, nil
+	}
+	if s.sizes != nil {
+		size, err := s.sizes.Get(ctx, tenantID, func(ctx context.Context) (int64, error) {
+			return s.rdb.HLen(ctx, key(tenantID)).Result()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("suppression: size: %w", err)
+		}
+		if size == 0 {
+			return nil, nil
+		}
 	}
 	fields := make([]string, len(emails))
 	for i, e := range emails {

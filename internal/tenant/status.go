@@ -42,6 +42,7 @@ func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (Stat
 	if err != nil {
 		return Status{}, fmt.Errorf("tenant: status %s: %w", tenantID, err)
 	}
+	s.changed(ctx, tenantID)
 	return st, nil
 }
 
@@ -51,6 +52,17 @@ func (s *Store) Load(ctx context.Context, tenantID string) (p Profile, found boo
 	if !ValidID(tenantID) {
 		return Profile{}, false, Status{}, ErrInvalidID
 	}
+	if s.cache != nil {
+		l, err := s.cache.Get(ctx, tenantID, func(ctx context.Context) (loaded, error) {
+			p, found, st, err := s.load(ctx, tenantID)
+			return loaded{p, found, st}, err
+		})
+		return l.profile, l.found, l.status, err
+	}
+	return s.load(ctx, tenantID)
+}
+
+func (s *Store) load(ctx context.Context, tenantID string) (p Profile, found bool, st Status, err error) {
 	pipe := s.rdb.Pipeline()
 	prof := pipe.HGetAll(ctx, Key(tenantID))
 	stat := pipe.HGetAll(ctx, statusKey(tenantID))

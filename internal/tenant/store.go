@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 )
@@ -29,6 +30,31 @@ type Store struct {
 	rdb    redis.UniversalClient
 	sealer *seal.Sealer
 	now    func() time.Time
+	cache  *cache.Cache[loaded] // nil: Load reads Redis every time
+}
+
+// loaded is what Load returns, as cached.
+type loaded struct {
+	profile Profile
+	found   bool
+	status  Status
+}
+
+// UseCache makes Load answer from memory for up to ttl, dropping a
+// tenant's entry the moment any replica writes it. Delivery and accept
+// read the tenant for every message; writes are rare.
+func (s *Store) UseCache(ttl time.Duration) (stop func() error) {
+	s.cache = cache.New[loaded](s.rdb, "outbound:tenant-changed", ttl)
+	return s.cache.Close
+}
+
+// changed tells every replica's cache that the tenant was written. A lost
+// notice only delays the change by the cache's TTL, so it is not an error
+// of the write.
+func (s *Store) changed(ctx context.Context, tenantID string) {
+	if s.cache != nil {
+		_ = s.cache.Invalidate(ctx, tenantID)
+	}
 }
 
 // NewStore returns a store sealing passwords with sealer.
@@ -135,6 +161,7 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profil
 	if res[0].(int64) != 1 {
 		return Profile{}, ErrVersionConflict
 	}
+	s.changed(ctx, p.TenantID)
 	return p, nil
 }
 
@@ -165,6 +192,7 @@ func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64
 	case n < 0:
 		return ErrVersionConflict
 	}
+	s.changed(ctx, tenantID)
 	return nil
 }
 
@@ -195,6 +223,7 @@ func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version in
 	if err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Err(); err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
 	}
+	s.changed(ctx, tenantID)
 	return nil
 }
 
@@ -213,6 +242,7 @@ func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64
 	if err != nil {
 		return fmt.Errorf("tenant: last error %s: %w", tenantID, err)
 	}
+	s.changed(ctx, tenantID)
 	return nil
 }
 
