@@ -514,3 +514,23 @@ func dummyRelay() *transport.Server {
 	return &transport.Server{Host: "127.0.0.1", Port: 9, Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
 		Username: "x", Password: secret.New("x"), Trusted: true}
 }
+
+// TestSlowSendKeepsItsClaim: a send slower than the claim timeout (2s in
+// the harness) is not taken over by another worker, so it goes out once.
+func TestSlowSendKeepsItsClaim(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+		if stage == smtptest.StageData {
+			return 3500 * time.Millisecond
+		}
+		return 0
+	}}})
+	s.putProfile(t, nil)
+	done := s.waitStatus(t, s.accept(t, invoice()), "sent")
+	if a := attempts(done); len(a) != 1 {
+		t.Fatalf("attempts: %v", a)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(s.account.Messages()); n != 1 {
+		t.Fatalf("the slow message was sent %d times: its claim went stale", n)
+	}
+}
