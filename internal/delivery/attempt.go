@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
+	"github.com/outbound-mail/outbound/internal/retry"
 	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
@@ -306,17 +306,8 @@ func (s *Service) expired(rec queue.Record, delay time.Duration) bool {
 	return time.Now().Add(delay).After(rec.CreatedAt.Add(s.cfg.RetryMaxAge))
 }
 
-// backoff is the delay before retry number n (n ≥ 1): RetryBase doubled
-// each time, capped at an hour, with ±20% jitter so that messages deferred
-// together do not return together.
-func (s *Service) backoff(n int) time.Duration {
-	d := s.cfg.RetryBase
-	for i := 1; i < n && d < time.Hour; i++ {
-		d *= 2
-	}
-	d = min(d, max(time.Hour, s.cfg.RetryBase))
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
+// backoff is the delay before retry number n (n ≥ 1).
+func (s *Service) backoff(n int) time.Duration { return retry.Delay(s.cfg.RetryBase, n) }
 
 // noteProfile shows a failure caused by the profile on the profile, and
 // clears it after the next success.

@@ -2,26 +2,9 @@ package delivery
 
 import (
 	"testing"
-	"time"
 
 	"github.com/outbound-mail/outbound/internal/transport"
 )
-
-func TestBackoff(t *testing.T) {
-	s := &Service{cfg: Config{RetryBase: 30 * time.Second}}
-	prev := time.Duration(0)
-	for n := 1; n <= 12; n++ {
-		d := s.backoff(n)
-		want := min(30*time.Second<<(n-1), time.Hour)
-		if d < want*8/10 || d > want*12/10 {
-			t.Errorf("backoff(%d) = %v, want %v ±20%%", n, d, want)
-		}
-		if n > 1 && n < 8 && d < prev/2 {
-			t.Errorf("backoff(%d) = %v fell from %v", n, d, prev)
-		}
-		prev = d
-	}
-}
 
 func TestClassification(t *testing.T) {
 	cases := []struct {

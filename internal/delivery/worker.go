@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/retry"
 )
 
 // readBatch bounds how many entries one read takes.
@@ -133,7 +134,7 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Entry, 
 				s.log.Error("queue read failing; retrying every second", "partition", p, "error", err)
 				failing = true
 			}
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if failing {
@@ -146,7 +147,7 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Entry, 
 
 func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Entry, slots chan struct{}) {
 	every := max(s.cfg.ClaimAfter/4, 50*time.Millisecond)
-	for sleep(ctx, every) {
+	for retry.Sleep(ctx, every) {
 		for p := range s.queue.Partitions() {
 			n := reserve(ctx, slots, readBatch)
 			if n == 0 {
@@ -172,7 +173,7 @@ func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Entry, slot
 func (s *Service) moveLoop(ctx context.Context) {
 	every := min(max(s.cfg.RetryBase/4, 20*time.Millisecond), time.Second)
 	const limit = 500
-	for sleep(ctx, every) {
+	for retry.Sleep(ctx, every) {
 		for p := range s.queue.Partitions() {
 			for {
 				n, err := s.queue.MoveDue(ctx, p, limit)
@@ -193,7 +194,7 @@ func (s *Service) moveLoop(ctx context.Context) {
 // touchLoop keeps the claims of messages in flight fresh, so a slow send is
 // not mistaken for a dead worker.
 func (s *Service) touchLoop(ctx context.Context) {
-	for sleep(ctx, s.cfg.ClaimAfter/3) {
+	for retry.Sleep(ctx, s.cfg.ClaimAfter/3) {
 		byPartition := map[int][]string{}
 		s.inflightMu.Lock()
 		for e := range s.inflight {
@@ -205,17 +206,5 @@ func (s *Service) touchLoop(ctx context.Context) {
 				s.log.Warn("refresh claims", "partition", p, "error", err)
 			}
 		}
-	}
-}
-
-// sleep waits d, reporting false when ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/retry"
 )
 
 // Events is the queue's event streams as the dispatcher reads them.
@@ -131,7 +131,7 @@ func (d *Dispatcher) fanOut(ctx context.Context, p int) {
 				d.log.Warn("webhook events failing; retrying", "partition", p, "error", err)
 				failing = true
 			}
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		failing = false
@@ -140,7 +140,7 @@ func (d *Dispatcher) fanOut(ctx context.Context, p int) {
 
 // reclaim picks up events a dead process read but did not fan out.
 func (d *Dispatcher) reclaim(ctx context.Context) {
-	for sleep(ctx, 15*time.Second) {
+	for retry.Sleep(ctx, 15*time.Second) {
 		for p := range d.events.Partitions() {
 			events, err := d.events.ReclaimEvents(ctx, p, d.opts.Consumer, time.Minute, 100)
 			if err == nil {
@@ -250,7 +250,7 @@ return ids
 func (d *Dispatcher) send(ctx context.Context) {
 	lease := d.opts.Timeout + 30*time.Second
 	every := min(max(d.opts.RetryBase/4, 20*time.Millisecond), 250*time.Millisecond)
-	for sleep(ctx, every) {
+	for retry.Sleep(ctx, every) {
 		ids, err := leaseScript.Run(ctx, d.rdb, []string{dueKey}, lease.Milliseconds(), d.opts.Senders*4).StringSlice()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -310,7 +310,7 @@ func (d *Dispatcher) deliver(ctx context.Context, id string) {
 		} else {
 			pipe := d.rdb.TxPipeline()
 			pipe.HSet(ctx, jobKey(id), "attempts", attempt)
-			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(time.Now().Add(d.backoff(attempt)).UnixMilli()), Member: id})
+			pipe.ZAdd(ctx, dueKey, redis.Z{Score: float64(time.Now().Add(retry.Delay(d.opts.RetryBase, attempt)).UnixMilli()), Member: id})
 			if _, err := pipe.Exec(ctx); err != nil {
 				d.log.Warn("webhook retry", "hook", h.Name, "error", err)
 			}
@@ -347,25 +347,4 @@ func (d *Dispatcher) post(ctx context.Context, h Hook, b []byte) (int, error) {
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	return res.StatusCode, nil
-}
-
-// backoff doubles from RetryBase, capped at an hour, with ±20% jitter.
-func (d *Dispatcher) backoff(attempt int) time.Duration {
-	b := d.opts.RetryBase
-	for i := 1; i < attempt && b < time.Hour; i++ {
-		b *= 2
-	}
-	b = min(b, max(time.Hour, d.opts.RetryBase))
-	return time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

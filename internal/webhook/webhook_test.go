@@ -1,0 +1,53 @@
+package webhook
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outbound-mail/outbound/internal/secret"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+func TestSignAndVerify(t *testing.T) {
+	now := time.Now()
+	body := []byte(`{"id":"evt_1"}`)
+	h := Sign("whsec_x", now, body)
+	if !strings.HasPrefix(h, "t=") || !strings.Contains(h, ",v1=") {
+		t.Fatalf("header %q", h)
+	}
+	if err := Verify(h, "whsec_x", body, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for name, check := range map[string]error{
+		"tampered body": Verify(h, "whsec_x", []byte(`{"id":"evt_2"}`), now, time.Minute),
+		"other secret":  Verify(h, "whsec_y", body, now, time.Minute),
+		"replayed late": Verify(h, "whsec_x", body, now.Add(10*time.Minute), time.Minute),
+		"malformed":     Verify("v1=abc", "whsec_x", body, now, time.Minute),
+	} {
+		if check == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestBuild(t *testing.T) {
+	h, generated, err := Build("ops", Input{URL: "https://hooks.example/x", Events: []string{"message.sent", "message.sent"}}, nil)
+	if err != nil || !generated || !strings.HasPrefix(h.Secret.Reveal(), "whsec_") || len(h.Events) != 1 {
+		t.Fatalf("%+v %v %v", h, generated, err)
+	}
+	again, generated, _ := Build("ops", Input{URL: "https://hooks.example/y", Events: []string{"message.failed"}}, &h)
+	if generated || !again.Secret.Equal(h.Secret) {
+		t.Fatal("a replaced webhook lost its secret")
+	}
+	given, generated, _ := Build("ops", Input{URL: "https://hooks.example/x", Events: []string{"message.sent"}, Secret: secret.New("mine")}, nil)
+	if generated || given.Secret.Reveal() != "mine" {
+		t.Fatal("given secret not kept")
+	}
+	_, _, err = Build("bad name!", Input{URL: "ftp://x", Events: []string{"message.opened"}, TenantID: "-x"}, nil)
+	var verr *validation.Error
+	if !errors.As(err, &verr) || len(verr.Fields) != 4 {
+		t.Fatalf("want name, url, events[0], tenant_id refused: %v", err)
+	}
+}
