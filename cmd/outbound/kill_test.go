@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,23 +22,12 @@ import (
 // are counted.
 func TestWorkerKilledMidBatch(t *testing.T) {
 	const total = 300
-	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
-		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
-			if stage == "data" {
-				return 10 * time.Millisecond // slow enough to be caught mid-batch
-			}
-			return 0
-		}}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	relay, relayEnv := stallingRelay(t, 10*time.Millisecond)
 
 	redis := redistest.Start(t)
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
-		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+	env, admin, send := serviceEnv(t, redis.URL(), append(relayEnv,
 		"OUTBOUND_WORKERS=4",
-		"OUTBOUND_CLAIM_AFTER=1s")
+		"OUTBOUND_CLAIM_AFTER=1s")...)
 	first := startService(t, env, admin, send)
 
 	ids := make([]string, total)
@@ -118,22 +106,10 @@ func unique(t *testing.T, msgs []smtptest.Message) int {
 // grace period, and a second process delivers what was still queued.
 func TestGracefulShutdown(t *testing.T) {
 	const total = 20
-	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
-		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
-			if stage == "data" {
-				return 300 * time.Millisecond
-			}
-			return 0
-		}}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	relay, relayEnv := stallingRelay(t, 300*time.Millisecond)
 	redis := redistest.Start(t)
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
-		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
-		"OUTBOUND_WORKERS=2",
-		"OUTBOUND_CLAIM_AFTER=30s") // a second process must not need to reclaim anything
+	// A second process must not need to reclaim anything: a long claim.
+	env, admin, send := serviceEnv(t, redis.URL(), append(relayEnv, "OUTBOUND_WORKERS=2", "OUTBOUND_CLAIM_AFTER=30s")...)
 	first := startService(t, env, admin, send)
 	var ids []string
 	for i := range total {
@@ -171,16 +147,9 @@ func TestGracefulShutdown(t *testing.T) {
 // TestServeOnRedisCluster runs the binary with OUTBOUND_REDIS_CLUSTER=true
 // against a real three-master cluster.
 func TestServeOnRedisCluster(t *testing.T) {
-	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	relay, relayEnv := stallingRelay(t, 0)
 	cluster := redistest.StartCluster(t, 3)
-	env, admin, send := serviceEnv(t, cluster.URL(),
-		"OUTBOUND_REDIS_CLUSTER=true",
-		"OUTBOUND_QUEUE_PARTITIONS=6",
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
-		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>")
+	env, admin, send := serviceEnv(t, cluster.URL(), append(relayEnv, "OUTBOUND_REDIS_CLUSTER=true", "OUTBOUND_QUEUE_PARTITIONS=6")...)
 	svc := startService(t, env, admin, send)
 	var ids []string
 	for i := range 20 {
@@ -208,22 +177,11 @@ func TestRepeatedKillsWithAnotherProcessRunning(t *testing.T) {
 	if os.Getenv("OUTBOUND_TEST_LONG") == "1" {
 		total = 10000
 	}
-	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
-		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
-			if stage == smtptest.StageData {
-				return 3 * time.Millisecond
-			}
-			return 0
-		}}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	relay, relayEnv := stallingRelay(t, 3*time.Millisecond)
 	redis := redistest.Start(t)
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
-		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+	env, admin, send := serviceEnv(t, redis.URL(), append(relayEnv,
 		"OUTBOUND_RATE_PER_MINUTE=100000", "OUTBOUND_RATE_PER_DAY=1000000",
-		"OUTBOUND_WORKERS=4", "OUTBOUND_CLAIM_AFTER=1s")
+		"OUTBOUND_WORKERS=4", "OUTBOUND_CLAIM_AFTER=1s")...)
 	victim := startService(t, env, admin, send)
 	survivor := startService(t, env, admin, send)
 

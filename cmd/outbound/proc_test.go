@@ -356,3 +356,24 @@ func (s *service) waitStatus(t *testing.T, id, want string, within time.Duration
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// stallingRelay is an in-process relay (implicit TLS, AUTH PLAIN as
+// relay/relay-pass) whose DATA replies wait stall, and the variables that
+// make a service use it as its default relay.
+func stallingRelay(t *testing.T, stall time.Duration) (*smtptest.Server, []string) {
+	t.Helper()
+	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
+		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+			if stage == smtptest.StageData {
+				return stall
+			}
+			return 0
+		}}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	return relay, []string{
+		"OUTBOUND_SMTP_CA_FILE=" + caFile,
+		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:" + strconv.Itoa(relay.Port()),
+		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+	}
+}

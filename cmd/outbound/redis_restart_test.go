@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/redistest"
-	"github.com/outbound-mail/outbound/internal/smtptest"
 )
 
 // TestRedisRestartLosesNothing stops Redis (AOF on) while requests and
@@ -19,22 +16,11 @@ import (
 // everything accepted before is delivered after the restart, and the
 // service recovers without a restart of its own.
 func TestRedisRestartLosesNothing(t *testing.T) {
-	relay := smtptest.Start(t, smtptest.Options{Users: map[string]string{"relay": "relay-pass"},
-		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
-			if stage == smtptest.StageData {
-				return 2 * time.Millisecond
-			}
-			return 0
-		}}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	must(t, os.WriteFile(caFile, relay.CA.PEM(), 0o600))
+	relay, relayEnv := stallingRelay(t, 2*time.Millisecond)
 	redis := redistest.Start(t, redistest.WithAOF())
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_DEFAULT_RELAY=smtps://relay:relay-pass@127.0.0.1:"+strconv.Itoa(relay.Port()),
-		"OUTBOUND_DEFAULT_FROM=Platform <no-reply@platform.test>",
+	env, admin, send := serviceEnv(t, redis.URL(), append(relayEnv,
 		"OUTBOUND_RATE_PER_MINUTE=100000", "OUTBOUND_RATE_PER_DAY=1000000",
-		"OUTBOUND_WORKERS=4", "OUTBOUND_CLAIM_AFTER=1s")
+		"OUTBOUND_WORKERS=4", "OUTBOUND_CLAIM_AFTER=1s")...)
 	svc := startService(t, env, admin, send)
 
 	var (
