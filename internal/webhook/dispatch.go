@@ -187,13 +187,23 @@ func (d *Dispatcher) handle(ctx context.Context, p int, events []queue.Event) er
 	if len(events) == 0 {
 		return nil
 	}
-	hooks, err := d.currentHooks(ctx)
-	if err != nil {
+	if err := d.handleEvents(ctx, p, events); err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(events))
 	for _, ev := range events {
 		ids = append(ids, ev.StreamID)
+	}
+	return d.events.AckEvents(ctx, p, ids...)
+}
+
+// handleEvents creates the delivery jobs of events.
+func (d *Dispatcher) handleEvents(ctx context.Context, p int, events []queue.Event) error {
+	hooks, err := d.currentHooks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
 		b, eventID := render(p, ev)
 		for _, h := range hooks {
 			if !wants(h, ev) {
@@ -208,7 +218,7 @@ func (d *Dispatcher) handle(ctx context.Context, p int, events []queue.Event) er
 			}
 		}
 	}
-	return d.events.AckEvents(ctx, p, ids...)
+	return nil
 }
 
 func wants(h Hook, ev queue.Event) bool {
