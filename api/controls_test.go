@@ -281,7 +281,8 @@ func TestPauseAndResume(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{})
 	s.putProfile(t, nil)
 	in := invoice()
-	in["send_at"] = time.Now().Add(500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	// Due after the pause below: the tenant is paused when they fall due.
+	in["send_at"] = time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)
 	var ids []string
 	for range 3 {
 		ids = append(ids, s.accept(t, in))
@@ -293,7 +294,7 @@ func TestPauseAndResume(t *testing.T) {
 	if r := s.post(t, invoice()); r.status != http.StatusLocked || r.code(t) != "tenant_paused" {
 		t.Fatalf("POST while paused: %d %s", r.status, r.body)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	for _, id := range ids {
 		if st := s.do("GET", "/v1/messages/"+id, s.sendToken, nil).json(t); st["status"] != "queued" {
 			t.Fatalf("while paused: %v", st)
