@@ -194,7 +194,7 @@ func TestScheduledSendAndCancel(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{})
 	s.putProfile(t, nil)
 	in := invoice()
-	in["send_at"] = time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	in["send_at"] = time.Now().Add(2500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
 	r := s.post(t, in)
 	if r.status != http.StatusAccepted || r.json(t)["status"] != "scheduled" {
 		t.Fatalf("scheduled: %d %s", r.status, r.body)
@@ -204,7 +204,7 @@ func TestScheduledSendAndCancel(t *testing.T) {
 	if r := s.do("DELETE", "/v1/messages/"+cancelled, s.sendToken, nil); r.status != 200 || r.json(t)["status"] != "cancelled" {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
-	time.Sleep(700 * time.Millisecond)
+	time.Sleep(time.Second)
 	if st := s.do("GET", "/v1/messages/"+id, s.sendToken, nil).json(t); st["status"] != "scheduled" || len(s.account.Messages()) != 0 {
 		t.Fatalf("sent early: %v", st)
 	}
