@@ -33,7 +33,7 @@ func dev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	catcher, err := devmail.Start(mailDir)
+	catcher, err := devmail.Start("127.0.0.1:0", mailDir)
 	if err != nil {
 		return err
 	}

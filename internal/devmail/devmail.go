@@ -1,7 +1,8 @@
-// Package devmail is the mail catcher of `outbound dev`: a real SMTP
-// server (go-smtp, implicit TLS with a certificate it makes itself, AUTH
-// PLAIN accepting any login) that writes every message it receives as an
-// .eml file a person can open in a mail program.
+// Package devmail is the mail catcher of `outbound dev` and the sink of
+// `outbound-bench`: a real SMTP server (go-smtp, implicit TLS with a
+// certificate it makes itself, AUTH PLAIN accepting any login) that writes
+// every message it receives as an .eml file a person can open in a mail
+// program, or only counts it.
 package devmail
 
 import (
@@ -28,24 +29,27 @@ import (
 
 // Server catches mail into a folder.
 type Server struct {
-	Dir     string // where .eml files go
+	Dir     string // where .eml files go; "" counts and discards
 	CertPEM []byte // the server's self-signed certificate, to trust it
 	srv     *smtp.Server
 	ln      net.Listener
 	count   atomic.Int64
 }
 
-// Start listens on 127.0.0.1 on a free port and writes messages into dir,
-// creating it.
-func Start(dir string) (*Server, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("devmail: %w", err)
+// Start listens on addr (a loopback address; port 0 picks a free one)
+// and writes messages into dir, creating it; with dir "" it only counts
+// them.
+func Start(addr, dir string) (*Server, error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("devmail: %w", err)
+		}
 	}
 	cert, certPEM, err := selfSigned()
 	if err != nil {
 		return nil, err
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		return nil, fmt.Errorf("devmail: %w", err)
 	}
@@ -99,6 +103,13 @@ func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // Data writes the message with the envelope in X-Outbound-Dev-* headers at
 // the top, since Bcc recipients appear nowhere else.
 func (se *session) Data(r io.Reader) error {
+	if se.s.Dir == "" {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+		se.s.count.Add(1)
+		return nil
+	}
 	n := se.s.count.Add(1)
 	name := fmt.Sprintf("%s-%04d.eml", time.Now().UTC().Format("20060102T150405"), n)
 	f, err := os.Create(filepath.Join(se.s.Dir, name))
