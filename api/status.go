@@ -41,9 +41,7 @@ func (s *Server) putStatus(c echo.Context) error {
 	if in.Sending != tenant.SendingActive && in.Sending != tenant.SendingPaused {
 		verr.Add("sending", "invalid_value", `must be "active" or "paused"`)
 	}
-	if validation.HasControl(in.Reason) || len(in.Reason) > 512 {
-		verr.Add("reason", "invalid_value", "at most 512 characters, no control characters")
-	}
+	verr.Text("reason", in.Reason, maxReason)
 	if err := verr.Err(); err != nil {
 		return err
 	}

@@ -65,6 +65,9 @@ func (s *Server) getSuppression(c echo.Context) error {
 	return c.JSON(http.StatusOK, e)
 }
 
+// maxReason bounds the free-text reasons of suppressions and pauses.
+const maxReason = 512
+
 type suppressionInput struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -87,9 +90,8 @@ func (s *Server) putSuppression(c echo.Context) error {
 			return err
 		}
 	}
-	if validation.HasControl(in.Reason) || len(in.Reason) > 512 {
-		var verr validation.Error
-		verr.Add("reason", "invalid_value", "at most 512 characters, no control characters")
+	var verr validation.Error
+	if verr.Text("reason", in.Reason, maxReason); verr.Err() != nil {
 		return &verr
 	}
 	if in.Reason == "" {

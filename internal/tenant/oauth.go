@@ -101,18 +101,10 @@ func buildOAuth(provider string, in *OAuthInput, stored *OAuth) *OAuth {
 }
 
 func (o *OAuth) validate(errs *validation.Error) {
-	text := func(field, value string, max int) {
-		switch {
-		case validation.HasControl(value):
-			errs.Add(field, "invalid_characters", "must not contain control characters")
-		case len(value) > max:
-			errs.Add(field, "too_long", "too long")
-		}
-	}
-	text("oauth.client_id", o.ClientID, maxClientID)
-	text("oauth.client_secret", o.ClientSecret.Reveal(), maxOAuthField*4)
-	text("oauth.refresh_token", o.RefreshToken.Reveal(), maxOAuthField*4)
-	text("oauth.scope", o.Scope, maxOAuthField)
+	errs.Text("oauth.client_id", o.ClientID, maxClientID)
+	errs.Text("oauth.client_secret", o.ClientSecret.Reveal(), maxOAuthField*4)
+	errs.Text("oauth.refresh_token", o.RefreshToken.Reveal(), maxOAuthField*4)
+	errs.Text("oauth.scope", o.Scope, maxOAuthField)
 	switch o.Flow {
 	case FlowClientCredentials:
 		if o.ClientSecret.IsZero() {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -192,17 +191,9 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 }
 
 func (p *Profile) validate(errs *validation.Error) {
-	text := func(field, value string, max int) {
-		switch {
-		case validation.HasControl(value):
-			errs.Add(field, "invalid_characters", "must not contain control characters such as CR or LF")
-		case len(value) > max:
-			errs.Add(field, "too_long", "at most "+strconv.Itoa(max)+" bytes")
-		}
-	}
-	text("sender_name", p.SenderName, maxSenderName)
-	text("username", p.Username, maxUsername)
-	text("password", p.Password.Reveal(), maxPassword)
+	errs.Text("sender_name", p.SenderName, maxSenderName)
+	errs.Text("username", p.Username, maxUsername)
+	errs.Text("password", p.Password.Reveal(), maxPassword)
 
 	switch {
 	case p.Email == "":

@@ -5,6 +5,7 @@ package validation
 
 import (
 	"net/mail"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,17 @@ type Error struct {
 // Add records one bad field.
 func (e *Error) Add(field, code, message string) {
 	e.Fields = append(e.Fields, Field{Field: field, Code: code, Message: message})
+}
+
+// Text checks a free-text value that may reach a header, a log line or an
+// SMTP command: no control characters (see HasControl), at most max bytes.
+func (e *Error) Text(field, value string, max int) {
+	switch {
+	case HasControl(value):
+		e.Add(field, "invalid_characters", "must not contain control characters such as CR or LF")
+	case len(value) > max:
+		e.Add(field, "too_long", "at most "+strconv.Itoa(max)+" bytes")
+	}
 }
 
 // Err returns e as an error when it holds any field, else nil, so a

@@ -42,3 +42,14 @@ func TestErrorCollects(t *testing.T) {
 		t.Fatalf("Err() = %v", err)
 	}
 }
+
+func TestText(t *testing.T) {
+	var e Error
+	e.Text("ok", "Acme Trading", 20)
+	e.Text("crlf", "a\r\nBcc: x", 20)
+	e.Text("long", strings.Repeat("x", 21), 20)
+	if len(e.Fields) != 2 || e.Fields[0].Field != "crlf" || e.Fields[0].Code != "invalid_characters" ||
+		e.Fields[1].Field != "long" || e.Fields[1].Code != "too_long" {
+		t.Fatalf("%+v", e.Fields)
+	}
+}

@@ -85,9 +85,7 @@ func Build(name string, in Input, stored *Hook) (h Hook, generated bool, err err
 	if in.TenantID != "" && !tenantPattern.MatchString(in.TenantID) {
 		errs.Add("tenant_id", "invalid_tenant_id", "not a tenant id")
 	}
-	if s := in.Secret.Reveal(); validation.HasControl(s) || len(s) > 256 {
-		errs.Add("secret", "invalid_value", "at most 256 characters, no control characters")
-	}
+	errs.Text("secret", in.Secret.Reveal(), 256)
 	if err := errs.Err(); err != nil {
 		return Hook{}, false, err
 	}
