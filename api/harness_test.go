@@ -67,7 +67,6 @@ type harness struct {
 	adminToken string
 	sendToken  string
 	acmeToken  string // send@acme: bound to tenant acme
-	svc        *delivery.Service
 	logs       *syncBuffer
 }
 
@@ -160,7 +159,7 @@ func newHarness(t *testing.T, o options) *harness {
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
 	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
-		acmeToken: boundToken, svc: svc, logs: logs}
+		acmeToken: boundToken, logs: logs}
 }
 
 // response is a decoded answer.

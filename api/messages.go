@@ -119,17 +119,14 @@ func (s *Server) getMessage(c echo.Context) error {
 // cancelMessage takes back a scheduled, queued or deferred message; one
 // being sent or done is a 409.
 func (s *Server) cancelMessage(c echo.Context) error {
-	if _, err := s.message(c); err != nil {
-		return err
-	}
-	if err := s.Messages.Cancel(c.Request().Context(), c.Param("id")); err != nil {
-		return err
-	}
-	rec, err := s.message(c)
+	rec, err := s.message(c) // another tenant's message does not exist
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, acceptedView{ID: rec.ID, Status: rec.Status, TenantID: rec.TenantID, Route: rec.Route})
+	if err := s.Messages.Cancel(c.Request().Context(), rec.ID); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, acceptedView{ID: rec.ID, Status: queue.StatusCancelled, TenantID: rec.TenantID, Route: rec.Route})
 }
 
 func timeOrNil(t time.Time) *time.Time {

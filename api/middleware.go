@@ -65,7 +65,7 @@ func (s *Server) requireScope(scope apikey.Scope) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-			key, found := s.keys.Lookup(token)
+			key, found := s.cfg.Keys.Lookup(token)
 			if !ok || !found {
 				p := problem("unauthorized", "send Authorization: Bearer <token>")
 				p.header = http.Header{"WWW-Authenticate": {`Bearer realm="outbound"`}}

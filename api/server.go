@@ -76,7 +76,6 @@ type Server struct {
 	Deps
 	cfg  Config
 	log  *slog.Logger
-	keys apikey.Set
 	echo *echo.Echo
 }
 
@@ -85,7 +84,7 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = time.Second
 	}
-	s := &Server{Deps: d, cfg: cfg, log: d.Log, keys: cfg.Keys}
+	s := &Server{Deps: d, cfg: cfg, log: d.Log}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

@@ -10,15 +10,18 @@ import (
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
-// emailParam is the address in the URL.
-func emailParam(c echo.Context) (string, error) {
-	email := c.Param("email")
+// tenantAndEmail are the tenant and the address the URL names.
+func tenantAndEmail(c echo.Context) (tenantID, email string, err error) {
+	if tenantID, err = tenantParam(c); err != nil {
+		return "", "", err
+	}
+	email = c.Param("email")
 	if !validation.IsEmail(email) {
 		var verr validation.Error
 		verr.Add("email", "invalid_email", "not an email address")
-		return "", &verr
+		return "", "", &verr
 	}
-	return email, nil
+	return tenantID, email, nil
 }
 
 type suppressionList struct {
@@ -50,11 +53,7 @@ func (s *Server) listSuppressions(c echo.Context) error {
 }
 
 func (s *Server) getSuppression(c echo.Context) error {
-	id, err := tenantParam(c)
-	if err != nil {
-		return err
-	}
-	email, err := emailParam(c)
+	id, email, err := tenantAndEmail(c)
 	if err != nil {
 		return err
 	}
@@ -74,11 +73,7 @@ type suppressionInput struct {
 
 // putSuppression adds an address by hand (a body is optional).
 func (s *Server) putSuppression(c echo.Context) error {
-	id, err := tenantParam(c)
-	if err != nil {
-		return err
-	}
-	email, err := emailParam(c)
+	id, email, err := tenantAndEmail(c)
 	if err != nil {
 		return err
 	}
@@ -105,11 +100,7 @@ func (s *Server) putSuppression(c echo.Context) error {
 }
 
 func (s *Server) deleteSuppression(c echo.Context) error {
-	id, err := tenantParam(c)
-	if err != nil {
-		return err
-	}
-	email, err := emailParam(c)
+	id, email, err := tenantAndEmail(c)
 	if err != nil {
 		return err
 	}

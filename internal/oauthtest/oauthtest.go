@@ -78,13 +78,6 @@ func (s *Server) Valid(token string) bool {
 	return ok && time.Now().Before(exp)
 }
 
-// Revoke retires a refresh token.
-func (s *Server) Revoke(refreshToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.refresh, refreshToken)
-}
-
 // Grant makes a new valid refresh token (a user consenting again).
 func (s *Server) Grant() string {
 	rt := "rt-" + random()

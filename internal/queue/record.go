@@ -30,11 +30,6 @@ const (
 	StatusCancelled  Status = "cancelled"
 )
 
-// Done reports whether the status is final.
-func (s Status) Done() bool {
-	return s == StatusSent || s == StatusFailed || s == StatusSuppressed || s == StatusCancelled
-}
-
 var (
 	// ErrNotFound means no record has that id (never existed or expired).
 	ErrNotFound = errors.New("queue: no such message")

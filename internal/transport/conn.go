@@ -17,8 +17,7 @@ type Conn struct {
 	broken   bool // a reset failed: the session state is unknown
 
 	TLSVersion string // e.g. "TLS 1.3"
-	Mechanism  string // "PLAIN" or "LOGIN"
-	Created    time.Time
+	Mechanism  string // "PLAIN", "LOGIN", "XOAUTH2" or "OAUTHBEARER"
 }
 
 // Server is the account this session is logged in to.

@@ -133,7 +133,6 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		dataTime:   d.DataTimeout,
 		TLSVersion: tls.VersionName(state.Version),
 		Mechanism:  auth.mech,
-		Created:    time.Now(),
 	}, nil
 }
 
