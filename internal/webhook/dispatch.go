@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -289,14 +288,16 @@ func (d *Dispatcher) deliver(ctx context.Context, id string) {
 		d.rdb.ZRem(ctx, dueKey, id)
 		return
 	}
-	h, err := d.store.Get(ctx, job["hook"])
-	if errors.Is(err, ErrNotFound) { // the webhook was deleted
-		d.finish(ctx, id)
-		return
-	}
+	hooks, err := d.currentHooks(ctx)
 	if err != nil {
 		return // leased: retried when the lease ends
 	}
+	i := slices.IndexFunc(hooks, func(h Hook) bool { return h.Name == job["hook"] })
+	if i < 0 { // the webhook was deleted
+		d.finish(ctx, id)
+		return
+	}
+	h := hooks[i]
 	attempt, _ := strconv.Atoi(job["attempts"])
 	attempt++
 	created, _ := strconv.ParseInt(job["created_at"], 10, 64)
