@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,8 @@ type harness struct {
 	adminToken string
 	sendToken  string
 	acmeToken  string // send@acme: bound to tenant acme
+	mu         sync.Mutex
+	answers    [][]byte // every response body, for secrecy checks
 	logs       *syncBuffer
 }
 
@@ -228,6 +231,9 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 		h.t.Fatal(err)
 	}
 	r := response{status: res.StatusCode, header: res.Header, body: out}
+	h.mu.Lock()
+	h.answers = append(h.answers, out)
+	h.mu.Unlock()
 	checkAgainstSpec(h.t, req, r)
 	if r.header.Get("X-Request-Id") == "" {
 		h.t.Errorf("%s %s: no X-Request-Id", method, path)
@@ -310,4 +316,16 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// assertNeverAnswered fails when any response so far holds secret.
+func (h *harness) assertNeverAnswered(t *testing.T, secret string) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, body := range h.answers {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("a response holds %q: %s", secret, body)
+		}
+	}
 }

@@ -99,9 +99,12 @@ func TestOAuthClientCredentials(t *testing.T) {
 	if view["client_secret_set"] != true || view["client_id"] != "app" || strings.Contains(string(got.body), "app-secret") {
 		t.Fatalf("profile view: %s", got.body)
 	}
-	assertNotInRedis(t, s.harness, "app-secret")
-	if strings.Contains(s.logs.String(), "app-secret") || strings.Contains(s.logs.String(), "at-") {
-		t.Error("logs hold the client secret or an access token")
+	for _, secret := range append(s.tokens.Issued(), "app-secret") {
+		s.assertNeverAnswered(t, secret)
+		assertNotInRedis(t, s.harness, secret)
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("logs hold %q", secret)
+		}
 	}
 
 	// A token the server refuses is dropped and replaced once, in the same
@@ -170,7 +173,8 @@ func TestOAuthRefreshFlow(t *testing.T) {
 	s.put(t, s.profile(map[string]any{"flow": "refresh_token", "token_url": s.tokens.URL(), "client_id": "web",
 		"client_secret": "web-secret", "refresh_token": fresh, "scope": "https://mail.google.com/"}))
 	s.wait(t, id, "sent")
-	for _, secret := range []string{"web-secret", "rt-first", fresh} {
+	for _, secret := range append(s.tokens.Issued(), "web-secret", "rt-first", fresh) {
+		s.assertNeverAnswered(t, secret)
 		assertNotInRedis(t, s.harness, secret)
 		if strings.Contains(s.logs.String(), secret) {
 			t.Errorf("logs hold %q", secret)

@@ -33,6 +33,9 @@ func TestRateLimitBurstThen429(t *testing.T) {
 	if r.header.Get("Retry-After") != "1" || r.header.Get("RateLimit-Remaining") != "0" || r.header.Get("RateLimit-Limit") != "60" {
 		t.Errorf("429 headers: %v", r.header)
 	}
+	if n := metricValue(t, scrape(t, s.harness), `outbound_rate_limited_total{tenant=""}`); n != 1 {
+		t.Errorf("outbound_rate_limited_total = %v, want 1", n)
+	}
 	// Another tenant has its own budget.
 	if r := s.post(t, oneRecipient("gamma")); r.status != http.StatusAccepted {
 		t.Errorf("other tenant: %d", r.status)

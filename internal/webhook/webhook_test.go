@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
@@ -49,5 +50,31 @@ func TestBuild(t *testing.T) {
 	var verr *validation.Error
 	if !errors.As(err, &verr) || len(verr.Fields) != 4 {
 		t.Fatalf("want name, url, events[0], tenant_id refused: %v", err)
+	}
+}
+
+func TestWants(t *testing.T) {
+	all := Hook{Events: EventTypes}
+	acmeOnly := Hook{Events: EventTypes, TenantID: "acme"}
+	everyDeferral := Hook{Events: EventTypes, EveryDeferral: true}
+	sentOnly := Hook{Events: []string{"message.sent"}}
+	cases := []struct {
+		name string
+		h    Hook
+		ev   queue.Event
+		want bool
+	}{
+		{"matching event", all, queue.Event{Type: "message.sent", TenantID: "beta"}, true},
+		{"event not asked for", sentOnly, queue.Event{Type: "message.failed"}, false},
+		{"tenant filter, same tenant", acmeOnly, queue.Event{Type: "message.sent", TenantID: "acme"}, true},
+		{"tenant filter, other tenant", acmeOnly, queue.Event{Type: "message.sent", TenantID: "beta"}, false},
+		{"first deferral", all, queue.Event{Type: "message.deferred", First: true}, true},
+		{"later deferral by default", all, queue.Event{Type: "message.deferred"}, false},
+		{"later deferral with every_deferral", everyDeferral, queue.Event{Type: "message.deferred"}, true},
+	}
+	for _, tc := range cases {
+		if got := wants(tc.h, tc.ev); got != tc.want {
+			t.Errorf("%s: wants = %v", tc.name, got)
+		}
 	}
 }
