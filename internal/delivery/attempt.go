@@ -19,32 +19,16 @@ import (
 	"github.com/outbound-mail/outbound/internal/transport"
 )
 
-// handle delivers one entry and records the outcome.
-func (s *Service) handle(ctx context.Context, e queue.Entry) {
-	s.inflightMu.Lock()
-	s.inflight[e] = struct{}{}
-	s.inflightMu.Unlock()
-	defer func() {
-		s.inflightMu.Lock()
-		delete(s.inflight, e)
-		s.inflightMu.Unlock()
-	}()
-
+// handle delivers one begun entry and records the outcome.
+func (s *Service) handle(ctx context.Context, st queue.Started) {
+	defer s.done(st.Entry)
 	// Bookkeeping in Redis must finish even when the send was cut short.
 	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 
-	rec, ok, err := s.queue.Begin(store, e)
-	if err != nil {
-		// Left pending: another worker reclaims it once Redis answers.
-		s.log.Warn("begin delivery", "message_id", e.ID, "error", err)
-		return
-	}
-	if !ok {
-		return
-	}
+	rec := st.Record
 	out := s.deliver(ctx, rec)
-	if err := s.queue.Finish(store, e, rec.TenantID, out); err != nil {
+	if err := s.queue.Finish(store, st.Entry, rec.TenantID, out); err != nil {
 		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
 		return
 	}

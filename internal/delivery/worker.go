@@ -23,7 +23,7 @@ func (s *Service) Start() {
 	workCtx, hardStop := context.WithCancel(context.Background())
 	s.stop, s.hardStop = stop, hardStop
 
-	jobs := make(chan queue.Entry)
+	jobs := make(chan queue.Started)
 	// slots holds one token per worker that is busy or has an entry on its
 	// way; readers take a token per entry before reading it, so nothing is
 	// read that no worker is free to start.
@@ -97,27 +97,53 @@ func unreserve(slots chan struct{}, n int) {
 	}
 }
 
-// dispatch hands entries to workers; entries it cannot hand over because
-// the service is stopping go back to the stream at once.
-func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- queue.Entry, slots chan struct{}) {
-	for i, e := range es {
+// dispatch begins the delivery of entries read together, in one round
+// trip, and hands them to workers; entries it cannot hand over because the
+// service is stopping go back to the stream at once. Each entry holds a
+// slot; those with nothing to deliver give theirs back.
+func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- queue.Started, slots chan struct{}) {
+	if len(es) == 0 {
+		return
+	}
+	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	started, err := s.queue.Begin(store, es)
+	cancel()
+	if err != nil {
+		// Left pending: another worker reclaims them once Redis answers.
+		s.log.Warn("begin delivery", "partition", es[0].Partition, "entries", len(es), "error", err)
+	}
+	unreserve(slots, len(es)-len(started))
+	s.inflightMu.Lock()
+	for _, st := range started {
+		s.inflight[st.Entry] = struct{}{} // claims kept fresh from now on, see touchLoop
+	}
+	s.inflightMu.Unlock()
+	for i, st := range started {
 		select {
-		case jobs <- e:
+		case jobs <- st:
 		case <-ctx.Done():
-			for _, rest := range es[i:] {
+			for _, rest := range started[i:] {
 				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				if err := s.queue.Release(rctx, rest); err != nil {
+				if err := s.queue.Release(rctx, rest.Entry); err != nil {
 					s.log.Warn("release entry", "message_id", rest.ID, "error", err)
 				}
 				cancel()
+				s.done(rest.Entry)
 			}
-			unreserve(slots, len(es)-i)
+			unreserve(slots, len(started)-i)
 			return
 		}
 	}
 }
 
-func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Entry, slots chan struct{}) {
+// done forgets an entry whose delivery ended.
+func (s *Service) done(e queue.Entry) {
+	s.inflightMu.Lock()
+	delete(s.inflight, e)
+	s.inflightMu.Unlock()
+}
+
+func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Started, slots chan struct{}) {
 	var failing bool
 	for ctx.Err() == nil {
 		n := reserve(ctx, slots, readBatch)
@@ -145,7 +171,7 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Entry, 
 	}
 }
 
-func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Entry, slots chan struct{}) {
+func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Started, slots chan struct{}) {
 	every := max(s.cfg.ClaimAfter/4, 50*time.Millisecond)
 	for retry.Sleep(ctx, every) {
 		for p := range s.queue.Partitions() {

@@ -102,42 +102,86 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 }
 
 // beginScript marks a message as being sent and returns its record, or
-// acknowledges the entry and returns nil when there is nothing to do: the
-// record expired, or the message is already final (a duplicate entry).
+// acknowledges the entry and returns false when there is nothing to do:
+// the record expired, or the message is already final (a duplicate entry).
 // KEYS: stream, record. ARGV: stream id, now ms.
-var beginScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[2], 'status')
-if (not st) or st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'cancelled' then
+var beginScript = newBatchScript("", `
+local h = redis.call('HGETALL', KEYS[2])
+local st
+for i = 1, #h, 2 do
+  if h[i] == 'status' then st = i + 1 elseif h[i] == 'updated_at' then h[i + 1] = ARGV[2] end
+end
+if (not st) or h[st] == 'sent' or h[st] == 'failed' or h[st] == 'suppressed' or h[st] == 'cancelled' then
   redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
   redis.call('XDEL', KEYS[1], ARGV[1])
   return false
 end
+h[st] = 'sending'
 redis.call('HSET', KEYS[2], 'status', 'sending', 'updated_at', ARGV[2])
-return redis.call('HGETALL', KEYS[2])
+return h
 `)
 
-// Begin starts the delivery of e. ok is false when there is nothing to
-// deliver (and the entry was acknowledged).
-func (q *Queue) Begin(ctx context.Context, e Entry) (rec Record, ok bool, err error) {
-	if e.ID == "" { // an entry without a message id cannot be delivered
-		return Record{}, false, q.ack(ctx, e)
+// Started is an entry whose delivery has begun, with its message.
+type Started struct {
+	Entry
+	Record Record
+}
+
+// Begin starts the delivery of entries read together from one partition,
+// in one round trip, and returns those with something to deliver; the
+// others (expired, already final, or without a message id) are
+// acknowledged. An entry whose record cannot be read is left pending, to
+// be reclaimed, and reported in err along with the others.
+func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
+	if len(es) == 0 {
+		return nil, nil
 	}
-	res, err := beginScript.Run(ctx, q.rdb, []string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
-		e.StreamID, ms(q.now())).Slice()
-	if errors.Is(err, redis.Nil) {
-		return Record{}, false, nil
+	calls := make([]invocation, 0, len(es))
+	valid := make([]Entry, 0, len(es))
+	var errs []error
+	now := ms(q.now())
+	for _, e := range es {
+		if e.ID == "" { // an entry without a message id cannot be delivered
+			if err := q.ack(ctx, e); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		valid = append(valid, e)
+		calls = append(calls, invocation{[]string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
+			[]any{e.StreamID, now}})
 	}
+	if len(calls) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	replies, err := beginScript.run(ctx, q.rdb, calls)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("queue: begin %s: %w", e.ID, err)
+		return nil, fmt.Errorf("queue: begin %d entries: %w", len(calls), err)
 	}
-	h := make(map[string]string, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		k, _ := res[i].(string)
-		v, _ := res[i+1].(string)
-		h[k] = v
+	out := make([]Started, 0, len(valid))
+	for i, e := range valid {
+		if err := replyErr(replies[i]); err != nil {
+			errs = append(errs, fmt.Errorf("queue: begin %s: %w", e.ID, err))
+			continue
+		}
+		res, ok := replies[i].([]any)
+		if !ok { // nothing to deliver
+			continue
+		}
+		h := make(map[string]string, len(res)/2)
+		for i := 0; i+1 < len(res); i += 2 {
+			k, _ := res[i].(string)
+			v, _ := res[i+1].(string)
+			h[k] = v
+		}
+		rec, err := decodeRecord(e.ID, h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, Started{Entry: e, Record: rec})
 	}
-	rec, err = decodeRecord(e.ID, h)
-	return rec, err == nil, err
+	return out, errors.Join(errs...)
 }
 
 func (q *Queue) ack(ctx context.Context, e Entry) error {
@@ -173,41 +217,47 @@ type Outcome struct {
 // step, to the partition's event stream: sent, failed, suppressed, and
 // deferred (flagged "first" the first time for the message).
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
-// status, retry ms, hold flag, retention ms, attempt JSON, field pairs...
-var finishScript = redis.NewScript(`
+// status, retry ms, hold flag, retention ms, attempt JSON, route, field
+// pairs...
+var finishScript = newBatchScript("", `
 redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'meta', 'created_at')
+if not r[1] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local status = ARGV[3]
-redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, unpack(ARGV, 8))
 if status == 'deferred' or status == 'queued' then
   local due = now + tonumber(ARGV[4])
-  redis.call('HSET', KEYS[2], 'next_attempt_at', due)
+  redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'next_attempt_at', due,
+    unpack(ARGV, 9))
   redis.call('ZADD', KEYS[3], due, ARGV[2])
   if ARGV[5] == '1' then
     redis.call('SADD', KEYS[4], ARGV[2])
     redis.call('PEXPIRE', KEYS[4], ARGV[6])
   end
 else
+  if status == 'sent' then
+    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'sent_at', now, unpack(ARGV, 9))
+  else
+    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], unpack(ARGV, 9))
+  end
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
-  if status == 'sent' then redis.call('HSET', KEYS[2], 'sent_at', now) end
 end
 if status ~= 'queued' then
   local first = '1'
   if status == 'deferred' then
     if redis.call('HSETNX', KEYS[2], 'deferred_notified', '1') == 0 then first = '0' end
   end
-  local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'route', 'meta', 'created_at')
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', '1000000', '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
-    'tenant_id', r[1] or '', 'route', r[2] or '', 'meta', r[3] or '', 'created_at', r[4] or '', 'at', now,
+    'tenant_id', r[1], 'route', ARGV[8], 'meta', r[2] or '', 'created_at', r[3] or '', 'at', now,
     'first', first, 'attempt', ARGV[7])
 end
 return 1
 `)
 
-// Finish records how the delivery of e ended and acknowledges e.
+// Finish records how the delivery of e ended and acknowledges e. The
+// outcomes of messages finishing at the same time are written together.
 func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcome) error {
 	attempts := out.Attempts
 	if len(attempts) > maxAttempts {
@@ -226,7 +276,7 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 		last, _ = json.Marshal(attempts[len(attempts)-1])
 	}
 	args := []any{e.StreamID, e.ID, string(out.Status), out.RetryIn.Milliseconds(), hold, q.opts.Retention.Milliseconds(), last,
-		"attempts", attemptsJSON, "route", out.Route, "error", out.Error}
+		out.Route, "attempts", attemptsJSON, "error", out.Error}
 	if len(out.Rejected) > 0 {
 		rej, err := json.Marshal(out.Rejected)
 		if err != nil {
@@ -243,7 +293,7 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	}
 	p := e.Partition
 	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}
-	if err := finishScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
+	if _, err := q.finishes[p].do(ctx, invocation{keys, args}); err != nil {
 		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 	}
 	return nil

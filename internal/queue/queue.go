@@ -32,14 +32,29 @@ type Queue struct {
 	rdb  redis.UniversalClient
 	opts Options
 	now  func() time.Time
+	// accepts and finishes write, per partition, the messages that arrive
+	// together in one script call.
+	accepts, finishes []*committer
 }
+
+// batchMax bounds the invocations of one script call: large enough to
+// serve every worker and HTTP request of a busy replica at once, small
+// enough that one call does not hold Redis for long.
+const batchMax = 128
 
 // New returns a queue on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Queue {
 	if opts.Partitions < 1 {
 		opts.Partitions = 1
 	}
-	return &Queue{rdb: rdb, opts: opts, now: time.Now}
+	q := &Queue{rdb: rdb, opts: opts, now: time.Now}
+	for range opts.Partitions {
+		q.accepts = append(q.accepts, &committer{run: q.runEnqueue, max: batchMax})
+		q.finishes = append(q.finishes, &committer{max: batchMax, run: func(ctx context.Context, calls []invocation) ([]any, error) {
+			return finishScript.run(ctx, q.rdb, calls)
+		}})
+	}
+	return q
 }
 
 // Partitions is the number of stream partitions.
@@ -109,7 +124,7 @@ type Accepted struct {
 // pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
-var enqueueScript = redis.NewScript(ratelimit.Lua + `
+var enqueueScript = newBatchScript(ratelimit.Lua, `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[4])
   if prev then
@@ -189,13 +204,17 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"updated_at", now,
 		"payload", m.Payload,
 	)
-	res, err := q.runEnqueue(ctx, keys, args)
+	reply, err := q.accepts[p].do(ctx, invocation{keys, args})
 	var replicationErr error
 	if errors.Is(err, ErrNotReplicated) {
 		replicationErr, err = err, nil
 	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	res, ok := reply.([]any)
+	if !ok || len(res) < 2 {
+		return Accepted{}, fmt.Errorf("queue: enqueue: unexpected reply %v", reply)
 	}
 	first, _ := res[1].(string)
 	nums := make([]int64, 0, len(res)-2)
@@ -233,24 +252,24 @@ func (q *Queue) tenantPartition(tenantID string) int {
 // queued and will be delivered; only its durability is less than asked.
 var ErrNotReplicated = errors.New("queue: fewer replicas than required confirmed the write")
 
-// runEnqueue runs the enqueue script, followed by WAIT on the same
-// connection when replicas must confirm the write.
-func (q *Queue) runEnqueue(ctx context.Context, keys []string, args []any) ([]any, error) {
+// runEnqueue runs the enqueue script for a batch of messages, followed by
+// WAIT on the same connection when replicas must confirm the writes.
+func (q *Queue) runEnqueue(ctx context.Context, calls []invocation) ([]any, error) {
 	if q.opts.WaitReplicas <= 0 {
-		return enqueueScript.Run(ctx, q.rdb, keys, args...).Slice()
+		return enqueueScript.run(ctx, q.rdb, calls)
 	}
 	timeout := q.opts.WaitTimeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
 	pipe := q.rdb.Pipeline()
-	eval := enqueueScript.Eval(ctx, pipe, keys, args...)
+	eval := enqueueScript.eval(ctx, pipe, calls)
 	wait := redis.NewIntCmd(ctx, "wait", q.opts.WaitReplicas, timeout.Milliseconds())
 	_ = pipe.Process(ctx, wait)
 	if _, err := pipe.Exec(ctx); err != nil && eval.Err() != nil {
 		return nil, eval.Err()
 	}
-	res, err := eval.Slice()
+	res, err := replies(eval, len(calls))
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func TestDeliverDeferRetrySend(t *testing.T) {
 		a, _ := q.Enqueue(ctx, msg("", ""))
 
 		e := readOne(t, q, "w1")
-		rec, ok, err := q.Begin(ctx, e)
+		rec, ok, err := beginOne(ctx, q, e)
 		if err != nil || !ok || string(rec.Payload) != `{"subject":"hi"}` {
 			t.Fatalf("begin: %+v %v %v", rec, ok, err)
 		}
@@ -129,7 +129,7 @@ func TestDeliverDeferRetrySend(t *testing.T) {
 			t.Fatalf("moved %d due retries, want 1", n)
 		}
 		e2 := readOne(t, q, "w1")
-		rec2, ok, _ := q.Begin(ctx, e2)
+		rec2, ok, _ := beginOne(ctx, q, e2)
 		if !ok || len(rec2.Attempts) != 1 {
 			t.Fatalf("retry begin: %+v", rec2)
 		}
@@ -147,7 +147,7 @@ func TestDeliverDeferRetrySend(t *testing.T) {
 			t.Fatal(err)
 		}
 		dup := readOne(t, q, "w1")
-		if _, ok, err := q.Begin(ctx, dup); ok || err != nil {
+		if _, ok, err := beginOne(ctx, q, dup); ok || err != nil {
 			t.Fatalf("finished message begun again: ok=%v err=%v", ok, err)
 		}
 		if n, _ := q.Depth(ctx, 0); n != 0 {
@@ -162,7 +162,7 @@ func TestReclaimAfterConsumerDies(t *testing.T) {
 		ctx := context.Background()
 		a, _ := q.Enqueue(ctx, msg("", ""))
 		dead := readOne(t, q, "dead-worker")
-		if _, ok, _ := q.Begin(ctx, dead); !ok {
+		if _, ok, _ := beginOne(ctx, q, dead); !ok {
 			t.Fatal("begin")
 		}
 		// "dead-worker" never finishes. Too early to reclaim:
@@ -196,7 +196,7 @@ func TestWakeHeld(t *testing.T) {
 		}
 		for range ids {
 			e := readOne(t, q, "w")
-			q.Begin(ctx, e)
+			beginOne(ctx, q, e)
 			if err := q.Finish(ctx, e, "acme", Outcome{Status: StatusDeferred, RetryIn: time.Hour, HoldForTenant: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -310,7 +310,7 @@ func TestScheduleCancelAndEvents(t *testing.T) {
 		var sending Entry
 		for range 2 { // a's entry and b's: b is skipped as cancelled
 			e := readOne(t, q, "w")
-			if _, ok, _ := q.Begin(ctx, e); ok {
+			if _, ok, _ := beginOne(ctx, q, e); ok {
 				sending = e
 			}
 		}
@@ -326,7 +326,7 @@ func TestScheduleCancelAndEvents(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		q.MoveDue(ctx, 0, 10)
 		again := readOne(t, q, "w")
-		q.Begin(ctx, again)
+		beginOne(ctx, q, again)
 		q.Finish(ctx, again, "acme", Outcome{Status: StatusDeferred, Route: "tenant", Attempts: att, RetryIn: time.Hour})
 		events, err := q.ReadEvents(ctx, 0, "d", 10, 10*time.Millisecond)
 		if err != nil || len(events) != 2 {
@@ -343,4 +343,13 @@ func TestScheduleCancelAndEvents(t *testing.T) {
 			t.Fatalf("acked events read again: %+v", more)
 		}
 	})
+}
+
+// beginOne begins a single entry.
+func beginOne(ctx context.Context, q *Queue, e Entry) (Record, bool, error) {
+	started, err := q.Begin(ctx, []Entry{e})
+	if len(started) == 0 {
+		return Record{}, false, err
+	}
+	return started[0].Record, true, err
 }

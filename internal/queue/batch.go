@@ -1,0 +1,185 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A batchScript runs a script body for many invocations in one call. The
+// body reads its own KEYS and ARGV as usual: the wrapper hands each
+// invocation its slice of the call's keys and arguments, runs it under
+// pcall so that one invocation's error is its own, and returns one reply
+// per invocation.
+//
+// Why: per message, Redis spends far more on running a script (waking up,
+// reading a request, setting up Lua, writing a reply) than on the few hash
+// and stream commands inside it. Messages that arrive together are written
+// together.
+//
+// Call layout: ARGV[1] is the number of invocations n, ARGV[2..2n+1] hold
+// each invocation's key and argument counts, and the invocations' keys and
+// arguments follow in order.
+type batchScript struct{ *redis.Script }
+
+// newBatchScript wraps body; prelude (local functions the body uses) is
+// defined once per call.
+func newBatchScript(prelude, body string) batchScript {
+	return batchScript{redis.NewScript(prelude + `
+local function call(KEYS, ARGV)
+` + body + `
+end
+local n = tonumber(ARGV[1])
+local ki, ai, out = 1, 2 + 2 * n, {}
+for c = 1, n do
+  local nk, na = tonumber(ARGV[2 * c]), tonumber(ARGV[2 * c + 1])
+  local keys, argv = {}, {}
+  for i = 1, nk do keys[i] = KEYS[ki + i - 1] end
+  for i = 1, na do argv[i] = ARGV[ai + i - 1] end
+  ki, ai = ki + nk, ai + na
+  local ok, res = pcall(call, keys, argv)
+  if not ok then
+    if type(res) == 'table' and res.err then res = res.err end
+    res = {err = tostring(res)}
+  elseif res == nil then
+    res = false
+  end
+  out[c] = res
+end
+return out
+`)}
+}
+
+// invocation is one run of a batch script's body.
+type invocation struct {
+	keys []string
+	args []any
+}
+
+// run runs the invocations in one call and returns each one's reply, or
+// its error. err is set when the call as a whole failed; then no reply is
+// known (the invocations may or may not have run).
+func (s batchScript) run(ctx context.Context, rdb redis.Scripter, calls []invocation) ([]any, error) {
+	keys, args := flatten(calls)
+	return replies(s.Run(ctx, rdb, keys, args...), len(calls))
+}
+
+// eval queues the call as a plain EVAL, for a pipeline (where a missing
+// script cannot be loaded and retried); replies reads its result.
+func (s batchScript) eval(ctx context.Context, pipe redis.Pipeliner, calls []invocation) *redis.Cmd {
+	keys, args := flatten(calls)
+	return s.Eval(ctx, pipe, keys, args...)
+}
+
+func flatten(calls []invocation) (keys []string, args []any) {
+	args = make([]any, 1, 1+2*len(calls))
+	args[0] = len(calls)
+	for _, c := range calls {
+		args = append(args, len(c.keys), len(c.args))
+	}
+	for _, c := range calls {
+		keys = append(keys, c.keys...)
+		args = append(args, c.args...)
+	}
+	return keys, args
+}
+
+// replies checks that cmd holds one reply per invocation.
+func replies(cmd *redis.Cmd, n int) ([]any, error) {
+	res, err := cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != n {
+		return nil, fmt.Errorf("batch script answered %d replies for %d invocations", len(res), n)
+	}
+	return res, nil
+}
+
+// replyErr is the error of one invocation's reply, if it failed.
+func replyErr(reply any) error {
+	if err, ok := reply.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// committer groups invocations that arrive at the same time into one call
+// (a group commit). A lone caller's invocation runs at once; invocations
+// that arrive while a call is on its way wait for it and leave together in
+// the next, so the busier the queue, the larger each batch and the cheaper
+// each message. Every invocation of one committer must touch a single hash
+// slot (one partition) on Redis Cluster.
+type committer struct {
+	// run makes one call. Its error applies to every invocation; with
+	// replies, it only qualifies them (ErrNotReplicated).
+	run func(ctx context.Context, calls []invocation) ([]any, error)
+	max int // most invocations per call
+
+	mu      sync.Mutex
+	pending []*pendingCall
+	running bool
+}
+
+type pendingCall struct {
+	invocation
+	reply any
+	err   error
+	done  chan struct{}
+}
+
+// do runs inv, with whatever else is waiting, and returns its reply. When
+// ctx ends first, do returns ctx.Err(); the invocation may still run.
+func (c *committer) do(ctx context.Context, inv invocation) (any, error) {
+	p := &pendingCall{invocation: inv, done: make(chan struct{})}
+	c.mu.Lock()
+	c.pending = append(c.pending, p)
+	lead := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if lead {
+		c.flush(context.WithoutCancel(ctx))
+	}
+	select {
+	case <-p.done:
+		return p.reply, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// flush makes one call of what is pending. What arrived meanwhile goes in
+// the next call, on a new goroutine, so the caller that led this one is
+// not held up by the calls of others.
+func (c *committer) flush(ctx context.Context) {
+	c.mu.Lock()
+	n := min(len(c.pending), c.max)
+	batch := make([]*pendingCall, n)
+	copy(batch, c.pending)
+	c.pending = append(c.pending[:0], c.pending[n:]...)
+	c.mu.Unlock()
+
+	calls := make([]invocation, n)
+	for i, p := range batch {
+		calls[i] = p.invocation
+	}
+	replies, err := c.run(ctx, calls)
+	for i, p := range batch {
+		if replies == nil {
+			p.err = err
+		} else if p.reply, p.err = replies[i], replyErr(replies[i]); p.err == nil {
+			p.err = err
+		}
+		close(p.done)
+	}
+
+	c.mu.Lock()
+	more := len(c.pending) > 0
+	c.running = more
+	c.mu.Unlock()
+	if more {
+		go c.flush(ctx)
+	}
+}
