@@ -50,12 +50,20 @@ type bench struct {
 	http               *http.Client
 	procs              []*proc
 	out                io.Writer
+	profile            string // where run 2 writes the service's CPU profile, if set
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "sink" {
 		if err := runSink(os.Args[2], os.Args[3], os.Args[4]); err != nil {
 			fmt.Fprintln(os.Stderr, "sink:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "httpfloor" {
+		if err := runHTTPFloor(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "httpfloor:", err)
 			os.Exit(1)
 		}
 		return
@@ -72,6 +80,8 @@ func run() error {
 	conns := flag.Int("conns", 8, "SMTP connections per account (Outbound's cap, and the raw client's)")
 	quick := flag.Bool("quick", false, "smaller runs")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
+	only := flag.String("only", "", "run only this figure: accept or delivery (with the raw rate)")
+	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2 and 1 (this file, and .accept)")
 	flag.Parse()
 	if *quick {
 		*n = 2000
@@ -81,7 +91,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(),
+	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(), profile: *profile,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}, Timeout: time.Minute}}
 	defer func() {
 		for _, p := range b.procs {
@@ -106,7 +116,16 @@ func run() error {
 	}
 	fmt.Fprintf(b.out, "outbound-bench: %d CPUs, pinned=%v, %d messages, %d HTTP clients, %d SMTP connections per account\n\n",
 		runtime.NumCPU(), b.pin, *n, *c, *conns)
-	return b.runAll(*n, *c, *quick)
+	switch *only {
+	case "":
+		return b.runAll(*n, *c, *quick)
+	case "accept":
+		return b.runAccept(*n, *c, *quick)
+	case "delivery":
+		_, _, err := b.runDelivery(*n, *c)
+		return err
+	}
+	return fmt.Errorf("-only %q: want accept or delivery", *only)
 }
 
 func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
@@ -143,38 +162,97 @@ func tenants(prefix string, n int) []string {
 	return out
 }
 
+// deliveryResult is what one delivery run measured.
+type deliveryResult struct {
+	rate                 float64       // messages per second, first POST to last counted at the sink
+	serviceCPU, redisCPU time.Duration // per message
+	peakRSS              int64         // the service's, in bytes
+}
+
 // delivery posts n messages over tenants (whose profiles point at the
-// sink) and times first POST to last message counted at the sink.
-func (b *bench) delivery(n, c int, tenantIDs []string, shared bool) (rate float64, cpuPerMsg time.Duration, rss int64, err error) {
+// sink) and times first POST to last message counted at the sink. With
+// profile set, it writes the service's CPU profile over the run there.
+func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile string) (deliveryResult, error) {
 	redisProc, rdb, err := b.startRedis()
 	if err != nil {
-		return 0, 0, 0, err
+		return deliveryResult{}, err
 	}
 	defer redisProc.stop()
 	defer rdb.Close()
-	svc, url, err := b.startOutbound(rdb.Options().Addr, 32)
+	var extra []string
+	debugAddr := "127.0.0.1:" + strconv.Itoa(freePort())
+	if profile != "" {
+		extra = append(extra, "OUTBOUND_DEBUG_LISTEN="+debugAddr)
+	}
+	svc, url, err := b.startOutbound(rdb.Options().Addr, 32, extra...)
 	if err != nil {
-		return 0, 0, 0, err
+		return deliveryResult{}, err
 	}
 	defer svc.stop()
 	if err := b.putProfiles(url, tenantIDs, shared); err != nil {
-		return 0, 0, 0, err
+		return deliveryResult{}, err
 	}
 	base := b.sinkCounts().Messages
-	cpu0 := svc.cpu() + redisProc.cpu()
+	svc0, redis0 := svc.cpu(), redisProc.cpu()
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", profile) }()
+	}
 	start := time.Now()
 	if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
-		return 0, 0, 0, err
+		return deliveryResult{}, err
 	}
 	end, err := b.waitSink(base+int64(n), 5*time.Minute)
 	if err != nil {
-		return 0, 0, 0, err
+		return deliveryResult{}, err
 	}
-	cpu := svc.cpu() + redisProc.cpu() - cpu0
-	return float64(n) / end.Sub(start).Seconds(), cpu / time.Duration(n), svc.peakRSS(), nil
+	if os.Getenv("BENCH_CMDSTATS") != "" {
+		info, _ := rdb.Info(context.Background(), "commandstats").Result()
+		fmt.Fprintln(os.Stderr, info)
+	}
+	res := deliveryResult{rate: float64(n) / end.Sub(start).Seconds(), peakRSS: svc.peakRSS(),
+		serviceCPU: (svc.cpu() - svc0) / time.Duration(n), redisCPU: (redisProc.cpu() - redis0) / time.Duration(n)}
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			return res, fmt.Errorf("CPU profile: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func fetchProfile(url, path string) error {
+	res, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, res.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (b *bench) runAll(n, c int, quick bool) error {
+	if err := b.runAccept(n, c, quick); err != nil {
+		return err
+	}
+	rate1, naiveRate, err := b.runDelivery(n, c)
+	if err != nil {
+		return err
+	}
+	return b.runScaling(n, c, quick, rate1, naiveRate)
+}
+
+// runAccept measures figures 1, 4c and 5b.
+func (b *bench) runAccept(n, c int, quick bool) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
 
 	// 1. Accept rate, with no workers so delivery does not compete.
@@ -182,7 +260,8 @@ func (b *bench) runAll(n, c int, quick bool) error {
 	if err != nil {
 		return err
 	}
-	svc, url, err := b.startOutbound(rdb.Options().Addr, 0)
+	debugAddr := "127.0.0.1:" + strconv.Itoa(freePort())
+	svc, url, err := b.startOutbound(rdb.Options().Addr, 0, "OUTBOUND_DEBUG_LISTEN="+debugAddr)
 	if err != nil {
 		return err
 	}
@@ -194,13 +273,32 @@ func (b *bench) runAll(n, c int, quick bool) error {
 	if err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if b.profile != "" {
+		go func() {
+			profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=1", b.profile+".accept")
+		}()
+	}
+	svc0, redis0 := svc.cpu(), redisProc.cpu()
 	acceptRate, lat, err := b.post(url, n, c, []string{"acme"})
 	if err != nil {
 		return err
 	}
+	if b.profile != "" {
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+	}
+	svcCPU, redisCPU := (svc.cpu()-svc0)/time.Duration(n), (redisProc.cpu()-redis0)/time.Duration(n)
 	xaddRate := xadd(rdb, n, c)
 	p("1. accept: %.0f msg/s (p50 %v, p99 %v) | bare XADD %.0f/s | ratio %.2f\n",
 		acceptRate, lat.pct(.5).Round(time.Microsecond), lat.pct(.99).Round(time.Microsecond), xaddRate, acceptRate/xaddRate)
+	floorRate, err := b.httpFloor(n, c)
+	if err != nil {
+		return err
+	}
+	p("   CPU per accepted message: service %v + Redis %v\n", svcCPU.Round(time.Microsecond), redisCPU.Round(time.Microsecond))
+	p("   HTTP floor (net/http, JSON decoded, nothing stored) %.0f/s | accept is %.2f of it\n", floorRate, acceptRate/floorRate)
 
 	// 4c. Accept latency with a deep queue, and Redis memory per message.
 	deep := 100000
@@ -224,50 +322,64 @@ func (b *bench) runAll(n, c int, quick bool) error {
 	p("5b. Redis memory per queued message: %.0f bytes (1 KB body)\n", float64(mem1-mem0)/float64(queued1-queued0))
 	svc.stop()
 	redisProc.stop()
+	return nil
+}
 
+// runDelivery measures figures 2 and 5a and the CPU per message, and
+// returns the delivery rate and the naive rate.
+func (b *bench) runDelivery(n, c int) (float64, float64, error) {
+	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
 	// 2. Delivery, one tenant, and the raw SMTP rate over as many connections.
-	rate1, cpuMsg, rss, err := b.delivery(n, c, []string{"acme"}, true)
+	d, err := b.delivery(n, c, []string{"acme"}, true, b.profile)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
+	rate1, cpuMsg := d.rate, d.serviceCPU+d.redisCPU
 	rawRate, rawCPU, err := b.raw(n, b.conns)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	p("2. delivery: %.0f msg/s | raw go-smtp over %d reused connections %.0f/s | ratio %.2f\n", rate1, b.conns, rawRate, rate1/rawRate)
-	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(rss)/(1<<20))
-	p("    CPU per message: service + Redis %v | bare go-smtp client %v | ratio %.1f\n",
-		cpuMsg.Round(time.Microsecond), rawCPU.Round(time.Microsecond), float64(cpuMsg)/float64(rawCPU))
+	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(d.peakRSS)/(1<<20))
+	p("    CPU per message: service + Redis %v (%v + %v) | bare go-smtp client %v | ratio %.1f\n",
+		cpuMsg.Round(time.Microsecond), d.serviceCPU.Round(time.Microsecond), d.redisCPU.Round(time.Microsecond),
+		rawCPU.Round(time.Microsecond), float64(cpuMsg)/float64(rawCPU))
 
 	// 3. Naive baseline.
 	naiveN := min(n, 2000)
 	naiveRate, err := b.naive(naiveN, b.conns)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	p("3. naive (new TLS connection + AUTH per message): %.0f msg/s | Outbound is %.1fx\n", naiveRate, rate1/naiveRate)
+	return rate1, naiveRate, nil
+}
+
+// runScaling measures figures 4a and 4b against the one-tenant rate.
+func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error {
+	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
 
 	// 4a. Many tenants sharing one account.
 	for _, count := range []int{100, 10000} {
 		if quick && count > 1000 {
 			count = 1000
 		}
-		r, _, _, err := b.delivery(n, c, tenants("t", count), true)
+		d, err := b.delivery(n, c, tenants("t", count), true, "")
 		if err != nil {
 			return err
 		}
-		p("4a. %d tenants sharing one account: %.0f msg/s (%.2f of one tenant)\n", count, r, r/rate1)
+		p("4a. %d tenants sharing one account: %.0f msg/s (%.2f of one tenant)\n", count, d.rate, d.rate/rate1)
 	}
 	// 4b. 1,000 tenants with their own accounts: every login is needed.
 	own := 1000
 	if quick {
 		own = 200
 	}
-	r, _, _, err := b.delivery(own*5, c, tenants("own", own), false)
+	d, err := b.delivery(own*5, c, tenants("own", own), false, "")
 	if err != nil {
 		return err
 	}
-	p("4b. %d tenants with their own accounts, 5 messages each: %.0f msg/s (naive %.0f/s)\n", own, r, naiveRate)
+	p("4b. %d tenants with their own accounts, 5 messages each: %.0f msg/s (naive %.0f/s)\n", own, d.rate, naiveRate)
 	return nil
 }
 
