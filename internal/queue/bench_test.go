@@ -42,3 +42,25 @@ func BenchmarkXAdd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEnqueueConcurrent is the same write from 32 goroutines per CPU
+// at once, as a busy API replica makes it: messages that arrive together
+// share a script call (group commit).
+func BenchmarkEnqueueConcurrent(b *testing.B) {
+	rdb := redistest.Start(b).Client(b)
+	q := New(rdb, Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
+	m := NewMessage{TenantID: "acme", Route: "tenant", MessageID: "<x@acme.example>",
+		Payload: []byte(strings.Repeat("x", 1024)), RequestHash: "h"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(ctx, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
