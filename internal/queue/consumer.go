@@ -127,8 +127,8 @@ type Started struct {
 	Record Record
 }
 
-// Begin starts the delivery of entries read together from one partition,
-// in one round trip, and returns those with something to deliver; the
+// Begin starts the delivery of entries read together from one partition
+// (one hash slot on Redis Cluster), in one round trip, and returns those with something to deliver; the
 // others (expired, already final, or without a message id) are
 // acknowledged. An entry whose record cannot be read is left pending, to
 // be reclaimed, and reported in err along with the others.
