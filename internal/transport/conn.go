@@ -11,6 +11,7 @@ import (
 // at a time.
 type Conn struct {
 	client   *smtp.Client
+	pipe     *pipeline // set when transactions are pipelined, see pipeline
 	raw      *trackedConn
 	server   Server
 	dataTime time.Duration
@@ -38,11 +39,14 @@ type Result struct {
 }
 
 // Send runs one mail transaction: MAIL FROM, RCPT TO for each recipient,
-// DATA. Recipients refused with a 5xx are listed in the result and the
+// DATA, pipelined where the session allows it. Recipients refused with a 5xx are listed in the result and the
 // message goes to the others; when all are refused, or on any other
 // failure, the error is an *Error. After an error the session is either
 // reset and reusable (Reusable reports which) or must be closed.
 func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
+	if c.pipe != nil {
+		return c.sendPipelined(from, rcpts, msg)
+	}
 	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: !isASCII(from) || !allASCII(rcpts)}
 	if err := c.client.Mail(from, opts); err != nil {
 		return Result{}, c.fail(StageMail, err)

@@ -32,6 +32,9 @@ type Dialer struct {
 	ConnectTimeout time.Duration // dial, TLS, greeting, EHLO and AUTH together
 	CommandTimeout time.Duration // each later command's reply
 	DataTimeout    time.Duration // writing the message and the reply after the final dot
+	// NoPipelining sends one command at a time even where the server
+	// offers PIPELINING (see pipeline).
+	NoPipelining bool
 }
 
 func (d *Dialer) guard(srv Server) *egress.Guard {
@@ -81,9 +84,10 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 	}
 
 	var client *smtp.Client
+	var tc *tls.Conn // held here for implicit TLS only; go-smtp keeps STARTTLS's
 	switch srv.Security {
 	case tenant.SecurityTLS:
-		tc := tls.Client(tracked, d.tlsConfig(srv.Host))
+		tc = tls.Client(tracked, d.tlsConfig(srv.Host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(StageTLS, err)
 		}
@@ -126,14 +130,18 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 	}
 	state, _ := client.TLSConnectionState()
 	client.CommandTimeout = d.CommandTimeout
-	return &Conn{
+	c := &Conn{
 		client:     client,
 		raw:        tracked,
 		server:     srv,
 		dataTime:   d.DataTimeout,
 		TLSVersion: tls.VersionName(state.Version),
 		Mechanism:  auth.mech,
-	}, nil
+	}
+	if ok, _ := client.Extension("PIPELINING"); ok && tc != nil && !d.NoPipelining {
+		c.pipe = newPipeline(tc, client.Extension, d.CommandTimeout)
+	}
+	return c, nil
 }
 
 // authChooser is a sasl.Client that picks the mechanism once the server's
@@ -229,9 +237,11 @@ func deadline(ctx context.Context) time.Time {
 type trackedConn struct {
 	net.Conn
 	writeFailed bool
+	writes      int // how many writes reached the network, for tests of pipelining
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {
+	t.writes++
 	n, err := t.Conn.Write(b)
 	if err != nil {
 		t.writeFailed = true

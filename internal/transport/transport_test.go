@@ -234,9 +234,10 @@ func TestConnectFailures(t *testing.T) {
 	}
 }
 
-func TestSendClassifiesReplies(t *testing.T) {
-	s := smtptest.Start(t, smtptest.Options{Users: map[string]string{user: pass}})
-	c, err := dialerFor(s).Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
+func TestSendClassifiesReplies(t *testing.T) { eachTransactionMode(t, testSendClassifiesReplies) }
+
+func testSendClassifiesReplies(t *testing.T, d *Dialer, s *smtptest.Server) {
+	c, err := d.Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,9 +276,12 @@ func TestSendClassifiesReplies(t *testing.T) {
 }
 
 func TestLostAfterFinalDotIsAmbiguous(t *testing.T) {
-	s := smtptest.Start(t, smtptest.Options{Users: map[string]string{user: pass},
-		Hooks: smtptest.Hooks{DropAfterData: func(smtptest.Message) bool { return true }}})
-	c, err := dialerFor(s).Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
+	eachTransactionMode(t, testLostAfterFinalDotIsAmbiguous)
+}
+
+func testLostAfterFinalDotIsAmbiguous(t *testing.T, d *Dialer, s *smtptest.Server) {
+	s.SetHooks(smtptest.Hooks{DropAfterData: func(smtptest.Message) bool { return true }})
+	c, err := d.Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
 	if err != nil {
 		t.Fatal(err)
 	}
