@@ -120,6 +120,9 @@ func newHarness(t *testing.T, o options) *harness {
 	suppressions := suppression.New(rdb)
 	stopSuppressionCache := suppressions.UseCache(30 * time.Second)
 	t.Cleanup(func() { stopSuppressionCache() })
+	hooks := webhook.NewStore(rdb, sealer)
+	stopHookCache := hooks.UseCache(30 * time.Second)
+	t.Cleanup(func() { stopHookCache() })
 	m := metrics.New(false)
 	m.WatchQueue(q, log)
 	if o.retryMaxAge == 0 {
@@ -140,10 +143,10 @@ func newHarness(t *testing.T, o options) *harness {
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 		RateLimit: o.rateLimit,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
-		Tokens:   oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: true, Resolver: o.resolver}).HTTPClient(o.roots, 15*time.Second), profiles.SetRefreshToken),
-		Suppress: suppressions,
-		Metrics:  m})
-	hooks := webhook.NewStore(rdb, sealer)
+		Tokens:    oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: true, Resolver: o.resolver}).HTTPClient(o.roots, 15*time.Second), profiles.SetRefreshToken),
+		Suppress:  suppressions,
+		Metrics:   m,
+		Listeners: hooks})
 	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: t.Name(), RetryBase: 100 * time.Millisecond, Timeout: 2 * time.Second},
 		hooks, q, rdb, (&egress.Guard{AllowPrivate: true}).HTTPClient(o.roots, 2*time.Second), log)
 	svc.Start()

@@ -96,6 +96,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 	consumer := consumerName()
 	tokens := oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 15*time.Second),
 		profiles.SetRefreshToken)
+	hooks := webhook.NewStore(rdb, sealer)
+	stopHookCache := hooks.UseCache(30 * time.Second)
 	m := metrics.New(cfg.MetricsTenantLabels)
 	m.Gauge("outbound_smtp_connections_open", "SMTP sessions open (idle or in use) in this process.",
 		func() float64 { return float64(pool.Open()) })
@@ -112,8 +114,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		RateLimit:   ratelimit.Limit{PerMinute: cfg.RatePerMinute, PerDay: cfg.RatePerDay},
 		Consumer:    consumer,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
-		Tokens: tokens, Suppress: suppressions, Metrics: m})
-	hooks := webhook.NewStore(rdb, sealer)
+		Tokens: tokens, Suppress: suppressions, Metrics: m, Listeners: hooks})
 	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer},
 		hooks, q, rdb, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 10*time.Second), log)
 
@@ -130,7 +131,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return &app{cfg: cfg, log: log, rdb: rdb, delivery: svc, webhooks: dispatcher, http: srv,
-		closers: []func() error{stopProfileCache, stopSuppressionCache}}, nil
+		closers: []func() error{stopProfileCache, stopSuppressionCache, stopHookCache}}, nil
 }
 
 // newRedis connects with short timeouts: when Redis is down the API must

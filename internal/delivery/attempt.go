@@ -28,6 +28,7 @@ func (s *Service) handle(ctx context.Context, st queue.Started) {
 
 	rec := st.Record
 	out := s.deliver(ctx, rec)
+	out.Unheard = !s.heard(store, rec.TenantID, out.Status)
 	if err := s.queue.Finish(store, st.Entry, rec.TenantID, out); err != nil {
 		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
 		return
@@ -35,6 +36,16 @@ func (s *Service) handle(ctx context.Context, st queue.Started) {
 	if out.Status != queue.StatusQueued { // queued: paced, no attempt made
 		s.metrics.Message(string(out.Status), out.Route, rec.TenantID)
 	}
+}
+
+// heard reports whether a webhook listens for the outcome; when that is
+// unknown (Redis trouble), the event is kept.
+func (s *Service) heard(ctx context.Context, tenantID string, status queue.Status) bool {
+	if s.listeners == nil || status == queue.StatusQueued {
+		return true
+	}
+	ok, err := s.listeners.Listens(ctx, tenantID, "message."+string(status))
+	return ok || err != nil
 }
 
 // deliver tries the message once on its route (and once more on the

@@ -54,20 +54,29 @@ type Deps struct {
 	Tokens   *oauth.Tokens
 	Suppress *suppression.Store
 	Metrics  *metrics.Metrics // may be nil
+	// Listeners says which outcomes a webhook listens for; nil: all, and
+	// every outcome's event is recorded.
+	Listeners Listeners
+}
+
+// Listeners reports whether any webhook wants an event type for a tenant.
+type Listeners interface {
+	Listens(ctx context.Context, tenantID, eventType string) (bool, error)
 }
 
 // Service accepts messages and delivers them.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger
-	queue    *queue.Queue
-	profiles Profiles
-	dialer   *transport.Dialer
-	pool     *Pool
-	limiter  *ratelimit.Limiter
-	tokens   *oauth.Tokens
-	suppress *suppression.Store
-	metrics  *metrics.Metrics
+	cfg       Config
+	log       *slog.Logger
+	queue     *queue.Queue
+	profiles  Profiles
+	dialer    *transport.Dialer
+	pool      *Pool
+	limiter   *ratelimit.Limiter
+	tokens    *oauth.Tokens
+	suppress  *suppression.Store
+	metrics   *metrics.Metrics
+	listeners Listeners
 
 	holdMu sync.Mutex
 	holds  map[string]time.Time // account key → paused until (sending quota)
@@ -105,7 +114,7 @@ func New(cfg Config, d Deps) *Service {
 		cfg.RateLimit.PerDay = 2000
 	}
 	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
-		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics,
+		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
 		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
 }
 

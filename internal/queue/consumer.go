@@ -209,16 +209,20 @@ type Outcome struct {
 	// (a refused login, say): the next write of the tenant's profile makes
 	// the message due at once instead of waiting out its backoff.
 	HoldForTenant bool
+	// Unheard marks an outcome no webhook listens for: no event is
+	// written for it.
+	Unheard bool
 }
 
 // finishScript acknowledges the entry and records the outcome; a deferred
 // (or paced) message goes to the retry set, due at Redis's clock plus the
 // delay. A change a webhook may want to hear of is appended, in the same
 // step, to the partition's event stream: sent, failed, suppressed, and
-// deferred (flagged "first" the first time for the message).
+// deferred (flagged "first" the first time for the message), unless no
+// webhook listens for it.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
-// status, retry ms, hold flag, retention ms, attempt JSON, route, field
-// pairs...
+// status, retry ms, hold flag, retention ms, attempt JSON, route, event
+// flag, field pairs...
 var finishScript = newBatchScript("", `
 redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
@@ -230,7 +234,7 @@ local status = ARGV[3]
 if status == 'deferred' or status == 'queued' then
   local due = now + tonumber(ARGV[4])
   redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'next_attempt_at', due,
-    unpack(ARGV, 9))
+    unpack(ARGV, 10))
   redis.call('ZADD', KEYS[3], due, ARGV[2])
   if ARGV[5] == '1' then
     redis.call('SADD', KEYS[4], ARGV[2])
@@ -238,13 +242,13 @@ if status == 'deferred' or status == 'queued' then
   end
 else
   if status == 'sent' then
-    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'sent_at', now, unpack(ARGV, 9))
+    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'sent_at', now, unpack(ARGV, 10))
   else
-    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], unpack(ARGV, 9))
+    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], unpack(ARGV, 10))
   end
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
 end
-if status ~= 'queued' then
+if status ~= 'queued' and ARGV[9] == '1' then
   local first = '1'
   if status == 'deferred' then
     if redis.call('HSETNX', KEYS[2], 'deferred_notified', '1') == 0 then first = '0' end
@@ -275,8 +279,12 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	if len(attempts) > 0 {
 		last, _ = json.Marshal(attempts[len(attempts)-1])
 	}
+	event := "1"
+	if out.Unheard {
+		event = "0"
+	}
 	args := []any{e.StreamID, e.ID, string(out.Status), out.RetryIn.Milliseconds(), hold, q.opts.Retention.Milliseconds(), last,
-		out.Route, "attempts", attemptsJSON, "error", out.Error}
+		out.Route, event, "attempts", attemptsJSON, "error", out.Error}
 	if len(out.Rejected) > 0 {
 		rej, err := json.Marshal(out.Rejected)
 		if err != nil {

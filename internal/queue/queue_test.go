@@ -353,3 +353,33 @@ func beginOne(ctx context.Context, q *Queue, e Entry) (Record, bool, error) {
 	}
 	return started[0].Record, true, err
 }
+
+// An outcome no webhook listens for is recorded without an event.
+func TestUnheardOutcomeWritesNoEvent(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		heard, _ := q.Enqueue(ctx, msg("", ""))
+		unheard, _ := q.Enqueue(ctx, msg("", ""))
+		att := []Attempt{{At: time.Now(), Route: "tenant", SMTPCode: 250}}
+		for range 2 {
+			e := readOne(t, q, "w")
+			if _, ok, err := beginOne(ctx, q, e); !ok || err != nil {
+				t.Fatalf("begin: %v", err)
+			}
+			out := Outcome{Status: StatusSent, Route: "tenant", Attempts: att, Unheard: e.ID == unheard.ID}
+			if err := q.Finish(ctx, e, "acme", out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []string{heard.ID, unheard.ID} {
+			if rec, _ := q.Get(ctx, id); rec.Status != StatusSent || len(rec.Attempts) != 1 {
+				t.Errorf("%s: %+v", id, rec)
+			}
+		}
+		events, err := q.ReadEvents(ctx, 0, "d", 10, 10*time.Millisecond)
+		if err != nil || len(events) != 1 || events[0].MessageID != heard.ID {
+			t.Fatalf("events: %+v %v, want one for %s", events, err, heard.ID)
+		}
+	})
+}

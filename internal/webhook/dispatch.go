@@ -45,9 +45,6 @@ type Dispatcher struct {
 	client *http.Client
 	log    *slog.Logger
 
-	hooksMu  sync.Mutex
-	hooks    []Hook
-	hooksAt  time.Time
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	inflight chan struct{}
@@ -97,22 +94,6 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// currentHooks caches the webhook list for a second: it is read for
-// every event.
-func (d *Dispatcher) currentHooks(ctx context.Context) ([]Hook, error) {
-	d.hooksMu.Lock()
-	defer d.hooksMu.Unlock()
-	if time.Since(d.hooksAt) < time.Second {
-		return d.hooks, nil
-	}
-	hooks, err := d.store.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d.hooks, d.hooksAt = hooks, time.Now()
-	return hooks, nil
 }
 
 func (d *Dispatcher) fanOut(ctx context.Context, p int) {
@@ -198,7 +179,7 @@ func (d *Dispatcher) handle(ctx context.Context, p int, events []queue.Event) er
 
 // handleEvents creates the delivery jobs of events.
 func (d *Dispatcher) handleEvents(ctx context.Context, p int, events []queue.Event) error {
-	hooks, err := d.currentHooks(ctx)
+	hooks, err := d.store.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -288,7 +269,7 @@ func (d *Dispatcher) deliver(ctx context.Context, id string) {
 		d.rdb.ZRem(ctx, dueKey, id)
 		return
 	}
-	hooks, err := d.currentHooks(ctx)
+	hooks, err := d.store.List(ctx)
 	if err != nil {
 		return // leased: retried when the lease ends
 	}

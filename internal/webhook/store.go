@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/validation"
@@ -110,6 +111,23 @@ type Store struct {
 	rdb    redis.UniversalClient
 	sealer *seal.Sealer
 	now    func() time.Time
+	cache  *cache.Cache[[]Hook] // nil: List reads Redis every time
+}
+
+// UseCache makes List answer from memory for up to ttl, dropping the list
+// the moment any replica writes a webhook. Every message's outcome asks
+// whether a webhook listens; webhooks change rarely.
+func (s *Store) UseCache(ttl time.Duration) (stop func() error) {
+	s.cache = cache.New[[]Hook](s.rdb, "outbound:webhooks-changed", ttl)
+	return s.cache.Close
+}
+
+// changed tells every replica that the webhooks changed. A lost notice only
+// delays the change by the cache's TTL.
+func (s *Store) changed(ctx context.Context) {
+	if s.cache != nil {
+		_ = s.cache.Invalidate(ctx, "all")
+	}
 }
 
 // NewStore returns a store; secrets are sealed with sealer.
@@ -154,6 +172,7 @@ func (s *Store) Put(ctx context.Context, h Hook) (Hook, error) {
 	if err := s.rdb.HSet(ctx, hooksKey, h.Name, b).Err(); err != nil {
 		return Hook{}, fmt.Errorf("webhook: put %s: %w", h.Name, err)
 	}
+	s.changed(ctx)
 	return h, nil
 }
 
@@ -178,11 +197,36 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
+	s.changed(ctx)
 	return nil
 }
 
-// List returns every webhook, by name.
+// Listens reports whether any webhook wants events of this type for the
+// tenant. When none does, the event need not be recorded at all: a webhook
+// hears of what happens after it is saved.
+func (s *Store) Listens(ctx context.Context, tenantID, eventType string) (bool, error) {
+	hooks, err := s.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hooks {
+		if slices.Contains(h.Events, eventType) && (h.TenantID == "" || h.TenantID == tenantID) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// List returns every webhook, by name. The slice is shared with the cache:
+// callers do not change it.
 func (s *Store) List(ctx context.Context) ([]Hook, error) {
+	if s.cache == nil {
+		return s.list(ctx)
+	}
+	return s.cache.Get(ctx, "all", s.list)
+}
+
+func (s *Store) list(ctx context.Context) ([]Hook, error) {
 	all, err := s.rdb.HGetAll(ctx, hooksKey).Result()
 	if err != nil {
 		return nil, fmt.Errorf("webhook: list: %w", err)
