@@ -51,6 +51,7 @@ type bench struct {
 	procs              []*proc
 	out                io.Writer
 	profile            string // where run 2 writes the service's CPU profile, if set
+	repeat             int    // runs of each repeated figure
 }
 
 func main() {
@@ -79,9 +80,10 @@ func run() error {
 	c := flag.Int("c", 32, "concurrent HTTP requests")
 	conns := flag.Int("conns", 8, "SMTP connections per account (Outbound's cap, and the raw client's)")
 	quick := flag.Bool("quick", false, "smaller runs")
+	repeat := flag.Int("repeat", 3, "runs of figures 1, 2 and 4a; the median and the range are printed")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
-	only := flag.String("only", "", "run only this figure: accept or delivery (with the raw rate)")
-	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2 and 1 (this file, and .accept)")
+	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), or scaling (delivery, then 4a and 4b)")
+	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1 and 4a (this file, .accept, .100, .10000)")
 	flag.Parse()
 	if *quick {
 		*n = 2000
@@ -91,7 +93,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(), profile: *profile,
+	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(), profile: *profile, repeat: max(1, *repeat),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}, Timeout: time.Minute}}
 	defer func() {
 		for _, p := range b.procs {
@@ -124,8 +126,14 @@ func run() error {
 	case "delivery":
 		_, _, err := b.runDelivery(*n, *c)
 		return err
+	case "scaling":
+		rate1, naiveRate, err := b.runDelivery(*n, *c)
+		if err != nil {
+			return err
+		}
+		return b.runScaling(*n, *c, *quick, rate1, naiveRate)
 	}
-	return fmt.Errorf("-only %q: want accept or delivery", *only)
+	return fmt.Errorf("-only %q: want accept, delivery or scaling", *only)
 }
 
 func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
@@ -268,37 +276,45 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 	if err := b.putProfiles(url, []string{"acme"}, true); err != nil {
 		return err
 	}
-	sample := 2000
-	_, lat0, err := b.post(url, sample, c, []string{"acme"})
+	latencySample := 2000
+	_, lat0, err := b.post(url, latencySample, c, []string{"acme"})
 	if err != nil {
 		return err
 	}
 	profiled := make(chan error, 1)
 	if b.profile != "" {
 		go func() {
-			profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=1", b.profile+".accept")
+			profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", b.profile+".accept")
 		}()
 	}
-	svc0, redis0 := svc.cpu(), redisProc.cpu()
-	acceptRate, lat, err := b.post(url, n, c, []string{"acme"})
-	if err != nil {
-		return err
-	}
-	if b.profile != "" {
-		if err := <-profiled; err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
+	var rates, xadds, ratios, svcCPU, redisCPU, floors, floorRatios sample
+	var lat latencies
+	for i := range b.repeat {
+		svc0, redis0 := svc.cpu(), redisProc.cpu()
+		rate, l, err := b.post(url, n, c, []string{"acme"})
+		if err != nil {
+			return err
 		}
+		if i == 0 && b.profile != "" {
+			if err := <-profiled; err != nil {
+				return fmt.Errorf("CPU profile: %w", err)
+			}
+		}
+		svcCPU = append(svcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
+		redisCPU = append(redisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
+		x := xadd(rdb, n, c)
+		floor, err := b.httpFloor(n, c)
+		if err != nil {
+			return err
+		}
+		rates, xadds, ratios = append(rates, rate), append(xadds, x), append(ratios, rate/x)
+		floors, floorRatios = append(floors, floor), append(floorRatios, rate/floor)
+		lat = append(lat, l...)
 	}
-	svcCPU, redisCPU := (svc.cpu()-svc0)/time.Duration(n), (redisProc.cpu()-redis0)/time.Duration(n)
-	xaddRate := xadd(rdb, n, c)
-	p("1. accept: %.0f msg/s (p50 %v, p99 %v) | bare XADD %.0f/s | ratio %.2f\n",
-		acceptRate, lat.pct(.5).Round(time.Microsecond), lat.pct(.99).Round(time.Microsecond), xaddRate, acceptRate/xaddRate)
-	floorRate, err := b.httpFloor(n, c)
-	if err != nil {
-		return err
-	}
-	p("   CPU per accepted message: service %v + Redis %v\n", svcCPU.Round(time.Microsecond), redisCPU.Round(time.Microsecond))
-	p("   HTTP floor (net/http, JSON decoded, nothing stored) %.0f/s | accept is %.2f of it\n", floorRate, acceptRate/floorRate)
+	p("1. accept: %s (p50 %v, p99 %v) | bare XADD %s | ratio %s\n",
+		rates.rate(), lat.pct(.5).Round(time.Microsecond), lat.pct(.99).Round(time.Microsecond), xadds.rate(), ratios.ratio())
+	p("   CPU per accepted message: service %s + Redis %s\n", svcCPU.micros(), redisCPU.micros())
+	p("   HTTP floor (net/http, JSON decoded, nothing stored) %s | accept is %s of it\n", floors.rate(), floorRatios.ratio())
 
 	// 4c. Accept latency with a deep queue, and Redis memory per message.
 	deep := 100000
@@ -312,7 +328,7 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 	}
 	mem1, _ := usedMemory(rdb)
 	queued1, _ := rdb.XLen(context.Background(), "outbound:{q0}:stream").Result()
-	_, latDeep, err := b.post(url, sample, c, []string{"acme"})
+	_, latDeep, err := b.post(url, latencySample, c, []string{"acme"})
 	if err != nil {
 		return err
 	}
@@ -329,21 +345,34 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 // returns the delivery rate and the naive rate.
 func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
-	// 2. Delivery, one tenant, and the raw SMTP rate over as many connections.
-	d, err := b.delivery(n, c, []string{"acme"}, true, b.profile)
-	if err != nil {
-		return 0, 0, err
+	// 2. Delivery, one tenant, and the raw SMTP rate over as many
+	// connections, run by run.
+	var rates, raws, ratios, cpus, svcCPU, redisCPU, rawCPUs, cpuRatios sample
+	var rss int64
+	for i := range b.repeat {
+		profile := ""
+		if i == 0 {
+			profile = b.profile
+		}
+		d, err := b.delivery(n, c, []string{"acme"}, true, profile)
+		if err != nil {
+			return 0, 0, err
+		}
+		raw, rawCPU, err := b.raw(n, b.conns)
+		if err != nil {
+			return 0, 0, err
+		}
+		cpu := d.serviceCPU + d.redisCPU
+		rates, raws, ratios = append(rates, d.rate), append(raws, raw), append(ratios, d.rate/raw)
+		cpus, svcCPU, redisCPU = append(cpus, cpu.Seconds()), append(svcCPU, d.serviceCPU.Seconds()), append(redisCPU, d.redisCPU.Seconds())
+		rawCPUs, cpuRatios = append(rawCPUs, rawCPU.Seconds()), append(cpuRatios, float64(cpu)/float64(rawCPU))
+		rss = max(rss, d.peakRSS)
 	}
-	rate1, cpuMsg := d.rate, d.serviceCPU+d.redisCPU
-	rawRate, rawCPU, err := b.raw(n, b.conns)
-	if err != nil {
-		return 0, 0, err
-	}
-	p("2. delivery: %.0f msg/s | raw go-smtp over %d reused connections %.0f/s | ratio %.2f\n", rate1, b.conns, rawRate, rate1/rawRate)
-	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(d.peakRSS)/(1<<20))
-	p("    CPU per message: service + Redis %v (%v + %v) | bare go-smtp client %v | ratio %.1f\n",
-		cpuMsg.Round(time.Microsecond), d.serviceCPU.Round(time.Microsecond), d.redisCPU.Round(time.Microsecond),
-		rawCPU.Round(time.Microsecond), float64(cpuMsg)/float64(rawCPU))
+	rate1 := rates.median()
+	p("2. delivery: %s | raw go-smtp over %d reused connections %s | ratio %s\n", rates.rate(), b.conns, raws.rate(), ratios.ratio())
+	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(rss)/(1<<20))
+	p("    CPU per message: service + Redis %s (service %s, Redis %s) | bare go-smtp client %s | ratio %s\n",
+		cpus.micros(), svcCPU.micros(), redisCPU.micros(), rawCPUs.micros(), cpuRatios.ratio())
 
 	// 3. Naive baseline.
 	naiveN := min(n, 2000)
@@ -351,7 +380,7 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	p("3. naive (new TLS connection + AUTH per message): %.0f msg/s | Outbound is %.1fx\n", naiveRate, rate1/naiveRate)
+	p("3. naive (new TLS connection + AUTH per message): %s | Outbound is %.1fx\n", thousands(naiveRate)+"/s", rate1/naiveRate)
 	return rate1, naiveRate, nil
 }
 
@@ -359,16 +388,32 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
 
-	// 4a. Many tenants sharing one account.
-	for _, count := range []int{100, 10000} {
-		if quick && count > 1000 {
-			count = 1000
-		}
-		d, err := b.delivery(n, c, tenants("t", count), true, "")
+	// 4a. Many tenants sharing one account, each next to a one-tenant run
+	// made just before it.
+	counts := []int{100, 10000}
+	if quick {
+		counts = []int{100, 1000}
+	}
+	shared := make([]sample, len(counts))
+	for r := range b.repeat {
+		one, err := b.delivery(n, c, []string{"acme"}, true, "")
 		if err != nil {
 			return err
 		}
-		p("4a. %d tenants sharing one account: %.0f msg/s (%.2f of one tenant)\n", count, d.rate, d.rate/rate1)
+		for i, count := range counts {
+			profile := ""
+			if r == 0 && b.profile != "" {
+				profile = b.profile + "." + strconv.Itoa(count)
+			}
+			d, err := b.delivery(n, c, tenants("t", count), true, profile)
+			if err != nil {
+				return err
+			}
+			shared[i] = append(shared[i], d.rate/one.rate)
+		}
+	}
+	for i, count := range counts {
+		p("4a. %d tenants sharing one account: %s of one tenant's rate\n", count, shared[i].ratio())
 	}
 	// 4b. 1,000 tenants with their own accounts: every login is needed.
 	own := 1000
@@ -379,7 +424,8 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 	if err != nil {
 		return err
 	}
-	p("4b. %d tenants with their own accounts, 5 messages each: %.0f msg/s (naive %.0f/s)\n", own, d.rate, naiveRate)
+	p("4b. %d tenants with their own accounts, 5 messages each: %s | naive %s | %.1fx\n", own, thousands(d.rate)+"/s",
+		thousands(naiveRate)+"/s", d.rate/naiveRate)
 	return nil
 }
 

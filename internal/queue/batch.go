@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -105,82 +104,4 @@ func replyErr(reply any) error {
 		return err
 	}
 	return nil
-}
-
-// committer groups invocations that arrive at the same time into one call
-// (a group commit). A lone caller's invocation runs at once; invocations
-// that arrive while a call is on its way wait for it and leave together in
-// the next, so the busier the queue, the larger each batch and the cheaper
-// each message. Every invocation of one committer must touch a single hash
-// slot (one partition) on Redis Cluster.
-type committer struct {
-	// run makes one call. Its error applies to every invocation; with
-	// replies, it only qualifies them (ErrNotReplicated).
-	run func(ctx context.Context, calls []invocation) ([]any, error)
-	max int // most invocations per call
-
-	mu      sync.Mutex
-	pending []*pendingCall
-	running bool
-}
-
-type pendingCall struct {
-	invocation
-	reply any
-	err   error
-	done  chan struct{}
-}
-
-// do runs inv, with whatever else is waiting, and returns its reply. When
-// ctx ends first, do returns ctx.Err(); the invocation may still run.
-func (c *committer) do(ctx context.Context, inv invocation) (any, error) {
-	p := &pendingCall{invocation: inv, done: make(chan struct{})}
-	c.mu.Lock()
-	c.pending = append(c.pending, p)
-	lead := !c.running
-	c.running = true
-	c.mu.Unlock()
-	if lead {
-		c.flush(context.WithoutCancel(ctx))
-	}
-	select {
-	case <-p.done:
-		return p.reply, p.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// flush makes one call of what is pending. What arrived meanwhile goes in
-// the next call, on a new goroutine, so the caller that led this one is
-// not held up by the calls of others.
-func (c *committer) flush(ctx context.Context) {
-	c.mu.Lock()
-	n := min(len(c.pending), c.max)
-	batch := make([]*pendingCall, n)
-	copy(batch, c.pending)
-	c.pending = append(c.pending[:0], c.pending[n:]...)
-	c.mu.Unlock()
-
-	calls := make([]invocation, n)
-	for i, p := range batch {
-		calls[i] = p.invocation
-	}
-	replies, err := c.run(ctx, calls)
-	for i, p := range batch {
-		if replies == nil {
-			p.err = err
-		} else if p.reply, p.err = replies[i], replyErr(replies[i]); p.err == nil {
-			p.err = err
-		}
-		close(p.done)
-	}
-
-	c.mu.Lock()
-	more := len(c.pending) > 0
-	c.running = more
-	c.mu.Unlock()
-	if more {
-		go c.flush(ctx)
-	}
 }

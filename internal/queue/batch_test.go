@@ -2,12 +2,10 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -58,74 +56,6 @@ return {KEYS[1], double(ARGV[1])}
 			t.Error("the failing invocation wrote")
 		}
 	})
-}
-
-// Calls that arrive while one is on its way leave together in the next,
-// each with its own reply.
-func TestCommitterGroupsWhatArrivesMeanwhile(t *testing.T) {
-	started, release := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	var sizes []int
-	c := &committer{max: 100, run: func(_ context.Context, calls []invocation) ([]any, error) {
-		mu.Lock()
-		sizes = append(sizes, len(calls))
-		first := len(sizes) == 1
-		mu.Unlock()
-		if first {
-			close(started)
-			<-release
-		}
-		out := make([]any, len(calls))
-		for i, inv := range calls {
-			out[i] = inv.args[0]
-		}
-		return out, nil
-	}}
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	replies := make([]any, 11)
-	wg.Go(func() { replies[0], _ = c.do(ctx, invocation{args: []any{0}}) })
-	<-started
-	for i := 1; i <= 10; i++ {
-		wg.Go(func() { replies[i], _ = c.do(ctx, invocation{args: []any{i}}) })
-	}
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pending) == 10 })
-	close(release)
-	wg.Wait()
-	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
-		t.Errorf("call sizes %v, want [1 10]", sizes)
-	}
-	for i, r := range replies {
-		if r != i {
-			t.Errorf("caller %d got %v", i, r)
-		}
-	}
-}
-
-// A call that fails as a whole fails every invocation in it; a caller
-// whose context ends stops waiting at once.
-func TestCommitterErrorsAndCancellation(t *testing.T) {
-	release := make(chan struct{})
-	boom := errors.New("connection lost")
-	c := &committer{max: 100, run: func(_ context.Context, calls []invocation) ([]any, error) {
-		<-release
-		return nil, boom
-	}}
-	var wg sync.WaitGroup
-	var leadErr error
-	wg.Go(func() { _, leadErr = c.do(context.Background(), invocation{}) })
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.running && len(c.pending) == 0 })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := c.do(ctx, invocation{}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("cancelled caller got %v", err)
-	}
-	close(release)
-	wg.Wait()
-	if !errors.Is(leadErr, boom) {
-		t.Errorf("leader got %v, want the call's error", leadErr)
-	}
 }
 
 // Many messages accepted at once from many goroutines take far fewer
@@ -186,15 +116,4 @@ func scriptCalls(t *testing.T, rdb *redis.Client) int {
 		total += n
 	}
 	return total
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

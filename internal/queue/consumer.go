@@ -301,7 +301,11 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	}
 	p := e.Partition
 	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}
-	if _, err := q.finishes[p].do(ctx, invocation{keys, args}); err != nil {
+	reply, err := q.finishes[p].Do(ctx, invocation{keys, args})
+	if err == nil {
+		err = replyErr(reply)
+	}
+	if err != nil {
 		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 	}
 	return nil

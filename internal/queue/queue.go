@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/coalesce"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 )
 
@@ -34,7 +35,7 @@ type Queue struct {
 	now  func() time.Time
 	// accepts and finishes write, per partition, the messages that arrive
 	// together in one script call.
-	accepts, finishes []*committer
+	accepts, finishes []*coalesce.Group[invocation, any]
 }
 
 // batchMax bounds the invocations of one script call: large enough to
@@ -49,10 +50,10 @@ func New(rdb redis.UniversalClient, opts Options) *Queue {
 	}
 	q := &Queue{rdb: rdb, opts: opts, now: time.Now}
 	for range opts.Partitions {
-		q.accepts = append(q.accepts, &committer{run: q.runEnqueue, max: batchMax})
-		q.finishes = append(q.finishes, &committer{max: batchMax, run: func(ctx context.Context, calls []invocation) ([]any, error) {
+		q.accepts = append(q.accepts, coalesce.New(batchMax, q.runEnqueue))
+		q.finishes = append(q.finishes, coalesce.New(batchMax, func(ctx context.Context, calls []invocation) ([]any, error) {
 			return finishScript.run(ctx, q.rdb, calls)
-		}})
+		}))
 	}
 	return q
 }
@@ -204,10 +205,13 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"updated_at", now,
 		"payload", m.Payload,
 	)
-	reply, err := q.accepts[p].do(ctx, invocation{keys, args})
+	reply, err := q.accepts[p].Do(ctx, invocation{keys, args})
 	var replicationErr error
 	if errors.Is(err, ErrNotReplicated) {
 		replicationErr, err = err, nil
+	}
+	if err == nil {
+		err = replyErr(reply)
 	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)

@@ -1,0 +1,133 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Calls that arrive while a batch is on its way leave together in the
+// next, each with its own output.
+func TestCallsArrivingMeanwhileLeaveTogether(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	g := New(100, func(_ context.Context, ins []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(ins))
+		first := len(sizes) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-release
+		}
+		outs := make([]int, len(ins))
+		for i, in := range ins {
+			outs[i] = in * 10
+		}
+		return outs, nil
+	})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	outs := make([]int, 11)
+	wg.Go(func() { outs[0], _ = g.Do(ctx, 0) })
+	<-started
+	for i := 1; i <= 10; i++ {
+		wg.Go(func() { outs[i], _ = g.Do(ctx, i) })
+	}
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == 10 })
+	close(release)
+	wg.Wait()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
+		t.Errorf("batch sizes %v, want [1 10]", sizes)
+	}
+	for i, out := range outs {
+		if out != i*10 {
+			t.Errorf("caller %d got %d", i, out)
+		}
+	}
+}
+
+// No batch holds more than max calls.
+func TestBatchesHoldAtMostMax(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	g := New(4, func(_ context.Context, ins []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(ins))
+		first := len(sizes) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-release
+		}
+		return make([]int, len(ins)), nil
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { g.Do(context.Background(), 0) })
+	<-started
+	for i := 1; i <= 10; i++ {
+		wg.Go(func() { g.Do(context.Background(), i) })
+	}
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == 10 })
+	close(release)
+	wg.Wait()
+	total := 0
+	for _, n := range sizes {
+		if n > 4 {
+			t.Errorf("a batch of %d", n)
+		}
+		total += n
+	}
+	if total != 11 {
+		t.Errorf("%d calls ran, want 11 (sizes %v)", total, sizes)
+	}
+}
+
+// A batch that fails as a whole fails every call in it; with outputs, the
+// error comes next to each. A caller whose context ends stops waiting.
+func TestErrorsAndCancellation(t *testing.T) {
+	release := make(chan struct{})
+	boom := errors.New("connection lost")
+	g := New(100, func(_ context.Context, ins []int) ([]int, error) {
+		<-release
+		if ins[0] == 1 {
+			return []int{7}, boom
+		}
+		return nil, boom
+	})
+	var wg sync.WaitGroup
+	var leadErr error
+	wg.Go(func() { _, leadErr = g.Do(context.Background(), 0) })
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running && len(g.pending) == 0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := g.Do(ctx, 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled caller got %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if !errors.Is(leadErr, boom) {
+		t.Errorf("leader got %v, want the batch's error", leadErr)
+	}
+	// The cancelled call still runs, in a batch of its own.
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return !g.running })
+	if out, err := g.Do(context.Background(), 1); out != 7 || !errors.Is(err, boom) {
+		t.Errorf("with outputs: %d %v, want 7 and the error", out, err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
