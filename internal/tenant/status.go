@@ -55,7 +55,7 @@ func (s *Store) Load(ctx context.Context, tenantID string) (p Profile, found boo
 	if s.cache != nil {
 		l, err := s.cache.Get(ctx, tenantID, func(ctx context.Context) (loaded, error) {
 			p, found, st, err := s.load(ctx, tenantID)
-			return loaded{p, found, st}, err
+			return loaded{profile: p, found: found, status: st}, err
 		})
 		return l.profile, l.found, l.status, err
 	}
@@ -63,18 +63,35 @@ func (s *Store) Load(ctx context.Context, tenantID string) (p Profile, found boo
 }
 
 func (s *Store) load(ctx context.Context, tenantID string) (p Profile, found bool, st Status, err error) {
+	l, err := s.loads.Do(ctx, tenantID)
+	if err == nil {
+		err = l.err
+	}
+	return l.profile, l.found, l.status, err
+}
+
+// loadMany reads tenants whose loads arrived together (a burst of cache
+// misses: a restart, or many new tenants at once) in one pipeline.
+func (s *Store) loadMany(ctx context.Context, tenantIDs []string) ([]loaded, error) {
 	pipe := s.rdb.Pipeline()
-	prof := pipe.HGetAll(ctx, Key(tenantID))
-	stat := pipe.HGetAll(ctx, statusKey(tenantID))
+	profs := make([]*redis.MapStringStringCmd, len(tenantIDs))
+	stats := make([]*redis.MapStringStringCmd, len(tenantIDs))
+	for i, id := range tenantIDs {
+		profs[i] = pipe.HGetAll(ctx, Key(id))
+		stats[i] = pipe.HGetAll(ctx, statusKey(id))
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Profile{}, false, Status{}, fmt.Errorf("tenant: load %s: %w", tenantID, err)
+		return nil, fmt.Errorf("tenant: load %d tenants: %w", len(tenantIDs), err)
 	}
-	st = decodeStatus(stat.Val())
-	if len(prof.Val()) == 0 {
-		return Profile{}, false, st, nil
+	out := make([]loaded, len(tenantIDs))
+	for i, id := range tenantIDs {
+		out[i].status = decodeStatus(stats[i].Val())
+		if len(profs[i].Val()) > 0 {
+			out[i].profile, out[i].err = s.decode(id, profs[i].Val())
+			out[i].found = out[i].err == nil
+		}
 	}
-	p, err = s.decode(tenantID, prof.Val())
-	return p, err == nil, st, err
+	return out, nil
 }
 
 // GetStatus returns the tenant's sending status (active when never set).

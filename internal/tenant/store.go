@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/cache"
+	"github.com/outbound-mail/outbound/internal/coalesce"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 )
@@ -31,6 +32,7 @@ type Store struct {
 	sealer *seal.Sealer
 	now    func() time.Time
 	cache  *cache.Cache[loaded] // nil: Load reads Redis every time
+	loads  *coalesce.Group[string, loaded]
 }
 
 // loaded is what Load returns, as cached.
@@ -38,6 +40,7 @@ type loaded struct {
 	profile Profile
 	found   bool
 	status  Status
+	err     error // this tenant's, when its profile does not decode
 }
 
 // UseCache makes Load answer from memory for up to ttl, dropping a
@@ -59,7 +62,9 @@ func (s *Store) changed(ctx context.Context, tenantID string) {
 
 // NewStore returns a store sealing passwords with sealer.
 func NewStore(rdb redis.UniversalClient, sealer *seal.Sealer) *Store {
-	return &Store{rdb: rdb, sealer: sealer, now: time.Now}
+	s := &Store{rdb: rdb, sealer: sealer, now: time.Now}
+	s.loads = coalesce.New(64, s.loadMany)
+	return s
 }
 
 // Key is the Redis key of a tenant's profile.

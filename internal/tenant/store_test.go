@@ -3,7 +3,11 @@ package tenant
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +215,65 @@ func TestStoreDeliveryLimits(t *testing.T) {
 	}
 	if again, _ := store.Get(ctx, "acme"); again.RateLimit != nil {
 		t.Fatal("rate limit not removed")
+	}
+}
+
+// pipelineCounter counts the pipelines a client sends.
+type pipelineCounter struct{ n atomic.Int64 }
+
+func (c *pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// Tenants loaded at the same time (a burst of new tenants, or a restart's
+// empty cache) share pipelines; a profile that does not open fails alone.
+func TestLoadsAtOnceShareRoundTrips(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	store := NewStore(rdb, mustSealer(t, seal.NewKey()))
+	const n = 200
+	for i := range n {
+		p, err := Build("t"+strconv.Itoa(i), gmailInput(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Username = "user" + strconv.Itoa(i) + "@gmail.com"
+		if _, err := store.Put(ctx, p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// t7 gets t8's sealed password, which is bound to t8 and does not open.
+	rdb.HSet(ctx, Key("t7"), "password", rdb.HGet(ctx, Key("t8"), "password").Val())
+
+	counter := &pipelineCounter{}
+	rdb.AddHook(counter)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			p, found, st, err := store.Load(ctx, "t"+strconv.Itoa(i))
+			switch {
+			case err != nil:
+				errs[i] = err
+			case !found || p.Username != "user"+strconv.Itoa(i)+"@gmail.com" || st.Paused():
+				errs[i] = fmt.Errorf("t%d loaded as %+v %v %+v", i, p, found, st)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 7) != (err != nil) {
+			t.Errorf("t%d: %v", i, err)
+		}
+	}
+	pipelines := counter.n.Load()
+	t.Logf("%d tenants loaded in %d pipelines", n, pipelines)
+	if pipelines >= n {
+		t.Errorf("%d pipelines for %d tenants: no loads were grouped", pipelines, n)
 	}
 }
