@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/cache"
+	"github.com/outbound-mail/outbound/internal/coalesce"
 )
 
 // ErrNotFound means the address is not on the list.
@@ -36,6 +37,9 @@ type Store struct {
 	rdb   redis.UniversalClient
 	now   func() time.Time
 	sizes *cache.Cache[int64] // nil: Filter always asks Redis
+	// lens reads the sizes of lists whose cached size is missing at the
+	// same time (many tenants sending for the first time) in one pipeline.
+	lens *coalesce.Group[string, int64]
 }
 
 // UseCache remembers each tenant's list size for up to ttl, so that
@@ -52,7 +56,27 @@ func (s *Store) changed(ctx context.Context, tenantID string) {
 }
 
 // New returns a store on rdb.
-func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, now: time.Now} }
+func New(rdb redis.UniversalClient) *Store {
+	s := &Store{rdb: rdb, now: time.Now}
+	s.lens = coalesce.New(64, s.sizesOf)
+	return s
+}
+
+func (s *Store) sizesOf(ctx context.Context, tenantIDs []string) ([]int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(tenantIDs))
+	for i, id := range tenantIDs {
+		cmds[i] = pipe.HLen(ctx, key(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
 
 func key(tenantID string) string { return "outbound:supp:{" + tenantID + "}" }
 
@@ -139,7 +163,7 @@ func (s *Store) Filter(ctx context.Context, tenantID string, emails []string) (m
 	}
 	if s.sizes != nil {
 		size, err := s.sizes.Get(ctx, tenantID, func(ctx context.Context) (int64, error) {
-			return s.rdb.HLen(ctx, key(tenantID)).Result()
+			return s.lens.Do(ctx, tenantID)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("suppression: size: %w", err)

@@ -3,7 +3,11 @@ package suppression
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,5 +47,42 @@ func TestStore(t *testing.T) {
 		if HardBounce(code) != want {
 			t.Errorf("HardBounce(%q) = %v", code, !want)
 		}
+	}
+}
+
+// Tenants whose list sizes are not cached yet, filtered at the same time,
+// have their sizes read in shared pipelines, and each gets its own list.
+func TestFilterOfManyNewTenantsSharesRoundTrips(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := New(rdb)
+	stop := s.UseCache(time.Hour)
+	defer stop()
+	ctx := context.Background()
+	const n = 200
+	for i := 0; i < n; i += 10 { // every tenth tenant has suppressed gone@example.com
+		if _, err := s.Add(ctx, "t"+strconv.Itoa(i), Entry{Email: "gone@example.com", Source: "manual"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counter := &redistest.PipelineCounter{}
+	rdb.AddHook(counter)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got, err := s.Filter(ctx, "t"+strconv.Itoa(i), []string{"gone@example.com", "ok@example.com"})
+			if err == nil && (len(got) == 1) != (i%10 == 0) {
+				err = fmt.Errorf("t%d: filter found %v", i, got)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d list sizes read in %d pipelines", n, counter.Count())
+	if counter.Count() >= n {
+		t.Errorf("%d pipelines for %d tenants: no size lookups were grouped", counter.Count(), n)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,18 +217,6 @@ func TestStoreDeliveryLimits(t *testing.T) {
 	}
 }
 
-// pipelineCounter counts the pipelines a client sends.
-type pipelineCounter struct{ n atomic.Int64 }
-
-func (c *pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (c *pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // Tenants loaded at the same time (a burst of new tenants, or a restart's
 // empty cache) share pipelines; a profile that does not open fails alone.
 func TestLoadsAtOnceShareRoundTrips(t *testing.T) {
@@ -250,7 +237,7 @@ func TestLoadsAtOnceShareRoundTrips(t *testing.T) {
 	// t7 gets t8's sealed password, which is bound to t8 and does not open.
 	rdb.HSet(ctx, Key("t7"), "password", rdb.HGet(ctx, Key("t8"), "password").Val())
 
-	counter := &pipelineCounter{}
+	counter := &redistest.PipelineCounter{}
 	rdb.AddHook(counter)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -271,7 +258,7 @@ func TestLoadsAtOnceShareRoundTrips(t *testing.T) {
 			t.Errorf("t%d: %v", i, err)
 		}
 	}
-	pipelines := counter.n.Load()
+	pipelines := counter.Count()
 	t.Logf("%d tenants loaded in %d pipelines", n, pipelines)
 	if pipelines >= n {
 		t.Errorf("%d pipelines for %d tenants: no loads were grouped", pipelines, n)
