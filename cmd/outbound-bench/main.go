@@ -395,11 +395,13 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 		counts = []int{100, 1000}
 	}
 	shared := make([]sample, len(counts))
+	cpus := make([]sample, len(counts)+1) // per message: one tenant, then each count
 	for r := range b.repeat {
 		one, err := b.delivery(n, c, []string{"acme"}, true, "")
 		if err != nil {
 			return err
 		}
+		cpus[0] = append(cpus[0], (one.serviceCPU + one.redisCPU).Seconds())
 		for i, count := range counts {
 			profile := ""
 			if r == 0 && b.profile != "" {
@@ -410,10 +412,12 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 				return err
 			}
 			shared[i] = append(shared[i], d.rate/one.rate)
+			cpus[i+1] = append(cpus[i+1], (d.serviceCPU + d.redisCPU).Seconds())
 		}
 	}
 	for i, count := range counts {
-		p("4a. %d tenants sharing one account: %s of one tenant's rate\n", count, shared[i].ratio())
+		p("4a. %d tenants sharing one account: %s of one tenant's rate | CPU per message %s, one tenant %s\n",
+			count, shared[i].ratio(), cpus[i+1].micros(), cpus[0].micros())
 	}
 	// 4b. 1,000 tenants with their own accounts: every login is needed.
 	own := 1000
