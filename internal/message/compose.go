@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime/quotedprintable"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
@@ -45,7 +46,12 @@ func Compose(w io.Writer, r *Request, h Header) error {
 	if err != nil {
 		return fmt.Errorf("message: compose: %w", err)
 	}
-	bw := bufio.NewWriterSize(w, 16<<10)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil) // hold no reference to w
+		writers.Put(bw)
+	}()
 	if err := compose(bw, r, h, textSt, htmlSt); err != nil {
 		return fmt.Errorf("message: compose: %w", err)
 	}
@@ -54,6 +60,14 @@ func Compose(w io.Writer, r *Request, h Header) error {
 	}
 	return nil
 }
+
+// writers and copyBuffers recycle Compose's buffers: a fresh 16 KB
+// buffer per message was most of what composing a short message
+// allocated.
+var (
+	writers     = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+)
 
 // checkCompose runs Validate's field checks, without decoding attachments
 // or applying limits, and checks the route's header. It returns the text
@@ -260,9 +274,10 @@ func writeMixed(w io.Writer, boundary string, r *Request, textSt, htmlSt textSta
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 16<<10)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
 	for i, a := range r.Attachments {
-		if err := writeAttachment(mw, a, buf); err != nil {
+		if err := writeAttachment(mw, a, *buf); err != nil {
 			return fmt.Errorf("attachments[%d]: %w", i, err)
 		}
 	}
