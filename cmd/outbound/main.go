@@ -9,10 +9,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// gcPercent is the garbage collector's target unless GOGC is set. The
+// service's live heap is small (a few MiB between messages), so at Go's
+// default of 100 it collects very often; at 300, delivery cost 9% less CPU
+// per message in outbound-bench and peak RSS went from 27 to 35 MiB.
+const gcPercent = 300
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
