@@ -35,9 +35,7 @@ local n = tonumber(ARGV[1])
 local ki, ai, out = 1, 2 + 2 * n, {}
 for c = 1, n do
   local nk, na = tonumber(ARGV[2 * c]), tonumber(ARGV[2 * c + 1])
-  local keys, argv = {}, {}
-  for i = 1, nk do keys[i] = KEYS[ki + i - 1] end
-  for i = 1, na do argv[i] = ARGV[ai + i - 1] end
+  local keys, argv = {unpack(KEYS, ki, ki + nk - 1)}, {unpack(ARGV, ai, ai + na - 1)}
   ki, ai = ki + nk, ai + na
   local ok, res = pcall(call, keys, argv)
   if not ok then
