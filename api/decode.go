@@ -19,14 +19,43 @@ import (
 // misspelt "attachements" must not silently drop the invoice), wrong types
 // are named by field, and a body over the route's limit is a 413.
 func decodeJSON(c echo.Context, v any) error {
+	if err := checkContentType(c); err != nil {
+		return err
+	}
+	return decodeFrom(c.Request().Body, v)
+}
+
+// decodeJSONBody is decodeJSON that also returns the body it read.
+func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
+	if err := checkContentType(c); err != nil {
+		return nil, err
+	}
 	r := c.Request()
-	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+	var buf bytes.Buffer
+	// ContentLength is the client's word: it sizes the first allocation
+	// only up to a small bound; the route's limit applies while reading.
+	buf.Grow(int(min(max(r.ContentLength, 0), 64<<10)))
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return nil, jsonProblem(err)
+	}
+	if err := decodeFrom(bytes.NewReader(buf.Bytes()), v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func checkContentType(c echo.Context) error {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return problem("unsupported_media_type", "send Content-Type: application/json")
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	return nil
+}
+
+func decodeFrom(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonProblem(err)

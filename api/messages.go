@@ -17,7 +17,8 @@ import (
 
 // MessageService accepts messages and reports on them.
 type MessageService interface {
-	Accept(ctx context.Context, req *message.Request, idempotencyKey string) (delivery.Accepted, error)
+	// Accept queues req; body is the JSON it was decoded from.
+	Accept(ctx context.Context, req *message.Request, body []byte, idempotencyKey string) (delivery.Accepted, error)
 	Status(ctx context.Context, id string) (queue.Record, error)
 	Cancel(ctx context.Context, id string) error
 	// TenantChanged tells the service a tenant's profile was written.
@@ -43,13 +44,14 @@ func (s *Server) postMessage(c echo.Context) error {
 		return problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
 	}
 	var req message.Request
-	if err := decodeJSON(c, &req); err != nil {
+	body, err := decodeJSONBody(c, &req)
+	if err != nil {
 		return err
 	}
 	if !apiKey(c).AllowsTenant(req.TenantID) {
 		return problem("forbidden", "this key is bound to another tenant")
 	}
-	a, err := s.Messages.Accept(c.Request().Context(), &req, key)
+	a, err := s.Messages.Accept(c.Request().Context(), &req, body, key)
 	if err != nil {
 		return err
 	}

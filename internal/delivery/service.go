@@ -132,7 +132,8 @@ type Accepted struct {
 
 // Accept validates req, decides its route and queues it. When it returns
 // without error the message is stored in Redis and will be delivered.
-func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyKey string) (Accepted, error) {
+// body is the JSON req was decoded from, kept as the stored payload.
+func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte, idempotencyKey string) (Accepted, error) {
 	if err := req.Validate(s.cfg.Limits); err != nil {
 		return Accepted{}, err
 	}
@@ -165,22 +166,29 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, idempotencyK
 		return Accepted{}, &verr
 	}
 
-	// The payload is the request re-encoded from its parsed form, so two
-	// requests that differ only in key order or spacing hash the same.
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return Accepted{}, fmt.Errorf("delivery: accept: %w", err)
+	// An idempotency key is checked against a hash of the request
+	// re-encoded from its parsed form, so two requests that differ only in
+	// key order or spacing hash the same. Without a key nothing is
+	// compared, and the body is stored as received: it decodes to the
+	// same request, and re-encoding it cost 4% of the service's CPU.
+	var requestHash string
+	if idempotencyKey != "" {
+		canonical, err := json.Marshal(req)
+		if err != nil {
+			return Accepted{}, fmt.Errorf("delivery: accept: %w", err)
+		}
+		sum := sha256.Sum256(canonical)
+		requestHash = hex.EncodeToString(sum[:])
 	}
-	sum := sha256.Sum256(payload)
 	// One step: idempotency (a repeat spends nothing), the rate budget,
 	// the record and the queue entry.
 	a, err := s.queue.Enqueue(ctx, queue.NewMessage{
 		TenantID:       req.TenantID,
 		Route:          r.name,
 		MessageID:      message.NewMessageID(r.from.Email),
-		Payload:        payload,
+		Payload:        body,
 		IdempotencyKey: idempotencyKey,
-		RequestHash:    hex.EncodeToString(sum[:]),
+		RequestHash:    requestHash,
 		SendAt:         sendAt,
 		Meta:           meta(req),
 		Cost:           cost,
