@@ -17,6 +17,13 @@ type dialFunc func(ctx context.Context, srv transport.Server) (*transport.Conn, 
 // send mail. It caps the sessions open per account, because providers such
 // as Gmail refuse more than a few at once; callers beyond the cap wait for
 // a session to come back.
+//
+// Sessions of an account are dialled one at a time: while a dial is in
+// progress, other callers wait for it, or for a session given back, and
+// the next dial starts only if callers are still waiting when it ends. A
+// login costs several round trips and a transaction two, so a handful of
+// messages for one account share a session or two instead of each opening
+// its own, while a steady stream still ramps up to the cap.
 type Pool struct {
 	dial        dialFunc
 	maxPerKey   int
@@ -30,9 +37,11 @@ type Pool struct {
 }
 
 type account struct {
-	open    int // sessions dialled and not yet closed, idle or in use
+	open    int // sessions dialled or being dialled and not yet closed, idle or in use
+	dialing int // dials in progress
+	max     int // the cap, as the latest caller gave it
 	idle    []idleConn
-	waiters []chan *transport.Conn // FIFO; a nil hand-off means "a slot is free: dial"
+	waiters []chan *transport.Conn // FIFO; a nil hand-off means "dial, a slot is yours"
 }
 
 type idleConn struct {
@@ -48,10 +57,9 @@ func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
 	return p
 }
 
-// Get returns a session for srv: an idle one (reused=true), a new one, or,
-// at the cap, the next one another caller gives back. maxConns caps the
-// account's sessions (0: the pool's default); the latest caller's cap
-// applies.
+// Get returns a session for srv: an idle one (reused=true), a new one, or
+// the next one another caller gives back. maxConns caps the account's
+// sessions (0: the pool's default); the latest caller's cap applies.
 func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (conn *transport.Conn, reused bool, err error) {
 	key := srv.Key()
 	if maxConns <= 0 {
@@ -63,14 +71,16 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 		a = &account{}
 		p.accounts[key] = a
 	}
+	a.max = maxConns
 	if n := len(a.idle); n > 0 {
 		c := a.idle[n-1].conn // most recently used: the least likely to have been closed by the server
 		a.idle = a.idle[:n-1]
 		p.mu.Unlock()
 		return c, true, nil
 	}
-	if a.open < maxConns {
+	if a.open < a.max && a.dialing == 0 {
 		a.open++
+		a.dialing++
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)
 	}
@@ -92,21 +102,53 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 			if c := <-ch; c != nil {
 				p.Put(c, true)
 			} else {
-				p.freeSlot(key)
+				p.dialEnded(key, false)
 			}
 		}
 		return nil, false, ctx.Err()
 	}
 }
 
-// dialSlot dials on a slot already counted in open, freeing it on failure.
+// dialSlot dials on a slot already counted in open and dialing.
 func (p *Pool) dialSlot(ctx context.Context, key string, srv transport.Server) (*transport.Conn, bool, error) {
 	c, err := p.dial(ctx, srv)
+	p.dialEnded(key, err == nil)
 	if err != nil {
-		p.freeSlot(key)
 		return nil, false, err
 	}
 	return c, false, nil
+}
+
+// dialEnded records the end of a dial; a failed one frees its slot.
+func (p *Pool) dialEnded(key string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accounts[key]
+	if a == nil {
+		return
+	}
+	a.dialing--
+	if !ok {
+		a.open--
+	}
+	p.next(key, a)
+}
+
+// next lets the first waiting caller dial when the account is under its
+// cap and no dial is in progress, and forgets an account with nothing
+// left. p.mu is held.
+func (p *Pool) next(key string, a *account) {
+	if len(a.waiters) > 0 && a.open < a.max && a.dialing == 0 {
+		ch := a.waiters[0]
+		a.waiters = a.waiters[1:]
+		a.open++
+		a.dialing++
+		ch <- nil
+		return
+	}
+	if a.open == 0 && len(a.idle) == 0 && len(a.waiters) == 0 {
+		delete(p.accounts, key)
+	}
 }
 
 // Put gives a session back. A session that cannot carry another message
@@ -140,16 +182,8 @@ func (p *Pool) freeSlot(key string) {
 	if a == nil {
 		return
 	}
-	if len(a.waiters) > 0 {
-		ch := a.waiters[0]
-		a.waiters = a.waiters[1:]
-		ch <- nil // the slot passes to the waiter, open stays the same
-		return
-	}
 	a.open--
-	if a.open == 0 && len(a.idle) == 0 {
-		delete(p.accounts, key)
-	}
+	p.next(key, a)
 }
 
 func removeWaiter(a *account, ch chan *transport.Conn) bool {

@@ -142,3 +142,93 @@ func TestPoolKeysByCredentials(t *testing.T) {
 		t.Fatalf("logins = %d", s.Auths())
 	}
 }
+
+// A burst for one account opens its sessions one dial at a time: callers
+// wait for the dial in progress or a session given back, so a few messages
+// share a login instead of each opening a session (the cap is 8 here).
+func TestPoolDialsOneAtATime(t *testing.T) {
+	s, d, srv := testAccount(t)
+	var dials, dialling, peakDialling atomic.Int32
+	pool := NewPool(func(ctx context.Context, srv transport.Server) (*transport.Conn, error) {
+		dials.Add(1)
+		n := dialling.Add(1)
+		defer dialling.Add(-1)
+		for {
+			p := peakDialling.Load()
+			if n <= p || peakDialling.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // a login is slow next to a transaction
+		return d.Dial(ctx, srv)
+	}, 8, time.Minute)
+	defer pool.Close()
+
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			c, _, err := pool.Get(context.Background(), srv, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, err = c.Send("u@example.com", []string{"r@example.com"}, []byte("Subject: "+string(rune('a'+i))+"\r\n\r\nx\r\n"))
+			pool.Put(c, c.Reusable(err))
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(s.Messages()); got != 5 {
+		t.Fatalf("%d messages sent, want 5", got)
+	}
+	if peakDialling.Load() != 1 {
+		t.Errorf("%d dials at once, want 1", peakDialling.Load())
+	}
+	if dials.Load() >= 5 {
+		t.Errorf("%d dials for 5 messages: each opened its own session", dials.Load())
+	}
+	t.Logf("5 messages, %d logins", dials.Load())
+}
+
+// When a dial fails, a waiting caller gets to dial in its place.
+func TestPoolFailedDialPassesOn(t *testing.T) {
+	_, d, srv := testAccount(t)
+	var dials atomic.Int32
+	pool := NewPool(func(ctx context.Context, srv transport.Server) (*transport.Conn, error) {
+		if dials.Add(1) == 1 {
+			time.Sleep(50 * time.Millisecond)
+			return nil, &transport.Error{Code: transport.CodeConnectFailed, Stage: transport.StageConnect, Message: "refused"}
+		}
+		return d.Dial(ctx, srv)
+	}, 2, time.Minute)
+	defer pool.Close()
+
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			c, _, err := pool.Get(context.Background(), srv, 0)
+			if err == nil {
+				pool.Put(c, true)
+			}
+			errs <- err
+		}()
+	}
+	var failed, ok int
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				failed++
+			} else {
+				ok++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a caller is stuck")
+		}
+	}
+	if failed != 1 || ok != 1 || pool.Open() != 1 {
+		t.Errorf("%d failed, %d got a session, %d open; want 1, 1, 1", failed, ok, pool.Open())
+	}
+}
