@@ -11,36 +11,20 @@ import (
 // Calls that arrive while a batch is on its way leave together in the
 // next, each with its own output.
 func TestCallsArrivingMeanwhileLeaveTogether(t *testing.T) {
-	started, release := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	var sizes []int
-	g := New(100, func(_ context.Context, ins []int) ([]int, error) {
-		mu.Lock()
-		sizes = append(sizes, len(ins))
-		first := len(sizes) == 1
-		mu.Unlock()
-		if first {
-			close(started)
-			<-release
-		}
-		outs := make([]int, len(ins))
-		for i, in := range ins {
-			outs[i] = in * 10
-		}
-		return outs, nil
-	})
+	r := newHeldRun()
+	g := New(100, r.run)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	outs := make([]int, 11)
 	wg.Go(func() { outs[0], _ = g.Do(ctx, 0) })
-	<-started
+	<-r.started
 	for i := 1; i <= 10; i++ {
 		wg.Go(func() { outs[i], _ = g.Do(ctx, i) })
 	}
 	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == 10 })
-	close(release)
+	close(r.release)
 	wg.Wait()
-	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
+	if sizes := r.batchSizes(); len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
 		t.Errorf("batch sizes %v, want [1 10]", sizes)
 	}
 	for i, out := range outs {
@@ -52,29 +36,18 @@ func TestCallsArrivingMeanwhileLeaveTogether(t *testing.T) {
 
 // No batch holds more than max calls.
 func TestBatchesHoldAtMostMax(t *testing.T) {
-	started, release := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	var sizes []int
-	g := New(4, func(_ context.Context, ins []int) ([]int, error) {
-		mu.Lock()
-		sizes = append(sizes, len(ins))
-		first := len(sizes) == 1
-		mu.Unlock()
-		if first {
-			close(started)
-			<-release
-		}
-		return make([]int, len(ins)), nil
-	})
+	r := newHeldRun()
+	g := New(4, r.run)
 	var wg sync.WaitGroup
 	wg.Go(func() { g.Do(context.Background(), 0) })
-	<-started
+	<-r.started
 	for i := 1; i <= 10; i++ {
 		wg.Go(func() { g.Do(context.Background(), i) })
 	}
 	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == 10 })
-	close(release)
+	close(r.release)
 	wg.Wait()
+	sizes := r.batchSizes()
 	total := 0
 	for _, n := range sizes {
 		if n > 4 {
@@ -119,6 +92,40 @@ func TestErrorsAndCancellation(t *testing.T) {
 	if out, err := g.Do(context.Background(), 1); out != 7 || !errors.Is(err, boom) {
 		t.Errorf("with outputs: %d %v, want 7 and the error", out, err)
 	}
+}
+
+// heldRun is a batch function that holds its first batch until released
+// and answers each input times ten, recording batch sizes.
+type heldRun struct {
+	started, release chan struct{}
+	mu               sync.Mutex
+	sizes            []int
+}
+
+func newHeldRun() *heldRun {
+	return &heldRun{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (r *heldRun) run(_ context.Context, ins []int) ([]int, error) {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, len(ins))
+	first := len(r.sizes) == 1
+	r.mu.Unlock()
+	if first {
+		close(r.started)
+		<-r.release
+	}
+	outs := make([]int, len(ins))
+	for i, in := range ins {
+		outs[i] = in * 10
+	}
+	return outs, nil
+}
+
+func (r *heldRun) batchSizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.sizes...)
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -120,15 +120,24 @@ func (p *Pool) dialSlot(ctx context.Context, key string, srv transport.Server) (
 }
 
 // dialEnded records the end of a dial; a failed one frees its slot.
-func (p *Pool) dialEnded(key string, ok bool) {
+func (p *Pool) dialEnded(key string, ok bool) { p.ended(key, true, !ok) }
+
+// freeSlot records a closed session.
+func (p *Pool) freeSlot(key string) { p.ended(key, false, true) }
+
+// ended records a dial that ended and a slot that was freed, and lets the
+// next waiting caller dial.
+func (p *Pool) ended(key string, dialEnded, slotFreed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.accounts[key]
 	if a == nil {
 		return
 	}
-	a.dialing--
-	if !ok {
+	if dialEnded {
+		a.dialing--
+	}
+	if slotFreed {
 		a.open--
 	}
 	p.next(key, a)
@@ -172,18 +181,6 @@ func (p *Pool) Put(c *transport.Conn, reusable bool) {
 	}
 	a.idle = append(a.idle, idleConn{conn: c, since: time.Now()})
 	p.mu.Unlock()
-}
-
-// freeSlot records a closed session and lets the next waiter dial.
-func (p *Pool) freeSlot(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	a := p.accounts[key]
-	if a == nil {
-		return
-	}
-	a.open--
-	p.next(key, a)
 }
 
 func removeWaiter(a *account, ch chan *transport.Conn) bool {

@@ -42,13 +42,7 @@ func TestPoolCapsSessionsPerAccount(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			n := inUse.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
+			raise(&peak, inUse.Add(1))
 			_, err = c.Send("u@example.com", []string{"r@example.com"}, []byte("Subject: "+string(rune('a'+i))+"\r\n\r\nx\r\n"))
 			inUse.Add(-1)
 			pool.Put(c, c.Reusable(err))
@@ -151,14 +145,8 @@ func TestPoolDialsOneAtATime(t *testing.T) {
 	var dials, dialling, peakDialling atomic.Int32
 	pool := NewPool(func(ctx context.Context, srv transport.Server) (*transport.Conn, error) {
 		dials.Add(1)
-		n := dialling.Add(1)
+		raise(&peakDialling, dialling.Add(1))
 		defer dialling.Add(-1)
-		for {
-			p := peakDialling.Load()
-			if n <= p || peakDialling.CompareAndSwap(p, n) {
-				break
-			}
-		}
 		time.Sleep(50 * time.Millisecond) // a login is slow next to a transaction
 		return d.Dial(ctx, srv)
 	}, 8, time.Minute)
@@ -230,5 +218,15 @@ func TestPoolFailedDialPassesOn(t *testing.T) {
 	}
 	if failed != 1 || ok != 1 || pool.Open() != 1 {
 		t.Errorf("%d failed, %d got a session, %d open; want 1, 1, 1", failed, ok, pool.Open())
+	}
+}
+
+// raise sets peak to n if n is higher.
+func raise(peak *atomic.Int32, n int32) {
+	for {
+		p := peak.Load()
+		if n <= p || peak.CompareAndSwap(p, n) {
+			return
+		}
 	}
 }

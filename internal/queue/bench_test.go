@@ -16,10 +16,7 @@ import (
 // BenchmarkXAdd is a bare XADD of the same payload to the same Redis, the
 // floor it stands on. Compare the two within one run.
 func BenchmarkEnqueue(b *testing.B) {
-	rdb := redistest.Start(b).Client(b)
-	q := New(rdb, Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
-	m := NewMessage{TenantID: "acme", Route: "tenant", MessageID: "<x@acme.example>",
-		Payload: []byte(strings.Repeat("x", 1024)), RequestHash: "h"}
+	q, m := benchQueue(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -47,10 +44,7 @@ func BenchmarkXAdd(b *testing.B) {
 // at once, as a busy API replica makes it: messages that arrive together
 // share a script call (group commit).
 func BenchmarkEnqueueConcurrent(b *testing.B) {
-	rdb := redistest.Start(b).Client(b)
-	q := New(rdb, Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
-	m := NewMessage{TenantID: "acme", Route: "tenant", MessageID: "<x@acme.example>",
-		Payload: []byte(strings.Repeat("x", 1024)), RequestHash: "h"}
+	q, m := benchQueue(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetParallelism(32)
@@ -63,4 +57,13 @@ func BenchmarkEnqueueConcurrent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchQueue is a one-partition queue on a fresh redis-server and a 1 KB
+// message for it.
+func benchQueue(b *testing.B) (*Queue, NewMessage) {
+	rdb := redistest.Start(b).Client(b)
+	q := New(rdb, Options{Partitions: 1, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
+	return q, NewMessage{TenantID: "acme", Route: "tenant", MessageID: "<x@acme.example>",
+		Payload: []byte(strings.Repeat("x", 1024)), RequestHash: "h"}
 }
