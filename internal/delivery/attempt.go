@@ -158,6 +158,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 	start := time.Now()
 	att := queue.Attempt{At: start.UTC(), Route: r.name}
 	var body bytes.Buffer
+	body.Grow(len(rec.Payload) + 1024) // the composed message is about the request's size, plus headers
 	err := message.Compose(&body, req, message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
 	if err != nil {
 		terr := &transport.Error{Code: transport.CodeProtocol, Stage: transport.StageData, Message: "compose: " + err.Error(), Err: err}

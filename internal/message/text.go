@@ -108,9 +108,11 @@ func base64Wrapped(n int64) int64 {
 }
 
 // writeCanonical writes s to w with every line break (CRLF, lone CR, lone
-// LF) written as CRLF, in chunks through one small buffer.
+// LF) written as CRLF, in chunks through one recycled buffer.
 func writeCanonical(w io.Writer, s string) error {
-	buf := make([]byte, 0, 4096)
+	pooled := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(pooled)
+	buf := (*pooled)[:0]
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\r', '\n':

@@ -72,7 +72,11 @@ func (s batchScript) eval(ctx context.Context, pipe redis.Pipeliner, calls []inv
 }
 
 func flatten(calls []invocation) (keys []string, args []any) {
-	args = make([]any, 1, 1+2*len(calls))
+	nk, na := 0, 1+2*len(calls)
+	for _, c := range calls {
+		nk, na = nk+len(c.keys), na+len(c.args)
+	}
+	keys, args = make([]string, 0, nk), make([]any, 1, na)
 	args[0] = len(calls)
 	for _, c := range calls {
 		args = append(args, len(c.keys), len(c.args))
