@@ -129,7 +129,6 @@ func (b *bench) startOutbound(redisAddr string, workers int, extra ...string) (*
 		"OUTBOUND_SMTP_MAX_CONNECTIONS=" + strconv.Itoa(b.conns),
 		"OUTBOUND_RATE_PER_MINUTE=1000000",
 		"OUTBOUND_RATE_PER_DAY=100000000",
-		"OUTBOUND_LOG_LEVEL=warn",
 	}, extra...)
 	p, err := b.start("outbound-"+port, serviceCPU, env, b.outbound, "serve")
 	if err != nil {
