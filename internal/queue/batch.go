@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/coalesce"
 )
 
 // A batchScript runs a script body for many invocations in one call. The
@@ -98,6 +100,16 @@ func replies(cmd *redis.Cmd, n int) ([]any, error) {
 		return nil, fmt.Errorf("batch script answered %d replies for %d invocations", len(res), n)
 	}
 	return res, nil
+}
+
+// invoke runs inv through g, with whatever else is waiting, and returns its
+// reply; the invocation's own error comes before the call's.
+func invoke(ctx context.Context, g *coalesce.Group[invocation, any], inv invocation) (any, error) {
+	reply, err := g.Do(ctx, inv)
+	if rerr := replyErr(reply); rerr != nil {
+		return nil, rerr
+	}
+	return reply, err
 }
 
 // replyErr is the error of one invocation's reply, if it failed.

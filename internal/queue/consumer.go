@@ -128,9 +128,9 @@ type Started struct {
 }
 
 // Begin starts the delivery of entries read together from one partition
-// (one hash slot on Redis Cluster), in one round trip, and returns those with something to deliver; the
-// others (expired, already final, or without a message id) are
-// acknowledged. An entry whose record cannot be read is left pending, to
+// (one hash slot on Redis Cluster), in one round trip, and returns those
+// with something to deliver; the others (expired, already final, or
+// without a message id) are acknowledged. An entry whose record cannot be read is left pending, to
 // be reclaimed, and reported in err along with the others.
 func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 	if len(es) == 0 {
@@ -231,21 +231,24 @@ if not r[1] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local status = ARGV[3]
+local fields, due = {'status', status, 'updated_at', now, 'route', ARGV[8]}, nil
 if status == 'deferred' or status == 'queued' then
-  local due = now + tonumber(ARGV[4])
-  redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'next_attempt_at', due,
-    unpack(ARGV, 10))
+  due = now + tonumber(ARGV[4])
+  table.insert(fields, 'next_attempt_at')
+  table.insert(fields, due)
+elseif status == 'sent' then
+  table.insert(fields, 'sent_at')
+  table.insert(fields, now)
+end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], unpack(fields))
+if due then
   redis.call('ZADD', KEYS[3], due, ARGV[2])
   if ARGV[5] == '1' then
     redis.call('SADD', KEYS[4], ARGV[2])
     redis.call('PEXPIRE', KEYS[4], ARGV[6])
   end
 else
-  if status == 'sent' then
-    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], 'sent_at', now, unpack(ARGV, 10))
-  else
-    redis.call('HSET', KEYS[2], 'status', status, 'updated_at', now, 'route', ARGV[8], unpack(ARGV, 10))
-  end
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
 end
 if status ~= 'queued' and ARGV[9] == '1' then
@@ -301,11 +304,7 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	}
 	p := e.Partition
 	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}
-	reply, err := q.finishes[p].Do(ctx, invocation{keys, args})
-	if err == nil {
-		err = replyErr(reply)
-	}
-	if err != nil {
+	if _, err := invoke(ctx, q.finishes[p], invocation{keys, args}); err != nil {
 		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 	}
 	return nil

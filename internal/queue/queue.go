@@ -205,13 +205,10 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"updated_at", now,
 		"payload", m.Payload,
 	)
-	reply, err := q.accepts[p].Do(ctx, invocation{keys, args})
+	reply, err := invoke(ctx, q.accepts[p], invocation{keys, args})
 	var replicationErr error
 	if errors.Is(err, ErrNotReplicated) {
 		replicationErr, err = err, nil
-	}
-	if err == nil {
-		err = replyErr(reply)
 	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)

@@ -383,3 +383,69 @@ func TestUnheardOutcomeWritesNoEvent(t *testing.T) {
 		}
 	})
 }
+
+// Entries read together are begun in one call: those still to deliver
+// come back marked sending, a cancelled one is acknowledged and skipped.
+// Then a failed outcome drops the payload, and a paced one (queued) waits
+// in the retry set without an event.
+func TestBeginTogetherThenFailAndPace(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		ctx := context.Background()
+		var ids []string
+		for range 3 {
+			a, err := q.Enqueue(ctx, msg("", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, a.ID)
+		}
+		if err := q.Cancel(ctx, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		es, err := q.Read(ctx, 0, "w", 10, 50*time.Millisecond)
+		if err != nil || len(es) != 3 {
+			t.Fatalf("read %d entries, %v", len(es), err)
+		}
+		started, err := q.Begin(ctx, es)
+		if err != nil || len(started) != 2 || started[0].ID != ids[0] || started[1].ID != ids[2] {
+			t.Fatalf("began %+v, %v; want %s and %s", started, err, ids[0], ids[2])
+		}
+		for _, st := range started {
+			if st.Record.Status != StatusSending || string(st.Record.Payload) != `{"subject":"hi"}` {
+				t.Errorf("begun record %+v", st.Record)
+			}
+			if rec, _ := q.Get(ctx, st.ID); rec.Status != StatusSending {
+				t.Errorf("%s stored as %s, want sending", st.ID, rec.Status)
+			}
+		}
+		if n := rdb.XPending(ctx, streamKey(0), group).Val().Count; n != 2 {
+			t.Errorf("%d entries pending, want 2 (the cancelled one acknowledged)", n)
+		}
+
+		att := []Attempt{{At: time.Now(), Route: "tenant", SMTPCode: 554, Error: "rejected"}}
+		failed, paced := started[0], started[1]
+		if err := q.Finish(ctx, failed.Entry, "acme", Outcome{Status: StatusFailed, Route: "tenant", Attempts: att, Error: "554 refused"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Finish(ctx, paced.Entry, "acme", Outcome{Status: StatusQueued, Route: "tenant", RetryIn: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := q.Get(ctx, failed.ID); rec.Status != StatusFailed || rec.Error != "554 refused" || !rec.SentAt.IsZero() {
+			t.Errorf("failed record %+v", rec)
+		}
+		if payload := rdb.HGet(ctx, recordKey(0, failed.ID), "payload").Val(); payload != "" {
+			t.Errorf("a failed message kept its payload %q", payload)
+		}
+		if rec, _ := q.Get(ctx, paced.ID); rec.Status != StatusQueued || rec.NextAttemptAt.IsZero() {
+			t.Errorf("paced record %+v", rec)
+		}
+		if score, err := rdb.ZScore(ctx, retryKey(0), paced.ID).Result(); err != nil || score == 0 {
+			t.Errorf("paced message not in the retry set: %v %v", score, err)
+		}
+		events, _ := q.ReadEvents(ctx, 0, "d", 10, 10*time.Millisecond)
+		if len(events) != 1 || events[0].MessageID != failed.ID || events[0].Type != "message.failed" {
+			t.Errorf("events %+v, want only the failure", events)
+		}
+	})
+}

@@ -39,9 +39,9 @@ type Result struct {
 }
 
 // Send runs one mail transaction: MAIL FROM, RCPT TO for each recipient,
-// DATA, pipelined where the session allows it. Recipients refused with a 5xx are listed in the result and the
-// message goes to the others; when all are refused, or on any other
-// failure, the error is an *Error. After an error the session is either
+// DATA, pipelined where the session allows it. Recipients refused with a
+// 5xx are listed in the result and the message goes to the others; when
+// all are refused, or on any other failure, the error is an *Error. After an error the session is either
 // reset and reusable (Reusable reports which) or must be closed.
 func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	if c.pipe != nil {
