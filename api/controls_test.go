@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -101,6 +102,12 @@ func TestWebhooks(t *testing.T) {
 	}}})
 	s.putProfile(t, nil)
 	rcv := newReceiver(t)
+
+	// Before any webhook exists, an outcome writes no event at all.
+	s.waitStatus(t, s.accept(t, invoice()), "sent")
+	if n := s.eventsWritten(t); n != 0 {
+		t.Fatalf("%d events written with no webhook listening", n)
+	}
 
 	events := []string{"message.sent", "message.deferred", "message.failed", "message.suppressed"}
 	r := s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL + "/hook", "events": events})
@@ -332,4 +339,25 @@ func TestTenantBoundKey(t *testing.T) {
 	if r := h.do("GET", "/v1/tenants/acme/smtp", h.acmeToken, nil); r.status != http.StatusForbidden {
 		t.Fatalf("send key on admin route: %d", r.status)
 	}
+}
+
+// eventsWritten is how many entries the partitions' event streams have
+// ever received (XINFO STREAM's entries-added: the fan-out deletes what it
+// has handled).
+func (h *harness) eventsWritten(t *testing.T) int64 {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := h.rdb.Keys(ctx, "outbound:{q*}:events").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, k := range keys {
+		info, err := h.rdb.XInfoStream(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += info.EntriesAdded
+	}
+	return n
 }

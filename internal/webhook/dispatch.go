@@ -202,7 +202,7 @@ func (d *Dispatcher) handleEvents(ctx context.Context, p int, events []queue.Eve
 }
 
 func wants(h Hook, ev queue.Event) bool {
-	if !slices.Contains(h.Events, ev.Type) || (h.TenantID != "" && h.TenantID != ev.TenantID) {
+	if !h.hears(ev.Type, ev.TenantID) {
 		return false
 	}
 	return ev.Type != "message.deferred" || ev.First || h.EveryDeferral

@@ -210,11 +210,16 @@ func (s *Store) Listens(ctx context.Context, tenantID, eventType string) (bool, 
 		return false, err
 	}
 	for _, h := range hooks {
-		if slices.Contains(h.Events, eventType) && (h.TenantID == "" || h.TenantID == tenantID) {
+		if h.hears(eventType, tenantID) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// hears reports whether h asked for events of this type from this tenant.
+func (h Hook) hears(eventType, tenantID string) bool {
+	return slices.Contains(h.Events, eventType) && (h.TenantID == "" || h.TenantID == tenantID)
 }
 
 // List returns every webhook, by name. The slice is shared with the cache:
