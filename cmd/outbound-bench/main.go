@@ -187,11 +187,7 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 	}
 	defer redisProc.stop()
 	defer rdb.Close()
-	var extra []string
-	debugAddr := "127.0.0.1:" + strconv.Itoa(freePort())
-	if profile != "" {
-		extra = append(extra, "OUTBOUND_DEBUG_LISTEN="+debugAddr)
-	}
+	debugAddr, extra := debugListen(profile)
 	svc, url, err := b.startOutbound(rdb.Options().Addr, 32, extra...)
 	if err != nil {
 		return deliveryResult{}, err
@@ -214,10 +210,6 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 	if err != nil {
 		return deliveryResult{}, err
 	}
-	if os.Getenv("BENCH_CMDSTATS") != "" {
-		info, _ := rdb.Info(context.Background(), "commandstats").Result()
-		fmt.Fprintln(os.Stderr, info)
-	}
 	res := deliveryResult{rate: float64(n) / end.Sub(start).Seconds(), peakRSS: svc.peakRSS(),
 		serviceCPU: (svc.cpu() - svc0) / time.Duration(n), redisCPU: (redisProc.cpu() - redis0) / time.Duration(n)}
 	if profile != "" {
@@ -226,6 +218,16 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 		}
 	}
 	return res, nil
+}
+
+// debugListen is the address of the service's pprof endpoint and the
+// variable that opens it, when a profile is wanted.
+func debugListen(profile string) (addr string, env []string) {
+	if profile == "" {
+		return "", nil
+	}
+	addr = "127.0.0.1:" + strconv.Itoa(freePort())
+	return addr, []string{"OUTBOUND_DEBUG_LISTEN=" + addr}
 }
 
 func fetchProfile(url, path string) error {
@@ -268,8 +270,8 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 	if err != nil {
 		return err
 	}
-	debugAddr := "127.0.0.1:" + strconv.Itoa(freePort())
-	svc, url, err := b.startOutbound(rdb.Options().Addr, 0, "OUTBOUND_DEBUG_LISTEN="+debugAddr)
+	debugAddr, extra := debugListen(b.profile)
+	svc, url, err := b.startOutbound(rdb.Options().Addr, 0, extra...)
 	if err != nil {
 		return err
 	}
