@@ -17,15 +17,12 @@ import (
 //
 //	go test -run '^$' -bench SendOverLatency ./internal/transport/
 func BenchmarkSendOverLatency(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		off  bool
-	}{{"pipelined", false}, {"one-command-at-a-time", true}} {
+	for _, mode := range transactionModes {
 		b.Run(mode.name, func(b *testing.B) {
 			s := smtptest.Start(b, smtptest.Options{Users: map[string]string{user: pass}})
 			port := delayingProxy(b, s.Addr(), 5*time.Millisecond)
 			d := dialerFor(s)
-			d.NoPipelining = mode.off
+			d.NoPipelining = !mode.pipelined
 			srv := serverFor(s, tenant.SecurityTLS, pass)
 			srv.Port = port
 			c, err := d.Dial(context.Background(), srv)

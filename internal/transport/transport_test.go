@@ -236,12 +236,7 @@ func TestConnectFailures(t *testing.T) {
 
 func TestSendClassifiesReplies(t *testing.T) { eachTransactionMode(t, testSendClassifiesReplies) }
 
-func testSendClassifiesReplies(t *testing.T, d *Dialer, s *smtptest.Server) {
-	c, err := d.Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+func testSendClassifiesReplies(t *testing.T, c *Conn, s *smtptest.Server, _ bool) {
 	body := []byte("Subject: x\r\n\r\nx\r\n")
 
 	s.SetHooks(smtptest.Hooks{Rcpt: func(to string) *smtp.SMTPError {
@@ -279,14 +274,9 @@ func TestLostAfterFinalDotIsAmbiguous(t *testing.T) {
 	eachTransactionMode(t, testLostAfterFinalDotIsAmbiguous)
 }
 
-func testLostAfterFinalDotIsAmbiguous(t *testing.T, d *Dialer, s *smtptest.Server) {
+func testLostAfterFinalDotIsAmbiguous(t *testing.T, c *Conn, s *smtptest.Server, _ bool) {
 	s.SetHooks(smtptest.Hooks{DropAfterData: func(smtptest.Message) bool { return true }})
-	c, err := d.Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Send(user, []string{"ok@example.com"}, []byte("Subject: x\r\n\r\nx\r\n"))
+	_, err := c.Send(user, []string{"ok@example.com"}, []byte("Subject: x\r\n\r\nx\r\n"))
 	e := mustTransportError(t, err)
 	if !e.Ambiguous || e.Code != CodeConnectionLost || e.Permanent() {
 		t.Fatalf("%+v", e)
