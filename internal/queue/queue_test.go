@@ -189,11 +189,7 @@ func TestWakeHeld(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		q := newQueue(t, rdb, 2)
 		ctx := context.Background()
-		var ids []string
-		for range 4 {
-			a, _ := q.Enqueue(ctx, msg("", ""))
-			ids = append(ids, a.ID)
-		}
+		ids := enqueueN(t, q, 4)
 		for range ids {
 			e := readOne(t, q, "w")
 			beginOne(ctx, q, e)
@@ -392,14 +388,7 @@ func TestBeginTogetherThenFailAndPace(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		q := newQueue(t, rdb, 1)
 		ctx := context.Background()
-		var ids []string
-		for range 3 {
-			a, err := q.Enqueue(ctx, msg("", ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, a.ID)
-		}
+		ids := enqueueN(t, q, 3)
 		if err := q.Cancel(ctx, ids[1]); err != nil {
 			t.Fatal(err)
 		}
@@ -448,4 +437,18 @@ func TestBeginTogetherThenFailAndPace(t *testing.T) {
 			t.Errorf("events %+v, want only the failure", events)
 		}
 	})
+}
+
+// enqueueN queues n messages and returns their ids.
+func enqueueN(t *testing.T, q *Queue, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		a, err := q.Enqueue(context.Background(), msg("", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = a.ID
+	}
+	return ids
 }
