@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,21 +40,33 @@ func eachTransactionMode(t *testing.T, test func(t *testing.T, c *Conn, s *smtpt
 }
 
 // With PIPELINING, MAIL, both RCPTs and DATA leave in one write and the
-// body with its dot in a second; without it, each command is a write.
+// body with its dot in a second; for one recipient, BDAT carries the body
+// in the same write as the commands. Without PIPELINING, each command is a
+// write. The server receives the body as it was given, whichever way it
+// went.
 func TestPipeliningGroupsCommands(t *testing.T) {
 	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
-		body := []byte("Subject: one\r\n\r\nhello\r\n.leading dot\r\n")
-		before := c.raw.writes
-		if _, err := c.Send(user, []string{"a@example.com", "b@example.com"}, body); err != nil {
-			t.Fatal(err)
-		}
-		writes := c.raw.writes - before
-		if !pipelined && writes < 5 || pipelined && writes != 2 {
-			t.Errorf("%d writes for one transaction with two recipients (pipelined: %v)", writes, pipelined)
-		}
-		msgs := s.WaitMessages(t, 1, time.Second)
-		if len(msgs[0].To) != 2 || string(msgs[0].Data) != string(body) {
-			t.Errorf("server received %+v", msgs[0])
+		body := []byte("Subject: one\r\n\r\nhello\r\n.leading dot\r\n.\r\n..\r\nend\r\n")
+		for _, tc := range []struct {
+			rcpts                  []string
+			pipelinedWrites, least int
+		}{
+			{[]string{"a@example.com", "b@example.com"}, 2, 5},
+			{[]string{"a@example.com"}, 1, 4},
+		} {
+			sent := len(s.Messages())
+			before := c.raw.writes
+			if _, err := c.Send(user, tc.rcpts, body); err != nil {
+				t.Fatal(err)
+			}
+			writes := c.raw.writes - before
+			if !pipelined && writes < tc.least || pipelined && writes != tc.pipelinedWrites {
+				t.Errorf("%d writes for one transaction with %d recipients (pipelined: %v)", writes, len(tc.rcpts), pipelined)
+			}
+			msg := s.WaitMessages(t, sent+1, time.Second)[sent]
+			if len(msg.To) != len(tc.rcpts) || string(msg.Data) != string(body) {
+				t.Errorf("server received %+v", msg)
+			}
 		}
 	})
 }
@@ -67,10 +80,12 @@ func TestRefusedMailKeepsTheSessionInStep(t *testing.T) {
 		s.SetHooks(smtptest.Hooks{Mail: func(string) *smtp.SMTPError {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted, please retry"}
 		}})
-		_, err := c.Send(user, []string{"a@example.com", "b@example.com"}, body)
-		e := mustTransportError(t, err)
-		if e.Stage != StageMail || e.SMTPCode != 451 || e.EnhancedCode != "4.7.1" || e.Permanent() || !c.Reusable(err) {
-			t.Fatalf("refused MAIL: %+v (reusable %v)", e, c.Reusable(err))
+		for _, rcpts := range [][]string{{"a@example.com", "b@example.com"}, {"a@example.com"}} {
+			_, err := c.Send(user, rcpts, body)
+			e := mustTransportError(t, err)
+			if e.Stage != StageMail || e.SMTPCode != 451 || e.EnhancedCode != "4.7.1" || e.Permanent() || !c.Reusable(err) {
+				t.Fatalf("refused MAIL, %d recipients: %+v (reusable %v)", len(rcpts), e, c.Reusable(err))
+			}
 		}
 		s.SetHooks(smtptest.Hooks{})
 		if _, err := c.Send(user, []string{"a@example.com"}, body); err != nil {
@@ -104,6 +119,38 @@ func TestTemporaryRecipientRefusalSendsNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		if n := len(s.Messages()); n != 0 {
 			t.Fatalf("server recorded %d messages, want none", n)
+		}
+	})
+}
+
+// A sole recipient refused, for now or for good, sends nothing. Pipelined
+// to a server with CHUNKING, the body has already left behind a BDAT the
+// server refuses too; the session stays in step for the next message.
+func TestSoleRecipientRefusalSendsNothing(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		s.SetHooks(smtptest.Hooks{Rcpt: func(to string) *smtp.SMTPError {
+			switch to {
+			case "full@example.com":
+				return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
+			case "gone@example.com":
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+			}
+			return nil
+		}})
+		for _, rcpt := range []string{"full@example.com", "gone@example.com"} {
+			_, err := c.Send(user, []string{rcpt}, []byte("Subject: refused\r\n\r\nx\r\n"))
+			e := mustTransportError(t, err)
+			if e.Stage != StageRcpt || e.Ambiguous || !c.Reusable(err) {
+				t.Fatalf("%s: %+v (reusable %v)", rcpt, e, c.Reusable(err))
+			}
+		}
+		if _, err := c.Send(user, []string{"ok@example.com"}, []byte("Subject: taken\r\n\r\ny\r\n")); err != nil {
+			t.Fatalf("next message: %v", err)
+		}
+		s.WaitMessages(t, 1, time.Second)
+		time.Sleep(50 * time.Millisecond)
+		if msgs := s.Messages(); len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "Subject: taken") {
+			t.Fatalf("server recorded %d messages, first %q", len(msgs), msgs[0].Data)
 		}
 	})
 }
