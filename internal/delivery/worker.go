@@ -42,6 +42,7 @@ func (s *Service) Start() {
 	s.feeders.Go(func() { s.reclaimLoop(feedCtx, jobs, slots) })
 	s.feeders.Go(func() { s.moveLoop(feedCtx) })
 	s.feeders.Go(func() { s.touchLoop(feedCtx) })
+	s.feeders.Go(func() { s.pruneLoop(feedCtx) })
 	go func() {
 		s.feeders.Wait()
 		close(jobs)
@@ -191,6 +192,31 @@ func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Started, sl
 				s.log.Info("reclaimed entries of a stalled worker", "partition", p, "count", len(es))
 			}
 			s.dispatch(ctx, es, jobs, slots)
+		}
+	}
+}
+
+// Consumers left in the stream groups by replicas that stopped are
+// removed once they hold nothing and have been idle this long; see
+// queue.PruneConsumers. A live replica reads every second, so it is never
+// idle this long.
+const (
+	consumerIdle = time.Hour
+	pruneEvery   = 10 * time.Minute
+)
+
+// pruneLoop removes the consumers stopped replicas left behind: each start
+// names a new one.
+func (s *Service) pruneLoop(ctx context.Context) {
+	for retry.Sleep(ctx, pruneEvery) {
+		for p := range s.queue.Partitions() {
+			n, err := s.queue.PruneConsumers(ctx, p, consumerIdle)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("prune consumers", "partition", p, "error", err)
+			case n > 0:
+				s.log.Info("removed consumers of stopped replicas", "partition", p, "count", n)
+			}
 		}
 	}
 }

@@ -392,3 +392,43 @@ func (q *Queue) Depth(ctx context.Context, p int) (int64, error) {
 	}
 	return xlen.Val() + zcard.Val(), nil
 }
+
+// pruneScript removes the consumers of the given groups that hold no
+// entries and have not been seen for ARGV[last] ms. Every replica start
+// names a new consumer (see cmd/outbound), so without this the groups
+// would keep one per restart forever. A consumer holding entries is never
+// removed: DELCONSUMER would drop its entries from the pending list, and
+// nothing would ever reclaim them. The check and the removal are one
+// atomic step, so a consumer cannot pick up an entry in between; a live
+// one removed while idle is simply created again by its next read.
+// KEYS: streams; ARGV: the group of each stream, then the idle ms.
+var pruneScript = redis.NewScript(`
+local idle = tonumber(ARGV[#KEYS + 1])
+local removed = 0
+for i, key in ipairs(KEYS) do
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, ARGV[i])
+  if ok then
+    for _, c in ipairs(consumers) do
+      local f = {}
+      for j = 1, #c, 2 do f[c[j]] = c[j + 1] end
+      if f['pending'] == 0 and f['idle'] >= idle then
+        redis.call('XGROUP', 'DELCONSUMER', key, ARGV[i], f['name'])
+        removed = removed + 1
+      end
+    end
+  end
+end
+return removed
+`)
+
+// PruneConsumers removes, from partition p's delivery and event groups,
+// the consumers that hold no entries and were last seen over idle ago:
+// those of replicas that stopped or died (their entries were reclaimed by
+// others). It returns how many it removed.
+func (q *Queue) PruneConsumers(ctx context.Context, p int, idle time.Duration) (int, error) {
+	n, err := pruneScript.Run(ctx, q.rdb, []string{streamKey(p), eventsKey(p)}, group, eventGroup, idle.Milliseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("queue: prune consumers of partition %d: %w", p, err)
+	}
+	return n, nil
+}
