@@ -23,6 +23,9 @@ import (
 // transaction is one write and one round trip. With several recipients it
 // stays on DATA, because a recipient refused for now would find the body
 // already delivered to the others, and the retry would send it twice.
+// BDAT carries the body as it is, with no dot-stuffing and no line-ending
+// repair, which is safe because message.Compose writes CRLF lines only
+// (FuzzCompose checks every composed message for a bare CR or LF).
 //
 // go-smtp's client sends one command and waits for its reply, and keeps
 // its connection to itself. This package holds the TLS connection of an
