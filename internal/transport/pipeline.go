@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/textproto"
@@ -24,8 +25,8 @@ import (
 // stays on DATA, because a recipient refused for now would find the body
 // already delivered to the others, and the retry would send it twice.
 // BDAT carries the body as it is, with no dot-stuffing and no line-ending
-// repair, which is safe because message.Compose writes CRLF lines only
-// (FuzzCompose checks every composed message for a bare CR or LF).
+// repair, so a body with a bare LF (message.Compose writes none) goes as
+// DATA, whose writer turns it into CRLF as before.
 //
 // go-smtp's client sends one command and waits for its reply, and keeps
 // its connection to itself. This package holds the TLS connection of an
@@ -78,7 +79,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 	if err != nil {
 		return Result{}, withHint(&Error{Code: CodeProtocol, Stage: StageMail, Message: err.Error(), Err: err}, c.server)
 	}
-	chunked := len(rcpts) == 1 && p.has("CHUNKING")
+	chunked := len(rcpts) == 1 && p.has("CHUNKING") && crlfLines(msg)
 
 	// One write: MAIL, RCPT..., then DATA, or BDAT with the whole body.
 	deadline := p.cmdTime
@@ -225,6 +226,24 @@ func (c *Conn) refused(refusal *Error) *Error {
 		}
 	}
 	return withHint(refusal, c.server)
+}
+
+// crlfLines reports whether every line of msg, the last included, ends
+// in CRLF.
+func crlfLines(msg []byte) bool {
+	if !bytes.HasSuffix(msg, []byte("\r\n")) {
+		return false
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			return true
+		}
+		if i+j == 0 || msg[i+j-1] != '\r' {
+			return false
+		}
+		i += j + 1
+	}
 }
 
 // has reports whether the server offers an extension.

@@ -71,6 +71,29 @@ func TestPipeliningGroupsCommands(t *testing.T) {
 	})
 }
 
+// A body with bare LFs goes as DATA even where BDAT could carry it: DATA's
+// writer makes its lines CRLF, as SMTP wants them.
+func TestBareLineFeedsAreRepaired(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		if _, err := c.Send(user, []string{"a@example.com"}, []byte("Subject: lf\n\nfirst\nsecond")); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(s.WaitMessages(t, 1, time.Second)[0].Data); got != "Subject: lf\r\n\r\nfirst\r\nsecond\r\n" {
+			t.Errorf("server received %q", got)
+		}
+	})
+}
+
+func TestCRLFLines(t *testing.T) {
+	for in, want := range map[string]bool{
+		"a\r\nb\r\n": true, "\r\n": true, "a\r\nb": false, "a\nb\r\n": false, "\n": false, "": false, "a\r\n\n": false,
+	} {
+		if got := crlfLines([]byte(in)); got != want {
+			t.Errorf("crlfLines(%q) = %v", in, got)
+		}
+	}
+}
+
 // A refused MAIL FROM is that stage's error and the session carries the
 // next message; the recipients' and DATA's replies to a refused MAIL are
 // read and dropped, not taken for the next transaction's.
