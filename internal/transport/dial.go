@@ -83,8 +83,10 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		return nil, classify(stage, err)
 	}
 
+	// The TLS connection is held here in both modes, for pipelining (see
+	// pipeline) and for the login's check that the session is encrypted.
+	var tc *tls.Conn
 	var client *smtp.Client
-	var tc *tls.Conn // held here for implicit TLS only; go-smtp keeps STARTTLS's
 	switch srv.Security {
 	case tenant.SecurityTLS:
 		tc = tls.Client(tracked, d.tlsConfig(srv.Host))
@@ -92,29 +94,28 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 			return fail(StageTLS, err)
 		}
 		client = smtp.NewClient(tc)
-		client.CommandTimeout = time.Until(deadline(ctx))
 	case tenant.SecurityStartTLS:
-		// Greeting, EHLO, STARTTLS; the handshake itself happens on the
-		// first write after it.
-		client, err = smtp.NewClientStartTLS(tracked, d.tlsConfig(srv.Host))
+		var stage Stage
+		tc, stage, err = d.startTLS(ctx, tracked, srv.Host)
 		if err != nil {
-			if strings.Contains(err.Error(), "support STARTTLS") {
+			var e *Error
+			if errors.As(err, &e) {
 				raw.Close()
-				return nil, &Error{Code: CodeTLSFailed, Stage: StageTLS, Err: err,
-					Message: "server does not offer STARTTLS; refusing to log in without encryption"}
+				return nil, e
 			}
-			return fail(StageGreet, err)
+			return fail(stage, err)
 		}
-		client.CommandTimeout = time.Until(deadline(ctx))
+		client = smtp.NewClient(&resumedConn{Conn: tc, greeting: strings.NewReader(resumedGreeting)})
 	default:
 		raw.Close()
 		return nil, &Error{Code: CodeProtocol, Stage: StageConnect, Message: "unknown security mode " + string(srv.Security)}
 	}
+	client.CommandTimeout = time.Until(deadline(ctx))
 	client.SubmissionTimeout = d.DataTimeout
 	if err := client.Hello(d.HeloName); err != nil {
 		return fail(StageGreet, err)
 	}
-	auth := &authChooser{client: client, srv: srv}
+	auth := &authChooser{client: client, tls: tc, srv: srv}
 	if err := client.Auth(auth); err != nil {
 		if !auth.started {
 			// The greeting, EHLO or (STARTTLS) the handshake failed.
@@ -128,7 +129,7 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		raw.Close()
 		return nil, e
 	}
-	state, _ := client.TLSConnectionState()
+	state := tc.ConnectionState()
 	client.CommandTimeout = d.CommandTimeout
 	c := &Conn{
 		client:     client,
@@ -138,7 +139,7 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		TLSVersion: tls.VersionName(state.Version),
 		Mechanism:  auth.mech,
 	}
-	if ok, _ := client.Extension("PIPELINING"); ok && tc != nil && !d.NoPipelining {
+	if ok, _ := client.Extension("PIPELINING"); ok && !d.NoPipelining {
 		c.pipe = newPipeline(tc, client.Extension, d.CommandTimeout)
 	}
 	return c, nil
@@ -151,6 +152,7 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 // connection that is not encrypted, so no password is ever sent in clear.
 type authChooser struct {
 	client  *smtp.Client
+	tls     *tls.Conn
 	srv     Server
 	chosen  sasl.Client
 	mech    string
@@ -161,7 +163,7 @@ var errNoAuth = errors.New("server offers no AUTH on this connection")
 
 func (a *authChooser) Start() (string, []byte, error) {
 	a.started = true
-	if state, ok := a.client.TLSConnectionState(); !ok || !state.HandshakeComplete {
+	if a.tls == nil || !a.tls.ConnectionState().HandshakeComplete {
 		return "", nil, &Error{Code: CodeTLSFailed, Stage: StageTLS, Message: "connection is not encrypted; refusing to log in"}
 	}
 	ok, mechs := a.client.Extension("AUTH")

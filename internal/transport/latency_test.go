@@ -21,17 +21,17 @@ import (
 //	go test -run '^$' -bench SendOverLatency ./internal/transport/
 func BenchmarkSendOverLatency(b *testing.B) {
 	body := []byte("Subject: x\r\n\r\nx\r\n")
-	setup := func(b *testing.B, pipelined bool) (*Dialer, Server) {
-		s := smtptest.Start(b, smtptest.Options{Users: map[string]string{user: pass}})
+	setup := func(b *testing.B, pipelined bool, mode smtptest.Mode, security tenant.Security) (*Dialer, Server) {
+		s := smtptest.Start(b, smtptest.Options{Users: map[string]string{user: pass}, Mode: mode})
 		d := dialerFor(s)
 		d.NoPipelining = !pipelined
-		srv := serverFor(s, tenant.SecurityTLS, pass)
+		srv := serverFor(s, security, pass)
 		srv.Port = delayingProxy(b, s.Addr(), 5*time.Millisecond)
 		return d, srv
 	}
 	for _, mode := range transactionModes {
 		b.Run(mode.name, func(b *testing.B) {
-			d, srv := setup(b, mode.pipelined)
+			d, srv := setup(b, mode.pipelined, mode.mode, mode.security)
 			c, err := d.Dial(context.Background(), srv)
 			if err != nil {
 				b.Fatal(err)
@@ -47,7 +47,8 @@ func BenchmarkSendOverLatency(b *testing.B) {
 		})
 	}
 	b.Run("new-session-per-message", func(b *testing.B) {
-		d, srv := setup(b, false) // one command at a time, as go-smtp's SendMail
+		// One command at a time, as go-smtp's SendMail.
+		d, srv := setup(b, false, smtptest.ImplicitTLS, tenant.SecurityTLS)
 		start := time.Now()
 		for b.Loop() {
 			c, err := d.Dial(context.Background(), srv)

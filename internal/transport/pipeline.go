@@ -29,12 +29,12 @@ import (
 // DATA, whose writer turns it into CRLF as before.
 //
 // go-smtp's client sends one command and waits for its reply, and keeps
-// its connection to itself. This package holds the TLS connection of an
-// implicit-TLS session, so once go-smtp has greeted and logged in, and the
-// server offers PIPELINING, the transaction is spoken here on that
-// connection. Every exchange is complete before Send returns, so go-smtp's
-// own reader never sees a byte meant for this one, and RSET and QUIT can
-// still go through go-smtp.
+// its connection to itself. This package makes the TLS connection itself
+// (for STARTTLS too, see startTLS), so once go-smtp has greeted and
+// logged in, and the server offers PIPELINING, the transaction is spoken
+// here on that connection. Every exchange is complete before Send returns,
+// so go-smtp's own reader never sees a byte meant for this one, and RSET
+// and QUIT can still go through go-smtp.
 type pipeline struct {
 	conn    net.Conn // the TLS connection
 	text    *textproto.Conn

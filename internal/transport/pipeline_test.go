@@ -12,21 +12,28 @@ import (
 	"github.com/outbound-mail/outbound/internal/tenant"
 )
 
-// transactionModes are the two ways a session sends a transaction.
+// transactionModes are the ways a session sends a transaction: pipelined,
+// over implicit TLS and over STARTTLS, and one command at a time.
 var transactionModes = []struct {
 	name      string
 	pipelined bool
-}{{"pipelined", true}, {"one-command-at-a-time", false}}
+	mode      smtptest.Mode
+	security  tenant.Security
+}{
+	{"pipelined", true, smtptest.ImplicitTLS, tenant.SecurityTLS},
+	{"pipelined-starttls", true, smtptest.STARTTLS, tenant.SecurityStartTLS},
+	{"one-command-at-a-time", false, smtptest.ImplicitTLS, tenant.SecurityTLS},
+}
 
-// eachTransactionMode runs a test on a session logged in to an
-// implicit-TLS server, pipelined and then one command at a time.
+// eachTransactionMode runs a test on a session logged in to a server in
+// each of transactionModes.
 func eachTransactionMode(t *testing.T, test func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool)) {
 	for _, mode := range transactionModes {
 		t.Run(mode.name, func(t *testing.T) {
-			s := smtptest.Start(t, smtptest.Options{Users: map[string]string{user: pass}})
+			s := smtptest.Start(t, smtptest.Options{Users: map[string]string{user: pass}, Mode: mode.mode})
 			d := dialerFor(s)
 			d.NoPipelining = !mode.pipelined
-			c, err := d.Dial(context.Background(), serverFor(s, tenant.SecurityTLS, pass))
+			c, err := d.Dial(context.Background(), serverFor(s, mode.security, pass))
 			if err != nil {
 				t.Fatal(err)
 			}
