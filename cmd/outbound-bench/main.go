@@ -83,7 +83,7 @@ func run() error {
 	repeat := flag.Int("repeat", 3, "runs of figures 1, 2 and 4a; the median and the range are printed")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
 	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), or scaling (delivery, then 4a and 4b)")
-	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1 and 4a (this file, .accept, .100, .10000)")
+	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1 and 4a (this file, .accept, .100, .10000) and its allocations in 2 and 4a (.allocs, .100.allocs, .10000.allocs)")
 	flag.Parse()
 	if *quick {
 		*n = 2000
@@ -215,6 +215,10 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 	if profile != "" {
 		if err := <-profiled; err != nil {
 			return res, fmt.Errorf("CPU profile: %w", err)
+		}
+		// Every allocation since the service started, which is this run.
+		if err := fetchProfile("http://"+debugAddr+"/debug/pprof/allocs", profile+".allocs"); err != nil {
+			return res, fmt.Errorf("allocation profile: %w", err)
 		}
 	}
 	return res, nil

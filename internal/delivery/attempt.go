@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/message"
@@ -153,13 +154,29 @@ func (s *Service) suppressBounces(ctx context.Context, tenantID string, rejected
 	}
 }
 
+// composedPool recycles the buffers messages are composed into: a
+// composed message lives only while it is sent (transport keeps no part
+// of it), and at thousands of messages a second a new buffer each time is
+// a good part of what the service allocates.
+var composedPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// recycleComposed returns b to the pool, unless a large message grew it:
+// one big attachment should not keep its memory for good.
+func recycleComposed(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 {
+		b.Reset()
+		composedPool.Put(b)
+	}
+}
+
 // attempt composes and sends once on r, recording the attempt.
 func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Request, r route, rcpts []string) (transport.Result, queue.Attempt, *transport.Error) {
 	start := time.Now()
 	att := queue.Attempt{At: start.UTC(), Route: r.name}
-	var body bytes.Buffer
+	body := composedPool.Get().(*bytes.Buffer)
+	defer recycleComposed(body)
 	body.Grow(len(rec.Payload) + 1024) // the composed message is about the request's size, plus headers
-	err := message.Compose(&body, req, message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
+	err := message.Compose(body, req, message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
 	if err != nil {
 		terr := &transport.Error{Code: transport.CodeProtocol, Stage: transport.StageData, Message: "compose: " + err.Error(), Err: err}
 		att.Error, att.Message = terr.Code, terr.Message
