@@ -2,11 +2,10 @@ package transport
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/netdelay"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 	"github.com/outbound-mail/outbound/internal/tenant"
 )
@@ -26,7 +25,12 @@ func BenchmarkSendOverLatency(b *testing.B) {
 		d := dialerFor(s)
 		d.NoPipelining = !pipelined
 		srv := serverFor(s, security, pass)
-		srv.Port = delayingProxy(b, s.Addr(), 5*time.Millisecond)
+		proxy, err := netdelay.Start(s.Addr(), 5*time.Millisecond)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { proxy.Close() })
+		srv.Port = proxy.Port()
 		return d, srv
 	}
 	for _, mode := range transactionModes {
@@ -64,63 +68,4 @@ func BenchmarkSendOverLatency(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
-}
-
-// delayingProxy forwards loopback TCP to target, holding every chunk for
-// oneWay in each direction (chunks keep their order and do not wait for
-// each other), and returns its port.
-func delayingProxy(tb testing.TB, target string, oneWay time.Duration) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			go delay(out, in, oneWay)
-			go delay(in, out, oneWay)
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
-func delay(dst, src net.Conn, oneWay time.Duration) {
-	type chunk struct {
-		due  time.Time
-		data []byte
-	}
-	chunks := make(chan chunk, 1024)
-	go func() {
-		defer close(chunks)
-		for {
-			buf := make([]byte, 32<<10)
-			n, err := src.Read(buf)
-			if n > 0 {
-				chunks <- chunk{time.Now().Add(oneWay), buf[:n]}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range chunks {
-		time.Sleep(time.Until(c.due))
-		if _, err := dst.Write(c.data); err != nil {
-			break
-		}
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite() // pass the end on, as the network would
-	}
 }
