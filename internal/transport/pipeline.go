@@ -79,7 +79,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 	if err != nil {
 		return Result{}, withHint(&Error{Code: CodeProtocol, Stage: StageMail, Message: err.Error(), Err: err}, c.server)
 	}
-	chunked := len(rcpts) == 1 && p.has("CHUNKING") && crlfLines(msg)
+	chunked := len(rcpts) == 1 && p.has("CHUNKING") && !hasBareLF(msg)
 
 	// One write: MAIL, RCPT..., then DATA, or BDAT with the whole body.
 	deadline := p.cmdTime
@@ -93,8 +93,13 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 		w.WriteString("RCPT TO:<" + rcpt + ">\r\n")
 	}
 	if chunked {
-		w.WriteString("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n")
+		end := "" // DATA's writer ends the last line; so does this
+		if !bytes.HasSuffix(msg, []byte("\r\n")) {
+			end = "\r\n"
+		}
+		w.WriteString("BDAT " + strconv.Itoa(len(msg)+len(end)) + " LAST\r\n")
 		w.Write(msg)
+		w.WriteString(end)
 	} else {
 		w.WriteString("DATA\r\n")
 	}
@@ -228,19 +233,16 @@ func (c *Conn) refused(refusal *Error) *Error {
 	return withHint(refusal, c.server)
 }
 
-// crlfLines reports whether every line of msg, the last included, ends
-// in CRLF.
-func crlfLines(msg []byte) bool {
-	if !bytes.HasSuffix(msg, []byte("\r\n")) {
-		return false
-	}
+// hasBareLF reports whether msg has a line feed without a carriage return
+// before it.
+func hasBareLF(msg []byte) bool {
 	for i := 0; ; {
 		j := bytes.IndexByte(msg[i:], '\n')
 		if j < 0 {
-			return true
+			return false
 		}
 		if i+j == 0 || msg[i+j-1] != '\r' {
-			return false
+			return true
 		}
 		i += j + 1
 	}
