@@ -118,7 +118,7 @@ func (b *bench) tlsConfig() *tls.Config {
 }
 
 func (b *bench) login(user string) (*smtp.Client, error) {
-	conn, err := tls.Dial("tcp", b.sinkAddr, b.tlsConfig())
+	conn, err := tls.Dial("tcp", b.smtpAddr, b.tlsConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (b *bench) putProfiles(url string, tenants []string, shared bool) error {
 	var next atomic.Int64
 	errs := make(chan error, 16)
 	var wg sync.WaitGroup
-	_, portText, _ := net.SplitHostPort(b.sinkAddr)
+	_, portText, _ := net.SplitHostPort(b.smtpAddr)
 	port, _ := strconv.Atoi(portText)
 	for range 16 {
 		wg.Go(func() {

@@ -29,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/netdelay"
 	"github.com/outbound-mail/outbound/internal/seal"
 )
 
@@ -47,11 +48,16 @@ type bench struct {
 	caFile             string
 	caPEM              []byte
 	sinkAddr, sinkHTTP string
-	http               *http.Client
-	procs              []*proc
-	out                io.Writer
-	profile            string // where run 2 writes the service's CPU profile, if set
-	repeat             int    // runs of each repeated figure
+	// smtpAddr is where SMTP clients reach the sink: the raw and naive
+	// baselines, and the profiles Outbound sends with. It is the sink
+	// itself, or for figure 6 a delaying proxy in front of it.
+	smtpAddr string
+	rtt      time.Duration // the round trip figure 6 puts between clients and the sink
+	http     *http.Client
+	procs    []*proc
+	out      io.Writer
+	profile  string // where run 2 writes the service's CPU profile, if set
+	repeat   int    // runs of each repeated figure
 }
 
 func main() {
@@ -82,7 +88,8 @@ func run() error {
 	quick := flag.Bool("quick", false, "smaller runs")
 	repeat := flag.Int("repeat", 3, "runs of figures 1, 2 and 4a; the median and the range are printed")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
-	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), or scaling (delivery, then 4a and 4b)")
+	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), or distance (6)")
+	rtt := flag.Duration("rtt", 10*time.Millisecond, "the round trip figure 6 adds between the SMTP clients and the sink")
 	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1 and 4a (this file, .accept, .100, .10000) and its allocations in 2 and 4a (.allocs, .100.allocs, .10000.allocs)")
 	flag.Parse()
 	if *quick {
@@ -93,7 +100,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(), profile: *profile, repeat: max(1, *repeat),
+	b := &bench{dir: dir, conns: *conns, out: os.Stdout, pin: runtime.NumCPU() >= 2 && hasTaskset(), profile: *profile, repeat: max(1, *repeat), rtt: *rtt,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}, Timeout: time.Minute}}
 	defer func() {
 		for _, p := range b.procs {
@@ -126,6 +133,8 @@ func run() error {
 	case "delivery":
 		_, _, err := b.runDelivery(*n, *c)
 		return err
+	case "distance":
+		return b.runDistance(*c)
 	case "scaling":
 		rate1, naiveRate, err := b.runDelivery(*n, *c)
 		if err != nil {
@@ -133,7 +142,7 @@ func run() error {
 		}
 		return b.runScaling(*n, *c, *quick, rate1, naiveRate)
 	}
-	return fmt.Errorf("-only %q: want accept, delivery or scaling", *only)
+	return fmt.Errorf("-only %q: want accept, delivery, scaling or distance", *only)
 }
 
 func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
@@ -145,6 +154,7 @@ func (b *bench) setup() error {
 	sendToken, sendKey, _ := apikey.Generate("bench-send", apikey.ScopeSend)
 	b.adminToken, b.sendToken, b.keys = adminToken, sendToken, adminKey.Entry()+","+sendKey.Entry()
 	b.sinkAddr = "127.0.0.1:" + strconv.Itoa(freePort())
+	b.smtpAddr = b.sinkAddr
 	b.sinkHTTP = "127.0.0.1:" + strconv.Itoa(freePort())
 	b.caFile = filepath.Join(b.dir, "sink.pem")
 	self, _ := os.Executable()
@@ -262,7 +272,10 @@ func (b *bench) runAll(n, c int, quick bool) error {
 	if err != nil {
 		return err
 	}
-	return b.runScaling(n, c, quick, rate1, naiveRate)
+	if err := b.runScaling(n, c, quick, rate1, naiveRate); err != nil {
+		return err
+	}
+	return b.runDistance(c)
 }
 
 // runAccept measures figures 1, 4c and 5b.
@@ -388,6 +401,36 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 	}
 	p("3. naive (new TLS connection + AUTH per message): %s | Outbound is %.1fx\n", thousands(naiveRate)+"/s", rate1/naiveRate)
 	return rate1, naiveRate, nil
+}
+
+// runDistance measures figure 6: the sink a round trip of b.rtt away
+// (internal/netdelay), where waiting for replies, not CPU, bounds a
+// session. Outbound pipelines and sends each message with BDAT; go-smtp's
+// SendMail, the raw baseline here, sends one command at a time.
+func (b *bench) runDistance(c int) error {
+	proxy, err := netdelay.Start(b.sinkAddr, b.rtt/2)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	b.smtpAddr = proxy.Addr()
+	defer func() { b.smtpAddr = b.sinkAddr }()
+	const n = 2000
+	d, err := b.delivery(n, c, []string{"acme"}, true, "")
+	if err != nil {
+		return err
+	}
+	raw, _, err := b.raw(n/2, b.conns)
+	if err != nil {
+		return err
+	}
+	naive, err := b.naive(n/5, b.conns)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "6. the sink %v away: delivery %s/s | raw go-smtp over %d reused connections %s/s | naive %s/s | Outbound is %.1fx raw, %.1fx naive\n",
+		b.rtt, thousands(d.rate), b.conns, thousands(raw), thousands(naive), d.rate/raw, d.rate/naive)
+	return nil
 }
 
 // runScaling measures figures 4a and 4b against the one-tenant rate.
