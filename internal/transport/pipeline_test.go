@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 	"github.com/outbound-mail/outbound/internal/tenant"
 )
@@ -78,6 +80,34 @@ func TestPipeliningGroupsCommands(t *testing.T) {
 			if len(msg.To) != len(tc.rcpts) || string(msg.Data) != string(body) {
 				t.Errorf("server received %+v", msg)
 			}
+		}
+	})
+}
+
+// What message.Compose writes is what the service sends: composed for one
+// recipient, it goes as BDAT in one write, and arrives as composed, its
+// last line ended. (Compose leaves that line open; the first BDAT kept to
+// bodies that ended in CRLF and so never carried a real message.)
+func TestComposedMessageGoesInOneWrite(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		req := &message.Request{TenantID: "acme", To: []message.Address{{Email: "client@example.com"}},
+			Subject: "Invoice 42", Text: strings.Repeat("Your invoice is attached. ", 60)}
+		var composed bytes.Buffer
+		err := message.Compose(&composed, req, message.Header{From: message.Address{Email: user},
+			MessageID: "<42@example.com>", Date: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := c.raw.writes
+		if _, err := c.Send(user, req.Recipients(), composed.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if writes := c.raw.writes - before; pipelined && writes != 1 {
+			t.Errorf("a composed message took %d writes, want 1 (BDAT)", writes)
+		}
+		got := string(s.WaitMessages(t, 1, time.Second)[0].Data)
+		if want := strings.TrimSuffix(composed.String(), "\r\n") + "\r\n"; got != want {
+			t.Errorf("server received\n%q\nwant\n%q", got, want)
 		}
 	})
 }
