@@ -41,8 +41,9 @@ type Result struct {
 // Send runs one mail transaction: MAIL FROM, RCPT TO for each recipient,
 // DATA, pipelined where the session allows it. Recipients refused with a
 // 5xx are listed in the result and the message goes to the others; when
-// all are refused, or on any other failure, the error is an *Error. After an error the session is either
-// reset and reusable (Reusable reports which) or must be closed.
+// all are refused, or on any other failure, the error is an *Error. After
+// an error the session is either reset and reusable (Reusable reports
+// which) or must be closed.
 func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	if c.pipe != nil {
 		return c.sendPipelined(from, rcpts, msg)
@@ -60,8 +61,7 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 		}
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code >= 500 {
-			e := replyError(StageRcpt, se)
-			res.Rejected = append(res.Rejected, Rejection{Email: rcpt, SMTPCode: e.SMTPCode, EnhancedCode: e.EnhancedCode, Message: e.Message})
+			res.Rejected = append(res.Rejected, rejection(rcpt, se))
 			lastRefusal = err
 			continue
 		}
@@ -86,13 +86,7 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		e := c.fail(StageData, err)
-		if e.SMTPCode == 0 && !c.raw.writeFailed {
-			// Every byte including the final dot was handed to the network
-			// and then the reply never came: the server may have the message.
-			e.Ambiguous = true
-		}
-		return res, e
+		return res, c.lostAfterBody(StageData, err)
 	}
 	res.Reply = resp.StatusText
 	return res, nil
@@ -102,12 +96,38 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 // the session can carry the next message.
 func (c *Conn) fail(stage Stage, err error) *Error {
 	e := classify(stage, err)
-	if e.SMTPCode != 0 && e.SMTPCode != 421 {
-		if rerr := c.client.Reset(); rerr != nil {
+	if e.SMTPCode == 0 {
+		return withHint(e, c.server)
+	}
+	return c.refused(e)
+}
+
+// refused ends a transaction the server refused and returns the refusal;
+// the session is reset for the next one unless the server is closing it.
+func (c *Conn) refused(refusal *Error) *Error {
+	if refusal.SMTPCode != 421 {
+		if err := c.client.Reset(); err != nil {
 			c.broken = true
 		}
 	}
-	return withHint(e, c.server)
+	return withHint(refusal, c.server)
+}
+
+// lostAfterBody is fail for an error once the whole message was handed to
+// the network: when the connection, not a reply, failed, the server may
+// have taken the message, so the attempt is ambiguous.
+func (c *Conn) lostAfterBody(stage Stage, err error) *Error {
+	e := c.fail(stage, err)
+	if e.SMTPCode == 0 && !c.raw.writeFailed {
+		e.Ambiguous = true
+	}
+	return e
+}
+
+// rejection is a recipient refused for good, as a result lists it.
+func rejection(rcpt string, se *smtp.SMTPError) Rejection {
+	e := replyError(StageRcpt, se)
+	return Rejection{Email: rcpt, SMTPCode: e.SMTPCode, EnhancedCode: e.EnhancedCode, Message: e.Message}
 }
 
 // Reusable reports whether the session can carry another message after the

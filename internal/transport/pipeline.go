@@ -106,14 +106,11 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 	if err := w.Flush(); err != nil {
 		return Result{}, c.fail(StageMail, err)
 	}
-	// lost is a connection that failed while replies were still due. Once
-	// a chunked body was handed over whole, the server may have taken it.
-	lost := func(stage Stage, err error) *Error {
-		e := c.fail(stage, err)
-		if chunked && e.SMTPCode == 0 && !c.raw.writeFailed {
-			e.Ambiguous = true
-		}
-		return e
+	// A connection lost while replies are still due: once a chunked body
+	// was handed over whole, the server may have taken it.
+	lost := c.fail
+	if chunked {
+		lost = c.lostAfterBody
 	}
 
 	// Their replies, in order; all are read so the session stays in step.
@@ -130,8 +127,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 			return Result{}, lost(StageRcpt, err)
 		case se == nil || mailErr != nil:
 		case se.Code >= 500:
-			e := replyError(StageRcpt, se)
-			res.Rejected = append(res.Rejected, Rejection{Email: rcpt, SMTPCode: e.SMTPCode, EnhancedCode: e.EnhancedCode, Message: e.Message})
+			res.Rejected = append(res.Rejected, rejection(rcpt, se))
 			lastRefusal = se
 		case tempRefusal == nil:
 			tempRefusal = se
@@ -149,7 +145,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 		refusal = classify(StageRcpt, lastRefusal)
 	}
 	if chunked {
-		return c.chunkedReply(res, refusal, lost)
+		return c.chunkedReply(res, refusal)
 	}
 
 	dataErr, err := p.reply(354)
@@ -181,13 +177,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 	}
 	code, text, err := p.text.ReadResponse(0)
 	if err != nil {
-		e := c.fail(StageData, err)
-		if e.SMTPCode == 0 && !c.raw.writeFailed {
-			// Every byte including the final dot was handed to the network
-			// and then the reply never came: the server may have the message.
-			e.Ambiguous = true
-		}
-		return res, e
+		return res, c.lostAfterBody(StageData, err)
 	}
 	if code != 250 {
 		return res, c.fail(StageData, smtpError(code, text))
@@ -200,11 +190,11 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 // server took the message. It is the word that counts: a server that took
 // the body after refusing its envelope has the message, and deferring it
 // would send it again.
-func (c *Conn) chunkedReply(res Result, refusal *Error, lost func(Stage, error) *Error) (Result, error) {
+func (c *Conn) chunkedReply(res Result, refusal *Error) (Result, error) {
 	code, text, err := c.pipe.text.ReadResponse(0)
 	switch {
 	case err != nil:
-		e := lost(StageData, err)
+		e := c.lostAfterBody(StageData, err)
 		if refusal != nil {
 			// The envelope was refused, so the body was not taken.
 			e.Ambiguous = false
@@ -220,17 +210,6 @@ func (c *Conn) chunkedReply(res Result, refusal *Error, lost func(Stage, error) 
 	default:
 		return res, c.fail(StageData, smtpError(code, text))
 	}
-}
-
-// refused ends a transaction the server refused and returns the refusal;
-// the session is reset for the next one unless the server is closing it.
-func (c *Conn) refused(refusal *Error) *Error {
-	if refusal.SMTPCode != 421 {
-		if err := c.client.Reset(); err != nil {
-			c.broken = true
-		}
-	}
-	return withHint(refusal, c.server)
 }
 
 // hasBareLF reports whether msg has a line feed without a carriage return
