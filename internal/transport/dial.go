@@ -77,10 +77,7 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 	defer stop()
 	fail := func(stage Stage, err error) (*Conn, error) {
 		raw.Close()
-		if ctx.Err() != nil && !errors.As(err, new(*smtp.SMTPError)) {
-			err = ctx.Err()
-		}
-		return nil, classify(stage, err)
+		return nil, openingError(ctx, stage, err)
 	}
 
 	// The TLS connection is held here in both modes, for pipelining (see
@@ -95,15 +92,10 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		}
 		client = smtp.NewClient(tc)
 	case tenant.SecurityStartTLS:
-		var stage Stage
-		tc, stage, err = d.startTLS(ctx, tracked, srv.Host)
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				raw.Close()
-				return nil, e
-			}
-			return fail(stage, err)
+		var e *Error
+		if tc, e = d.startTLS(ctx, tracked, srv.Host); e != nil {
+			raw.Close()
+			return nil, e
 		}
 		client = smtp.NewClient(&resumedConn{Conn: tc, greeting: strings.NewReader(resumedGreeting)})
 	default:
@@ -143,6 +135,17 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		c.pipe = newPipeline(tc, client.Extension, d.CommandTimeout)
 	}
 	return c, nil
+}
+
+// openingError classifies a failure while the session is being opened.
+// When the dial's time ran out, the socket was closed under the step that
+// failed, so the context says more than the step's own error; a reply the
+// server gave still says the most.
+func openingError(ctx context.Context, stage Stage, err error) *Error {
+	if ctx.Err() != nil && !errors.As(err, new(*smtp.SMTPError)) {
+		err = ctx.Err()
+	}
+	return classify(stage, err)
 }
 
 // authChooser is a sasl.Client that picks the mechanism once the server's

@@ -13,44 +13,43 @@ import (
 // startTLS speaks the plain-text opening of a STARTTLS session (greeting,
 // EHLO, STARTTLS), then runs the TLS handshake and returns the encrypted
 // connection. go-smtp can do this too, but then keeps the TLS connection
-// to itself, and pipelined transactions need it (see pipeline). An error
-// is an *Error when it is the whole story; otherwise stage says where the
-// connection failed.
-func (d *Dialer) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.Conn, Stage, error) {
+// to itself, and pipelined transactions need it (see pipeline). The
+// caller closes conn on an error.
+func (d *Dialer) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.Conn, *Error) {
 	_ = conn.SetDeadline(deadline(ctx))
 	text := textproto.NewConn(conn)
 	if _, _, err := text.ReadResponse(220); err != nil {
-		return nil, StageGreet, replyErr(err)
+		return nil, openingError(ctx, StageGreet, replyErr(err))
 	}
 	if err := text.PrintfLine("EHLO %s", d.heloName()); err != nil {
-		return nil, StageGreet, err
+		return nil, openingError(ctx, StageGreet, err)
 	}
 	_, ehlo, err := text.ReadResponse(250)
 	if err != nil {
-		return nil, StageGreet, replyErr(err)
+		return nil, openingError(ctx, StageGreet, replyErr(err))
 	}
 	if !offersExtension(ehlo, "STARTTLS") {
-		return nil, StageTLS, &Error{Code: CodeTLSFailed, Stage: StageTLS,
+		return nil, &Error{Code: CodeTLSFailed, Stage: StageTLS,
 			Message: "server does not offer STARTTLS; refusing to log in without encryption"}
 	}
 	if err := text.PrintfLine("STARTTLS"); err != nil {
-		return nil, StageTLS, err
+		return nil, openingError(ctx, StageTLS, err)
 	}
 	if _, _, err := text.ReadResponse(220); err != nil {
-		return nil, StageTLS, replyErr(err)
+		return nil, openingError(ctx, StageTLS, replyErr(err))
 	}
 	if text.R.Buffered() > 0 {
 		// Bytes that came before encryption but would be read after it:
 		// the signature of a STARTTLS injection by someone on the path.
-		return nil, StageTLS, &Error{Code: CodeTLSFailed, Stage: StageTLS,
+		return nil, &Error{Code: CodeTLSFailed, Stage: StageTLS,
 			Message: "server sent data after its STARTTLS reply, before encryption began; refusing the session"}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	tc := tls.Client(conn, d.tlsConfig(host))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, StageTLS, err
+		return nil, openingError(ctx, StageTLS, err)
 	}
-	return tc, StageTLS, nil
+	return tc, nil
 }
 
 func (d *Dialer) heloName() string {
