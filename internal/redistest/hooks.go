@@ -2,23 +2,34 @@ package redistest
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// PipelineCounter counts the pipelines a client sends, so a test can tell
-// calls that shared a round trip from calls that each took one. Add it
-// with the client's AddHook.
-type PipelineCounter struct{ n atomic.Int64 }
+// ConcurrentPipelines runs call(0) to call(n-1) at once and returns each
+// call's error and how many pipelines rdb sent meanwhile, so a test can
+// tell calls that shared round trips from calls that each took one.
+func ConcurrentPipelines(rdb redis.UniversalClient, n int, call func(i int) error) (errs []error, pipelines int64) {
+	counter := &pipelineCounter{}
+	rdb.AddHook(counter)
+	errs = make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = call(i) })
+	}
+	wg.Wait()
+	return errs, counter.n.Load()
+}
 
-// Count is how many pipelines have gone out since the hook was added.
-func (c *PipelineCounter) Count() int64 { return c.n.Load() }
+// pipelineCounter is a go-redis hook counting the pipelines a client sends.
+type pipelineCounter struct{ n atomic.Int64 }
 
-func (c *PipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (c *PipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 
-func (c *PipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.n.Add(1)
 		return next(ctx, cmds)

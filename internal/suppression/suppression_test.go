@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,25 +63,18 @@ func TestFilterOfManyNewTenantsSharesRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counter := &redistest.PipelineCounter{}
-	rdb.AddHook(counter)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			got, err := s.Filter(ctx, "t"+strconv.Itoa(i), []string{"gone@example.com", "ok@example.com"})
-			if err == nil && (len(got) == 1) != (i%10 == 0) {
-				err = fmt.Errorf("t%d: filter found %v", i, got)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
+	errs, pipelines := redistest.ConcurrentPipelines(rdb, n, func(i int) error {
+		got, err := s.Filter(ctx, "t"+strconv.Itoa(i), []string{"gone@example.com", "ok@example.com"})
+		if err == nil && (len(got) == 1) != (i%10 == 0) {
+			err = fmt.Errorf("t%d: filter found %v", i, got)
+		}
+		return err
+	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d list sizes read in %d pipelines", n, counter.Count())
-	if counter.Count() >= n {
-		t.Errorf("%d pipelines for %d tenants: no size lookups were grouped", counter.Count(), n)
+	t.Logf("%d list sizes read in %d pipelines", n, pipelines)
+	if pipelines >= n {
+		t.Errorf("%d pipelines for %d tenants: no size lookups were grouped", pipelines, n)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -237,28 +236,18 @@ func TestLoadsAtOnceShareRoundTrips(t *testing.T) {
 	// t7 gets t8's sealed password, which is bound to t8 and does not open.
 	rdb.HSet(ctx, Key("t7"), "password", rdb.HGet(ctx, Key("t8"), "password").Val())
 
-	counter := &redistest.PipelineCounter{}
-	rdb.AddHook(counter)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			p, found, st, err := store.Load(ctx, "t"+strconv.Itoa(i))
-			switch {
-			case err != nil:
-				errs[i] = err
-			case !found || p.Username != "user"+strconv.Itoa(i)+"@gmail.com" || st.Paused():
-				errs[i] = fmt.Errorf("t%d loaded as %+v %v %+v", i, p, found, st)
-			}
-		})
-	}
-	wg.Wait()
+	errs, pipelines := redistest.ConcurrentPipelines(rdb, n, func(i int) error {
+		p, found, st, err := store.Load(ctx, "t"+strconv.Itoa(i))
+		if err == nil && (!found || p.Username != "user"+strconv.Itoa(i)+"@gmail.com" || st.Paused()) {
+			err = fmt.Errorf("t%d loaded as %+v %v %+v", i, p, found, st)
+		}
+		return err
+	})
 	for i, err := range errs {
 		if (i == 7) != (err != nil) {
 			t.Errorf("t%d: %v", i, err)
 		}
 	}
-	pipelines := counter.Count()
 	t.Logf("%d tenants loaded in %d pipelines", n, pipelines)
 	if pipelines >= n {
 		t.Errorf("%d pipelines for %d tenants: no loads were grouped", pipelines, n)
