@@ -130,8 +130,9 @@ type Started struct {
 // Begin starts the delivery of entries read together from one partition
 // (one hash slot on Redis Cluster), in one round trip, and returns those
 // with something to deliver; the others (expired, already final, or
-// without a message id) are acknowledged. An entry whose record cannot be read is left pending, to
-// be reclaimed, and reported in err along with the others.
+// without a message id) are acknowledged. An entry whose record cannot be
+// read is left pending, to be reclaimed, and reported in err along with
+// the others.
 func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 	if len(es) == 0 {
 		return nil, nil
