@@ -2,30 +2,38 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
 // decodeJSON reads one JSON object into v. Unknown fields are refused (a
-// misspelt "attachements" must not silently drop the invoice), wrong types
-// are named by field, and a body over the route's limit is a 413.
+// misspelt "attachements" must not silently drop the invoice), as are
+// names in another case and names given twice (two readers of one body
+// must not see two different messages); wrong types are named by field,
+// and a body over the route's limit is a 413.
 func decodeJSON(c echo.Context, v any) error {
-	if err := checkContentType(c); err != nil {
-		return err
-	}
-	return decodeFrom(c.Request().Body, v)
+	_, err := decodeJSONBody(c, v)
+	return err
 }
 
 // decodeJSONBody is decodeJSON that also returns the body it read.
+//
+// It decodes with encoding/json/v2 (go-json-experiment/json, the module
+// the standard library adopts it from): three times as fast as v1 on a
+// message, with a nesting limit, strict UTF-8 and no duplicate names.
 func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
 	if err := checkContentType(c); err != nil {
 		return nil, err
@@ -38,10 +46,14 @@ func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		return nil, jsonProblem(err)
 	}
-	if err := decodeFrom(bytes.NewReader(buf.Bytes()), v); err != nil {
-		return nil, err
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, problem("invalid_json", "the body is empty")
 	}
-	return buf.Bytes(), nil
+	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
+		return nil, jsonProblem(err)
+	}
+	return body, nil
 }
 
 func checkContentType(c echo.Context) error {
@@ -50,22 +62,6 @@ func checkContentType(c echo.Context) error {
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return problem("unsupported_media_type", "send Content-Type: application/json")
 		}
-	}
-	return nil
-}
-
-func decodeFrom(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return jsonProblem(err)
-		}
-		return problem("invalid_json", "the body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -89,42 +85,76 @@ func bodyIsEmpty(c echo.Context) (bool, error) {
 
 func jsonProblem(err error) error {
 	var tooLarge *http.MaxBytesError
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
+	var semantic *json.SemanticError
+	var syntactic *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &tooLarge):
 		return problem("payload_too_large", fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit))
-	case errors.As(err, &typeErr):
-		var verr validation.Error
-		field := typeErr.Field
-		if field == "" {
-			field = "(body)"
-		}
-		verr.Add(field, "invalid_type", "must be "+jsonTypeName(typeErr.Type.Kind().String()))
-		return &verr
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		var verr validation.Error
-		verr.Add(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown_field", "no such field")
-		return &verr
-	case errors.As(err, &syntaxErr):
-		return problem("invalid_json", fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset))
-	case errors.Is(err, io.EOF):
-		return problem("invalid_json", "the body is empty")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return problem("invalid_json", "the body ends before the JSON does")
+	case errors.As(err, &semantic):
+		var verr validation.Error
+		field := fieldPath(semantic.JSONPointer)
+		if errors.Is(semantic.Err, json.ErrUnknownName) {
+			verr.Add(field, "unknown_field", "no such field")
+		} else {
+			verr.Add(field, "invalid_type", "must be "+jsonTypeName(semantic.GoType))
+		}
+		return &verr
+	case errors.As(err, &syntactic) && errors.Is(err, jsontext.ErrDuplicateName):
+		return problem("invalid_json", fmt.Sprintf("%s appears twice", fieldPath(syntactic.JSONPointer)))
+	case errors.As(err, &syntactic):
+		return problem("invalid_json", fmt.Sprintf("malformed JSON (%s) at byte %d", syntactic.Err, syntactic.ByteOffset))
 	}
 	return problem("invalid_json", "the body is not valid JSON")
 }
 
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "string":
+// fieldPath writes a JSON pointer ("/to/0/email") as the field paths of
+// validation errors ("to[0].email"); the empty pointer is the whole body.
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if tok != "" && strings.Trim(tok, "0123456789") == "" {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "(body)"
+	}
+	return b.String()
+}
+
+var (
+	timeType            = reflect.TypeFor[time.Time]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// jsonTypeName says what JSON a field of type t takes.
+func jsonTypeName(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == nil:
+		return "of another type"
+	case t == timeType:
+		return "a date and time in RFC 3339 form"
+	case reflect.PointerTo(t).Implements(textUnmarshalerType):
 		return "a string"
-	case "bool":
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
 		return "true or false"
-	case "slice", "array":
+	case reflect.Slice, reflect.Array:
 		return "an array"
-	case "map", "struct", "ptr":
+	case reflect.Map, reflect.Struct:
 		return "an object"
 	}
 	return "a number"

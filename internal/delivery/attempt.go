@@ -3,13 +3,15 @@ package delivery
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
@@ -49,12 +51,22 @@ func (s *Service) heard(ctx context.Context, tenantID string, status queue.Statu
 	return ok || err != nil
 }
 
+// storedRequest decodes a payload accepted earlier, perhaps by a replica
+// that still read requests as encoding/json v1 does (names in any case,
+// the last of duplicate names, invalid UTF-8 replaced): whatever was
+// accepted must stay readable.
+var storedRequest = json.JoinOptions(
+	json.MatchCaseInsensitiveNames(true),
+	jsontext.AllowDuplicateNames(true),
+	jsontext.AllowInvalidUTF8(true),
+)
+
 // deliver tries the message once on its route (and once more on the
 // default relay when the tenant's login fails and fallback_to_default is
 // set) and says what happened.
 func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 	var req message.Request
-	if err := json.Unmarshal(rec.Payload, &req); err != nil {
+	if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
 		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
 			Error: "stored request is unreadable: " + err.Error()}
 	}

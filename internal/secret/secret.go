@@ -3,7 +3,6 @@
 package secret
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 )
@@ -44,7 +43,9 @@ func (s String) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `
 // MarshalText never writes the credential.
 func (s String) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
-// UnmarshalJSON reads a credential from a JSON string (a request body).
-func (s *String) UnmarshalJSON(b []byte) error {
-	return json.Unmarshal(b, &s.s)
+// UnmarshalText reads a credential; JSON decoders call it with the text of
+// a string and refuse any other kind of value.
+func (s *String) UnmarshalText(b []byte) error {
+	s.s = string(b)
+	return nil
 }

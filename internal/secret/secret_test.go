@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 func TestStringNeverPrints(t *testing.T) {
@@ -48,14 +50,22 @@ func TestStringNeverPrints(t *testing.T) {
 }
 
 func TestUnmarshalJSON(t *testing.T) {
-	var in struct{ Password String }
-	if err := json.Unmarshal([]byte(`{"Password":"p\u00e4ss word"}`), &in); err != nil {
-		t.Fatal(err)
+	decoders := map[string]func([]byte, any) error{
+		"v1": json.Unmarshal,
+		"v2": func(b []byte, v any) error { return jsonv2.Unmarshal(b, v) },
 	}
-	if in.Password.Reveal() != "päss word" {
-		t.Fatalf("got %q", in.Password.Reveal())
-	}
-	if err := json.Unmarshal([]byte(`{"Password":42}`), &in); err == nil {
-		t.Fatal("number accepted as a password")
+	for name, unmarshal := range decoders {
+		t.Run(name, func(t *testing.T) {
+			var in struct{ Password String }
+			if err := unmarshal([]byte(`{"Password":"p\u00e4ss word"}`), &in); err != nil {
+				t.Fatal(err)
+			}
+			if in.Password.Reveal() != "päss word" {
+				t.Fatalf("got %q", in.Password.Reveal())
+			}
+			if err := unmarshal([]byte(`{"Password":42}`), &in); err == nil {
+				t.Fatal("number accepted as a password")
+			}
+		})
 	}
 }
