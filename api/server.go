@@ -117,6 +117,7 @@ func (s *Server) routes() {
 	}
 
 	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
+	e.POST("/v1/messages/batch", s.postBatch, send, limitBody(s.messageBodyLimit()))
 	e.GET("/v1/messages/:id", s.getMessage, send)
 	e.DELETE("/v1/messages/:id", s.cancelMessage, send)
 

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/labstack/echo/v4"
+
+	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/message"
+	"github.com/outbound-mail/outbound/internal/validation"
+)
+
+// maxBatch is the most messages one POST /v1/messages/batch carries.
+const maxBatch = 100
+
+type batchInput struct {
+	// Each message stays raw until it is decoded on its own, so one bad
+	// message is refused alone and the others are stored as they came.
+	Messages []jsontext.Value `json:"messages"`
+}
+
+// batchResult is what POST /v1/messages would have answered for one
+// message: its status code, and the accepted message or the problem.
+type batchResult struct {
+	Status  int           `json:"status"`
+	Message *acceptedView `json:"message,omitempty"`
+	Problem *Problem      `json:"problem,omitempty"`
+}
+
+// postBatch queues up to maxBatch messages in one request, for senders
+// with many at once (a month's invoices). Each message is accepted or
+// refused on its own, exactly as POST /v1/messages would; the answer is
+// 200 with a result per message, in the order given. The messages are
+// accepted concurrently, so those arriving together share the queue's
+// round trips to Redis.
+func (s *Server) postBatch(c echo.Context) error {
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key != "" && !idempotencyKeyPattern.MatchString(key) {
+		return problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+	}
+	var in batchInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if len(in.Messages) == 0 || len(in.Messages) > maxBatch {
+		var verr validation.Error
+		verr.Add("messages", "batch_size", "1 to "+strconv.Itoa(maxBatch)+" messages")
+		return &verr
+	}
+	ctx, caller := c.Request().Context(), apiKey(c)
+	results := make([]batchResult, len(in.Messages))
+	var wg sync.WaitGroup
+	for i, raw := range in.Messages {
+		itemKey := ""
+		if key != "" {
+			// A retried batch under the same key replays each message.
+			itemKey = key + "#" + strconv.Itoa(i)
+		}
+		wg.Go(func() { results[i] = s.acceptOne(ctx, caller, raw, itemKey) })
+	}
+	wg.Wait()
+	return c.JSON(http.StatusOK, map[string][]batchResult{"results": results})
+}
+
+// acceptOne decodes and queues one message of a batch.
+func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.Value, key string) batchResult {
+	refused := func(err error) batchResult {
+		p := toProblem(err)
+		if p.Status >= 500 && p.Code != "unavailable" {
+			s.log.ErrorContext(ctx, "batch message failed", "error", err)
+		}
+		return batchResult{Status: p.Status, Problem: p}
+	}
+	var req message.Request
+	if err := json.Unmarshal(raw, &req, json.RejectUnknownMembers(true)); err != nil {
+		return refused(jsonProblem(err))
+	}
+	if !caller.AllowsTenant(req.TenantID) {
+		return refused(problem("forbidden", "this key is bound to another tenant"))
+	}
+	a, err := s.Messages.Accept(ctx, &req, raw, key)
+	if err != nil {
+		return refused(err)
+	}
+	status := http.StatusAccepted
+	if a.Replayed {
+		status = http.StatusOK
+	}
+	return batchResult{Status: status, Message: &acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route}}
+}
