@@ -27,8 +27,8 @@ import (
 type batchScript struct{ *redis.Script }
 
 // newBatchScript wraps body; prelude (local functions the body uses) is
-// defined once per call.
-func newBatchScript(prelude, body string) batchScript {
+// defined once per call, and epilogue runs once after every invocation.
+func newBatchScript(prelude, epilogue, body string) batchScript {
 	return batchScript{redis.NewScript(prelude + `
 local function call(KEYS, ARGV)
 ` + body + `
@@ -48,6 +48,7 @@ for c = 1, n do
   end
   out[c] = res
 end
+` + epilogue + `
 return out
 `)}
 }

@@ -15,7 +15,7 @@ import (
 // A failing invocation fails alone: the others in its call run and
 // answer, on both backends (miniredis runs Lua with gopher-lua).
 func TestBatchScriptErrorsStayWithTheirInvocation(t *testing.T) {
-	script := newBatchScript(`local function double(x) return 2 * tonumber(x) end`, `
+	script := newBatchScript(`local function double(x) return 2 * tonumber(x) end`, "", `
 if ARGV[1] == 'boom' then error('boom asked for') end
 redis.call('SET', KEYS[1], double(ARGV[1]))
 if ARGV[1] == '0' then return false end

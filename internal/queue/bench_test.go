@@ -2,12 +2,14 @@ package queue
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 )
 
@@ -57,6 +59,52 @@ func BenchmarkEnqueueConcurrent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEnqueueRedisCPU is BenchmarkEnqueueConcurrent with the tenant's
+// rate limit spent, as the service accepts, and reports Redis's own CPU
+// time per message (redis-µs/op) beside the commands the scripts ran.
+func BenchmarkEnqueueRedisCPU(b *testing.B) {
+	q, m := benchQueue(b)
+	m.Cost, m.Limit = 1, ratelimit.Limit{PerMinute: 1 << 30, PerDay: 1 << 30}
+	ctx := context.Background()
+	rdb := q.rdb.(*redis.Client)
+	rdb.ConfigResetStat(ctx)
+	cpu0 := redisCPU(b, rdb)
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(ctx, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
+	stats, _ := rdb.Info(ctx, "commandstats").Result()
+	for _, line := range strings.Split(stats, "\n") {
+		if b.N > 1000 && strings.HasPrefix(line, "cmdstat_") {
+			b.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return sum
 }
 
 // benchQueue is a one-partition queue on a fresh redis-server and a 1 KB

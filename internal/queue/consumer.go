@@ -105,7 +105,7 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 // acknowledges the entry and returns false when there is nothing to do:
 // the record expired, or the message is already final (a duplicate entry).
 // KEYS: stream, record. ARGV: stream id, now ms.
-var beginScript = newBatchScript("", `
+var beginScript = newBatchScript("", "", `
 local h = redis.call('HGETALL', KEYS[2])
 local st
 for i = 1, #h, 2 do
@@ -224,7 +224,7 @@ type Outcome struct {
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
-var finishScript = newBatchScript("", `
+var finishScript = newBatchScript("", "", `
 redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'meta', 'created_at')

@@ -125,7 +125,7 @@ type Accepted struct {
 // pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
-var enqueueScript = newBatchScript(ratelimit.Lua, `
+var enqueueScript = newBatchScript(ratelimit.Lua, "pcall(gcra_flush)", `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[4])
   if prev then
@@ -158,7 +158,7 @@ if tonumber(ARGV[5]) > 0 then
 else
   redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
 end
-if nwin > 0 then gcra_commit(windows, tats, now) end
+if nwin > 0 then gcra_commit(windows, tats) end
 local res = {1, ARGV[1]}
 for _, v in ipairs(rate) do table.insert(res, v) end
 return res

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 )
 
@@ -509,4 +511,54 @@ func TestPruneConsumers(t *testing.T) {
 	if n, err := newQueue(t, rdb, 4).PruneConsumers(ctx, 3, time.Millisecond); err != nil || n != 0 {
 		t.Fatalf("empty partition: %d %v", n, err)
 	}
+}
+
+// TestEnqueueSpendsTheRateInOrder accepts many messages of one tenant at
+// once, so that they share script calls: each must see the budget the
+// ones before it left, exactly the allowance may pass, and a tenant beside
+// them spends from its own windows.
+func TestEnqueueSpendsTheRateInOrder(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		limit := ratelimit.Limit{PerMinute: 20, PerDay: 1000}
+		const n = 50
+		results := make([]error, n+5)
+		remaining := make([]int, n+5)
+		var wg sync.WaitGroup
+		for i := range results {
+			m := msg("", "")
+			m.Cost, m.Limit = 1, limit
+			if i >= n {
+				m.TenantID = "beta"
+			}
+			wg.Go(func() {
+				a, err := q.Enqueue(context.Background(), m)
+				results[i], remaining[i] = err, a.RateLimit.Remaining
+			})
+		}
+		wg.Wait()
+		seen := map[int]bool{}
+		for i, err := range results[:n] {
+			switch {
+			case err == nil:
+				seen[remaining[i]] = true
+			case !errors.As(err, new(*ratelimit.DeniedError)):
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+		if len(seen) != limit.PerMinute || !seen[0] || !seen[limit.PerMinute-1] {
+			t.Errorf("accepted %d with remaining %v, want %d, one of each", len(seen), seen, limit.PerMinute)
+		}
+		for i, err := range results[n:] {
+			if err != nil {
+				t.Errorf("beta's message %d: %v", i, err)
+			}
+		}
+		// The spend was written: the next message waits.
+		m := msg("", "")
+		m.Cost, m.Limit = 1, limit
+		if _, err := q.Enqueue(context.Background(), m); !errors.As(err, new(*ratelimit.DeniedError)) {
+			t.Errorf("message after the allowance: %v", err)
+		}
+	})
 }

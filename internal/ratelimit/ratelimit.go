@@ -67,8 +67,9 @@ func TenantWindows(tag, tenantID string, lim Limit) []Window {
 	}
 }
 
-// Lua defines gcra_check and gcra_commit for scripts that spend a budget
-// beside other work (the accept script spends it and queues in one step).
+// Lua defines gcra_check, gcra_commit and gcra_flush for scripts that
+// spend a budget beside other work (the accept script spends it and queues
+// in one step).
 //
 // Each window keeps its theoretical arrival time (TAT, in microseconds of
 // Redis's clock). A cost c fits a window of limit n, period T and burst b
@@ -78,11 +79,29 @@ func TenantWindows(tag, tenantID string, lim Limit) []Window {
 // gcra_check(keys, args, first, now, cost): args[first..] hold limit,
 // period µs, burst per key. It returns whether all allow, a flat list of
 // remaining, retry µs, reset µs per window, and the new TATs that
-// gcra_commit(keys, tats, now) stores when the caller goes ahead.
+// gcra_commit(keys, tats) records when the caller goes ahead.
+//
+// One script call may spend from the same windows many times (a batch of
+// one tenant's messages), so it reads Redis's clock once and each window
+// once, keeps the TATs in a table, and gcra_flush writes each window it
+// changed once, at the end. A script is atomic, so this is the same as
+// reading and writing every time, for a fifth of the calls into Redis.
 const Lua = `
+local gcra_clock, gcra_tats, gcra_changed = nil, {}, {}
 local function gcra_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if not gcra_clock then
+    local t = redis.call('TIME')
+    gcra_clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return gcra_clock
+end
+local function gcra_tat(key)
+  local tat = gcra_tats[key]
+  if not tat then
+    tat = tonumber(redis.call('GET', key) or '0')
+    gcra_tats[key] = tat
+  end
+  return tat
 end
 local function gcra_check(keys, args, first, now, cost)
   local allowed, out, tats = true, {}, {}
@@ -90,7 +109,7 @@ local function gcra_check(keys, args, first, now, cost)
     local o = first + 3 * (i - 1)
     local limit, period, burst = tonumber(args[o]), tonumber(args[o + 1]), tonumber(args[o + 2])
     local interval = period / limit
-    local tat = tonumber(redis.call('GET', key) or '0')
+    local tat = gcra_tat(key)
     if tat < now then tat = now end
     local new_tat = tat + interval * cost
     local diff = now - (new_tat - interval * burst)
@@ -110,9 +129,16 @@ local function gcra_check(keys, args, first, now, cost)
   end
   return allowed, out, tats
 end
-local function gcra_commit(keys, tats, now)
+local function gcra_commit(keys, tats)
   for i, key in ipairs(keys) do
-    redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+    gcra_tats[key] = tats[i]
+    gcra_changed[key] = true
+  end
+end
+local function gcra_flush()
+  for key in pairs(gcra_changed) do
+    local tat = gcra_tats[key]
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - gcra_clock) / 1000) + 1)
   end
 end
 `
@@ -123,7 +149,10 @@ end
 var gcraScript = redis.NewScript(Lua + `
 local now = gcra_now()
 local ok, out, tats = gcra_check(KEYS, ARGV, 2, now, tonumber(ARGV[1]))
-if ok then gcra_commit(KEYS, tats, now) end
+if ok then
+  gcra_commit(KEYS, tats)
+  gcra_flush()
+end
 local res = {0}
 if ok then res[1] = 1 end
 for _, v in ipairs(out) do table.insert(res, v) end

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -180,4 +181,52 @@ func BenchmarkSet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestManySpendsInOneScript spends from the same windows many times in one
+// script call, as the accept script does for a batch of one tenant's
+// messages: each spend sees the ones before it, refusals spend nothing,
+// and gcra_flush leaves the windows where the last spend put them.
+func TestManySpendsInOneScript(t *testing.T) {
+	spendEach := redis.NewScript(Lua + `
+local now = gcra_now()
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local ok, rate, tats = gcra_check(KEYS, ARGV, 3, now, tonumber(ARGV[2]))
+  if ok then
+    gcra_commit(KEYS, tats)
+    out[i] = rate[1]
+  else
+    out[i] = -1
+  end
+end
+gcra_flush()
+return out
+`)
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		lim := Limit{PerMinute: 10, PerDay: 13}
+		ws := TenantWindows("{acme}", "acme", lim)
+		keys, args, err := Args(ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Cost 2, 7 times: 5 fit the minute's 10, then refusals.
+		got, err := spendEach.Run(ctx, rdb, keys, append([]any{7, 2}, args...)...).Int64Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{8, 6, 4, 2, 0, -1, -1}; !slices.Equal(got, want) {
+			t.Fatalf("remaining after each spend %v, want %v", got, want)
+		}
+		l := New(rdb)
+		// The day's window kept the 10 spent: 3 are left today, none this
+		// minute.
+		mustDeny(t, l, "acme", lim, 1)
+		for _, w := range ws {
+			shift(t, rdb, w.Key, time.Minute)
+		}
+		mustAllow(t, l, "acme", lim, 3)
+		mustDeny(t, l, "acme", lim, 1)
+	})
 }
