@@ -88,6 +88,61 @@ func (b *bench) post(url string, n, c int, tenants []string) (float64, latencies
 	return float64(n) / time.Since(start).Seconds(), lat, firstErr
 }
 
+// postBatches sends n messages through POST /v1/messages/batch, size to
+// a request and c requests at a time, and returns the rate in messages
+// per second.
+func (b *bench) postBatches(url string, n, size, c int, tenant string) (float64, error) {
+	var next atomic.Int64
+	errs := make(chan error, c)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			for {
+				first := int(next.Add(int64(size))) - size
+				if first >= n {
+					return
+				}
+				if err := b.postBatch(url, tenant, first, min(n, first+size)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return float64(n) / time.Since(start).Seconds(), <-errs
+}
+
+// postBatch posts messages first..end-1 in one request and checks each
+// was queued.
+func (b *bench) postBatch(url, tenant string, first, end int) error {
+	messages := make([]json.RawMessage, 0, end-first)
+	for i := first; i < end; i++ {
+		messages = append(messages, message(tenant, i))
+	}
+	body, _ := json.Marshal(map[string]any{"messages": messages})
+	req, _ := http.NewRequest("POST", url+"/v1/messages/batch", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+b.sendToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var out struct{ Results []struct{ Status int } }
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
+		return fmt.Errorf("batch answered %d (%v)", res.StatusCode, err)
+	}
+	for _, r := range out.Results {
+		if r.Status != http.StatusAccepted {
+			return fmt.Errorf("a batched message answered %d", r.Status)
+		}
+	}
+	return nil
+}
+
 // xadd is the floor of the accept path: n bare XADDs of the same payload
 // at concurrency c to the same Redis.
 func xadd(rdb *redis.Client, n, c int) float64 {

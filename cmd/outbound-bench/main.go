@@ -36,6 +36,10 @@ import (
 const (
 	serviceCPU = "0"
 	loadCPU    = "1"
+
+	// Figure 1b posts batches of this many messages, this many at a time.
+	batchSize        = 100
+	batchConcurrency = 4
 )
 
 type bench struct {
@@ -307,6 +311,7 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 		}()
 	}
 	var rates, xadds, ratios, svcCPU, redisCPU, floors, floorRatios sample
+	var batchRates, batchRatios, batchSvcCPU, batchRedisCPU sample
 	var lat latencies
 	for i := range b.repeat {
 		svc0, redis0 := svc.cpu(), redisProc.cpu()
@@ -321,12 +326,20 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 		}
 		svcCPU = append(svcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
 		redisCPU = append(redisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
+		svc0, redis0 = svc.cpu(), redisProc.cpu()
+		batchRate, err := b.postBatches(url, n, batchSize, batchConcurrency, "acme")
+		if err != nil {
+			return err
+		}
+		batchSvcCPU = append(batchSvcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
+		batchRedisCPU = append(batchRedisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
 		x := xadd(rdb, n, c)
 		floor, err := b.httpFloor(n, c)
 		if err != nil {
 			return err
 		}
 		rates, xadds, ratios = append(rates, rate), append(xadds, x), append(ratios, rate/x)
+		batchRates, batchRatios = append(batchRates, batchRate), append(batchRatios, batchRate/x)
 		floors, floorRatios = append(floors, floor), append(floorRatios, rate/floor)
 		lat = append(lat, l...)
 	}
@@ -334,6 +347,9 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 		rates.rate(), lat.pct(.5).Round(time.Microsecond), lat.pct(.99).Round(time.Microsecond), xadds.rate(), ratios.ratio())
 	p("   CPU per accepted message: service %s + Redis %s\n", svcCPU.micros(), redisCPU.micros())
 	p("   HTTP floor (net/http, JSON decoded, nothing stored) %s | accept is %s of it\n", floors.rate(), floorRatios.ratio())
+	p("1b. accept in batches (POST /v1/messages/batch, %d messages each, %d at a time): %s | ratio to bare XADD %s\n",
+		batchSize, batchConcurrency, batchRates.rate(), batchRatios.ratio())
+	p("   CPU per accepted message: service %s + Redis %s\n", batchSvcCPU.micros(), batchRedisCPU.micros())
 
 	// 4c. Accept latency with a deep queue, and Redis memory per message.
 	deep := 100000
