@@ -94,7 +94,7 @@ func run() error {
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
 	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), or distance (6)")
 	rtt := flag.Duration("rtt", 10*time.Millisecond, "the round trip figure 6 adds between the SMTP clients and the sink")
-	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1 and 4a (this file, .accept, .100, .10000) and its allocations in 2 and 4a (.allocs, .100.allocs, .10000.allocs)")
+	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1, 1b and 4a (this file, .accept, .batch, .100, .10000) and its allocations in 2 and 4a (.allocs, .100.allocs, .10000.allocs)")
 	flag.Parse()
 	if *quick {
 		*n = 2000
@@ -327,9 +327,19 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 		svcCPU = append(svcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
 		redisCPU = append(redisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
 		svc0, redis0 = svc.cpu(), redisProc.cpu()
+		if i == 0 && b.profile != "" {
+			go func() {
+				profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=1", b.profile+".batch")
+			}()
+		}
 		batchRate, err := b.postBatches(url, n, batchSize, batchConcurrency, "acme")
 		if err != nil {
 			return err
+		}
+		if i == 0 && b.profile != "" {
+			if err := <-profiled; err != nil {
+				return fmt.Errorf("CPU profile: %w", err)
+			}
 		}
 		batchSvcCPU = append(batchSvcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
 		batchRedisCPU = append(batchRedisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
