@@ -194,7 +194,8 @@ type deliveryResult struct {
 // delivery posts n messages over tenants (whose profiles point at the
 // sink) and times first POST to last message counted at the sink. With
 // profile set, it writes the service's CPU profile over the run there.
-func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile string) (deliveryResult, error) {
+// batched posts them through POST /v1/messages/batch (one tenant only).
+func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile string, batched bool) (deliveryResult, error) {
 	redisProc, rdb, err := b.startRedis()
 	if err != nil {
 		return deliveryResult{}, err
@@ -217,7 +218,11 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 		go func() { profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", profile) }()
 	}
 	start := time.Now()
-	if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
+	if batched {
+		if _, err := b.postBatches(url, n, batchSize, batchConcurrency, tenantIDs[0]); err != nil {
+			return deliveryResult{}, err
+		}
+	} else if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
 		return deliveryResult{}, err
 	}
 	end, err := b.waitSink(base+int64(n), 5*time.Minute)
@@ -393,13 +398,14 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 	// 2. Delivery, one tenant, and the raw SMTP rate over as many
 	// connections, run by run.
 	var rates, raws, ratios, cpus, svcCPU, redisCPU, rawCPUs, cpuRatios sample
+	var batchRates, batchRatios, batchCPUs, batchCPURatios sample
 	var rss int64
 	for i := range b.repeat {
 		profile := ""
 		if i == 0 {
 			profile = b.profile
 		}
-		d, err := b.delivery(n, c, []string{"acme"}, true, profile)
+		d, err := b.delivery(n, c, []string{"acme"}, true, profile, false)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -407,6 +413,13 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 		if err != nil {
 			return 0, 0, err
 		}
+		db, err := b.delivery(n, c, []string{"acme"}, true, "", true)
+		if err != nil {
+			return 0, 0, err
+		}
+		dbCPU := db.serviceCPU + db.redisCPU
+		batchRates, batchRatios = append(batchRates, db.rate), append(batchRatios, db.rate/raw)
+		batchCPUs, batchCPURatios = append(batchCPUs, dbCPU.Seconds()), append(batchCPURatios, float64(dbCPU)/float64(rawCPU))
 		cpu := d.serviceCPU + d.redisCPU
 		rates, raws, ratios = append(rates, d.rate), append(raws, raw), append(ratios, d.rate/raw)
 		cpus, svcCPU, redisCPU = append(cpus, cpu.Seconds()), append(svcCPU, d.serviceCPU.Seconds()), append(redisCPU, d.redisCPU.Seconds())
@@ -418,6 +431,8 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 	p("5a. service peak RSS during run 2: %.1f MiB\n", float64(rss)/(1<<20))
 	p("    CPU per message: service + Redis %s (service %s, Redis %s) | bare go-smtp client %s | ratio %s\n",
 		cpus.micros(), svcCPU.micros(), redisCPU.micros(), rawCPUs.micros(), cpuRatios.ratio())
+	p("2b. delivery, posted through POST /v1/messages/batch: %s | ratio to raw %s | CPU per message %s | ratio to the bare client %s\n",
+		batchRates.rate(), batchRatios.ratio(), batchCPUs.micros(), batchCPURatios.ratio())
 
 	// 3. Naive baseline.
 	naiveN := min(n, 2000)
@@ -442,7 +457,7 @@ func (b *bench) runDistance(c int) error {
 	b.smtpAddr = proxy.Addr()
 	defer func() { b.smtpAddr = b.sinkAddr }()
 	const n = 2000
-	d, err := b.delivery(n, c, []string{"acme"}, true, "")
+	d, err := b.delivery(n, c, []string{"acme"}, true, "", false)
 	if err != nil {
 		return err
 	}
@@ -472,7 +487,7 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 	shared := make([]sample, len(counts))
 	cpus := make([]sample, len(counts)+1) // per message: one tenant, then each count
 	for r := range b.repeat {
-		one, err := b.delivery(n, c, []string{"acme"}, true, "")
+		one, err := b.delivery(n, c, []string{"acme"}, true, "", false)
 		if err != nil {
 			return err
 		}
@@ -482,7 +497,7 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 			if r == 0 && b.profile != "" {
 				profile = b.profile + "." + strconv.Itoa(count)
 			}
-			d, err := b.delivery(n, c, tenants("t", count), true, profile)
+			d, err := b.delivery(n, c, tenants("t", count), true, profile, false)
 			if err != nil {
 				return err
 			}
@@ -499,7 +514,7 @@ func (b *bench) runScaling(n, c int, quick bool, rate1, naiveRate float64) error
 	if quick {
 		own = 200
 	}
-	d, err := b.delivery(own*5, c, tenants("own", own), false, "")
+	d, err := b.delivery(own*5, c, tenants("own", own), false, "", false)
 	if err != nil {
 		return err
 	}
