@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -67,8 +68,10 @@ func (s *Server) postBatch(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string][]batchResult{"results": results})
 }
 
-// acceptOne decodes and queues one message of a batch.
-func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.Value, key string) batchResult {
+// acceptOne decodes and queues one message of a batch. It runs on its
+// own goroutine, out of reach of the Recover middleware, so it recovers
+// from a panic itself: a bug met by one message must not stop the process.
+func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.Value, key string) (res batchResult) {
 	refused := func(err error) batchResult {
 		p := toProblem(err)
 		if p.Status >= 500 && p.Code != "unavailable" {
@@ -76,6 +79,11 @@ func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.
 		}
 		return batchResult{Status: p.Status, Problem: p}
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			res = refused(fmt.Errorf("panic: %v", v))
+		}
+	}()
 	var req message.Request
 	if err := json.Unmarshal(raw, &req, json.RejectUnknownMembers(true)); err != nil {
 		return refused(jsonProblem(err))

@@ -94,7 +94,7 @@ func run() error {
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
 	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), or distance (6)")
 	rtt := flag.Duration("rtt", 10*time.Millisecond, "the round trip figure 6 adds between the SMTP clients and the sink")
-	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 1, 1b and 4a (this file, .accept, .batch, .100, .10000) and its allocations in 2 and 4a (.allocs, .100.allocs, .10000.allocs)")
+	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 2b, 1, 1b and 4a (this file, .2b, .accept, .batch, .100, .10000) and its allocations in 2, 2b and 4a (.allocs, .2b.allocs, .100.allocs, .10000.allocs)")
 	flag.Parse()
 	if *quick {
 		*n = 2000
@@ -413,7 +413,11 @@ func (b *bench) runDelivery(n, c int) (float64, float64, error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		db, err := b.delivery(n, c, []string{"acme"}, true, "", true)
+		batchProfile := ""
+		if profile != "" {
+			batchProfile = profile + ".2b"
+		}
+		db, err := b.delivery(n, c, []string{"acme"}, true, batchProfile, true)
 		if err != nil {
 			return 0, 0, err
 		}
