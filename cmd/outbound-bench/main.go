@@ -214,7 +214,7 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 	base := b.sinkCounts().Messages
 	svc0, redis0 := svc.cpu(), redisProc.cpu()
 	profiled := make(chan error, 1)
-	if profile != "" {
+	startProfile := func() {
 		go func() { profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", profile) }()
 	}
 	start := time.Now()
@@ -222,8 +222,18 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 		if _, err := b.postBatches(url, n, batchSize, batchConcurrency, tenantIDs[0]); err != nil {
 			return deliveryResult{}, err
 		}
-	} else if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
-		return deliveryResult{}, err
+		// Batched posting is over in a fraction of the run: the profile
+		// is of delivering alone (with -n large enough to outlast it).
+		if profile != "" {
+			startProfile()
+		}
+	} else {
+		if profile != "" {
+			startProfile()
+		}
+		if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
+			return deliveryResult{}, err
+		}
 	}
 	end, err := b.waitSink(base+int64(n), 5*time.Minute)
 	if err != nil {
