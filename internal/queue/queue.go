@@ -125,6 +125,10 @@ type Accepted struct {
 // pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
+//
+// The windows spent by the call's invocations are written once, after the
+// last (gcra_flush). Under pcall: should that write fail, the messages are
+// queued all the same and their replies say so; only the spend is lost.
 var enqueueScript = newBatchScript(ratelimit.Lua, "pcall(gcra_flush)", `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[4])
