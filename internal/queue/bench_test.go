@@ -48,18 +48,8 @@ func BenchmarkXAdd(b *testing.B) {
 // share a script call (group commit).
 func BenchmarkEnqueueConcurrent(b *testing.B) {
 	q, m := benchQueue(b)
-	ctx := context.Background()
 	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := q.Enqueue(ctx, m); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	enqueueAtOnce(b, q, m)
 }
 
 // BenchmarkEnqueueRedisCPU is BenchmarkEnqueueConcurrent with the tenant's
@@ -72,16 +62,7 @@ func BenchmarkEnqueueRedisCPU(b *testing.B) {
 	rdb := q.rdb.(*redis.Client)
 	rdb.ConfigResetStat(ctx)
 	cpu0 := redisCPU(b, rdb)
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := q.Enqueue(ctx, m); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	enqueueAtOnce(b, q, m)
 	b.StopTimer()
 	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
 	stats, _ := rdb.Info(ctx, "commandstats").Result()
@@ -146,6 +127,20 @@ func BenchmarkDeliverRedisCPU(b *testing.B) {
 			b.Log(strings.TrimSpace(line))
 		}
 	}
+}
+
+// enqueueAtOnce enqueues m b.N times from 32 goroutines per CPU.
+func enqueueAtOnce(b *testing.B, q *Queue, m NewMessage) {
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 func redisCPU(b *testing.B, rdb *redis.Client) float64 {
