@@ -1,10 +1,12 @@
 // Command outbound-bench measures Outbound on one machine next to what its
-// parts allow: the accept rate next to bare XADDs to the same Redis, the
-// delivery rate next to go-smtp clients feeding the same SMTP sink over
-// reused connections, a naive connection-per-message sender, scaling with
-// tenants, accept latency with a deep queue, memory and CPU per message.
+// parts allow: the accept rate (one message a request, and batches) next
+// to bare XADDs to the same Redis, the delivery rate next to go-smtp
+// clients feeding the same SMTP sink over reused connections, a naive
+// connection-per-message sender, scaling with tenants, accept latency with
+// a deep queue, memory and CPU per message, and delivery to a sink at a
+// distance.
 //
-//	go run ./cmd/outbound-bench            # full run, about two minutes
+//	go run ./cmd/outbound-bench            # full run, about six minutes
 //	go run ./cmd/outbound-bench -quick     # smaller, for a smoke test
 //
 // With two or more CPUs, the service and Redis are pinned to CPU 0 and the
@@ -90,7 +92,7 @@ func run() error {
 	c := flag.Int("c", 32, "concurrent HTTP requests")
 	conns := flag.Int("conns", 8, "SMTP connections per account (Outbound's cap, and the raw client's)")
 	quick := flag.Bool("quick", false, "smaller runs")
-	repeat := flag.Int("repeat", 3, "runs of figures 1, 2 and 4a; the median and the range are printed")
+	repeat := flag.Int("repeat", 3, "runs of figures 1, 1b, 2, 2b and 4a; the median and the range are printed")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
 	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), or distance (6)")
 	rtt := flag.Duration("rtt", 10*time.Millisecond, "the round trip figure 6 adds between the SMTP clients and the sink")
