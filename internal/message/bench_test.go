@@ -76,3 +76,15 @@ func BenchmarkScanText(b *testing.B) {
 		scanText(s)
 	}
 }
+
+// BenchmarkWriteCanonical measures writing 1 MB of text with LF line
+// breaks as CRLF, as a 7bit text part is written.
+func BenchmarkWriteCanonical(b *testing.B) {
+	s := strings.Repeat("Your invoice 42 is attached. Thank you!\n", 1<<20/40)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if err := writeCanonical(io.Discard, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

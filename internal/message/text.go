@@ -2,6 +2,7 @@ package message
 
 import (
 	"io"
+	"strings"
 )
 
 // transferEncoding is a Content-Transfer-Encoding (RFC 2045 section 6).
@@ -130,26 +131,52 @@ func base64Wrapped(n int64) int64 {
 }
 
 // writeCanonical writes s to w with every line break (CRLF, lone CR, lone
-// LF) written as CRLF, in chunks through one recycled buffer.
+// LF) written as CRLF, in chunks through one recycled buffer. The text
+// between breaks is found with strings.IndexByte and copied whole.
 func writeCanonical(w io.Writer, s string) error {
 	pooled := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(pooled)
 	buf := (*pooled)[:0]
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\r', '\n':
-			if c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
-				i++
+	put := func(text string) error {
+		for len(text) > 0 {
+			n := copy(buf[len(buf):cap(buf)], text)
+			buf, text = buf[:len(buf)+n], text[n:]
+			if len(buf) == cap(buf) {
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
 			}
-			buf = append(buf, '\r', '\n')
-		default:
-			buf = append(buf, c)
 		}
-		if len(buf) >= cap(buf)-1 {
-			if _, err := w.Write(buf); err != nil {
-				return err
+		return nil
+	}
+	lf := strings.IndexByte(s, '\n') // the next LF at or after i, or -1
+	for i := 0; i < len(s); {
+		if lf >= 0 && lf < i {
+			if lf = strings.IndexByte(s[i:], '\n'); lf >= 0 {
+				lf += i
 			}
-			buf = buf[:0]
+		}
+		end := len(s)
+		if lf >= 0 {
+			end = lf
+		}
+		if cr := strings.IndexByte(s[i:end], '\r'); cr >= 0 {
+			end = i + cr
+		}
+		if err := put(s[i:end]); err != nil {
+			return err
+		}
+		if i = end; i == len(s) {
+			break
+		}
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i += 2
+		} else {
+			i++
+		}
+		if err := put("\r\n"); err != nil {
+			return err
 		}
 	}
 	if len(buf) == 0 {

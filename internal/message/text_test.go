@@ -22,3 +22,34 @@ func TestScanText(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteCanonical checks each kind of line break, and breaks that fall
+// on the edge of the copy buffer, against a byte-by-byte rewrite.
+func TestWriteCanonical(t *testing.T) {
+	edge := strings.Repeat("x", 16<<10-1)
+	for _, s := range []string{
+		"", "no break", "a\nb", "a\r\nb", "a\rb", "\n\n", "\r\r\n\n\r", "ends with CR\r", "ends with LF\n",
+		edge + "\r\n" + edge + "\n" + edge + "\r" + edge + "\r\n",
+		strings.Repeat("line\r", 5000) + strings.Repeat("line\n", 5000),
+	} {
+		var want strings.Builder
+		for i := 0; i < len(s); i++ {
+			switch {
+			case s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n':
+				want.WriteString("\r\n")
+				i++
+			case s[i] == '\r' || s[i] == '\n':
+				want.WriteString("\r\n")
+			default:
+				want.WriteByte(s[i])
+			}
+		}
+		var got strings.Builder
+		if err := writeCanonical(&got, s); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%.40q...: got %d bytes, want %d", s, got.Len(), want.Len())
+		}
+	}
+}
