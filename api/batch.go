@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
@@ -40,9 +39,9 @@ type batchResult struct {
 // accepted concurrently, so those arriving together share the queue's
 // round trips to Redis.
 func (s *Server) postBatch(c echo.Context) error {
-	key := c.Request().Header.Get("Idempotency-Key")
-	if key != "" && !idempotencyKeyPattern.MatchString(key) {
-		return problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
 	}
 	var in batchInput
 	if err := decodeJSON(c, &in); err != nil {
@@ -85,8 +84,8 @@ func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.
 		}
 	}()
 	var req message.Request
-	if err := json.Unmarshal(raw, &req, json.RejectUnknownMembers(true)); err != nil {
-		return refused(jsonProblem(err))
+	if err := decodeStrict(raw, &req); err != nil {
+		return refused(err)
 	}
 	if !caller.AllowsTenant(req.TenantID) {
 		return refused(problem("forbidden", "this key is bound to another tenant"))
@@ -95,9 +94,6 @@ func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.
 	if err != nil {
 		return refused(err)
 	}
-	status := http.StatusAccepted
-	if a.Replayed {
-		status = http.StatusOK
-	}
-	return batchResult{Status: status, Message: &acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route}}
+	status, view := acceptedAnswer(a)
+	return batchResult{Status: status, Message: view}
 }

@@ -52,10 +52,19 @@ func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, problem("invalid_json", "the body is empty")
 	}
-	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
-		return nil, jsonProblem(err)
+	if err := decodeStrict(body, v); err != nil {
+		return nil, err
 	}
 	return body, nil
+}
+
+// decodeStrict decodes one JSON value into v as decodeJSON does, with the
+// same refusals; a batch decodes each of its messages with it.
+func decodeStrict(data []byte, v any) error {
+	if err := json.Unmarshal(data, v, json.RejectUnknownMembers(true)); err != nil {
+		return jsonProblem(err)
+	}
+	return nil
 }
 
 func checkContentType(c echo.Context) error {

@@ -39,9 +39,9 @@ var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 // postMessage answers 202 once the message is stored in Redis. A repeat
 // under the same Idempotency-Key answers 200 with the first message.
 func (s *Server) postMessage(c echo.Context) error {
-	key := c.Request().Header.Get("Idempotency-Key")
-	if key != "" && !idempotencyKeyPattern.MatchString(key) {
-		return problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
 	}
 	var req message.Request
 	body, err := decodeJSONBody(c, &req)
@@ -55,16 +55,33 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusAccepted
-	if a.Replayed {
-		status = http.StatusOK
-	} else {
+	status, view := acceptedAnswer(a)
+	if !a.Replayed {
 		for k, v := range rateLimitHeaders(a.RateLimit) {
 			c.Response().Header()[k] = v
 		}
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/messages/"+a.ID)
-	return c.JSON(status, acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route})
+	return c.JSON(status, view)
+}
+
+// idempotencyKey is the request's Idempotency-Key, "" without one.
+func idempotencyKey(c echo.Context) (string, error) {
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key != "" && !idempotencyKeyPattern.MatchString(key) {
+		return "", problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+	}
+	return key, nil
+}
+
+// acceptedAnswer is what POST /v1/messages answers for an accepted
+// message: 202, or 200 for a replay under its Idempotency-Key.
+func acceptedAnswer(a delivery.Accepted) (int, *acceptedView) {
+	status := http.StatusAccepted
+	if a.Replayed {
+		status = http.StatusOK
+	}
+	return status, &acceptedView{ID: a.ID, Status: a.Status, TenantID: a.TenantID, Route: a.Route}
 }
 
 type messageView struct {
