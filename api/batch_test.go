@@ -3,7 +3,9 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/smtptest"
@@ -99,6 +101,8 @@ func TestBatchRefusals(t *testing.T) {
 		{"not a list", `{"messages": {}}`, "validation_failed", "messages", 422},
 		{"unknown field", `{"messages": [], "tenant_id": "acme"}`, "validation_failed", "tenant_id", 422},
 		{"truncated", `{"messages": [{"tenant_id": "acme"`, "invalid_json", "", 400},
+		// The whole batch is held to one message's limit.
+		{"too large", `{"messages": [{"text": "` + strings.Repeat("x", 3<<20) + `"}]}`, "payload_too_large", "", 413},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +167,26 @@ func TestBatchSpendsTheTenantsRate(t *testing.T) {
 	}
 	if accepted != 3 || limited != 2 {
 		t.Errorf("%d accepted and %d rate limited, want 3 and 2", accepted, limited)
+	}
+}
+
+// TestBatchWhileRedisDown: every message is refused with a 503 the caller
+// can retry, and the batch as a whole still answers. It takes longer than
+// TestAcceptWhileRedisDown's single message: the messages that arrive while
+// the first one's script call is on the wire wait for it (group commit), so
+// the batch sits through two failed rounds of dialling (about 4 s here).
+func TestBatchWhileRedisDown(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{})
+	s.putProfile(t, nil)
+	s.redis.Stop(t)
+	start := time.Now()
+	for i, r := range s.postBatch(t, s.sendToken, []any{invoice(), invoice()}) {
+		if r.Status != http.StatusServiceUnavailable || r.Problem == nil || r.Problem.Code != "unavailable" {
+			t.Errorf("message %d: %+v", i, r)
+		}
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("the batch took %v", took)
 	}
 }
 
