@@ -58,19 +58,9 @@ func BenchmarkEnqueueConcurrent(b *testing.B) {
 func BenchmarkEnqueueRedisCPU(b *testing.B) {
 	q, m := benchQueue(b)
 	m.Cost, m.Limit = 1, ratelimit.Limit{PerMinute: 1 << 30, PerDay: 1 << 30}
-	ctx := context.Background()
-	rdb := q.rdb.(*redis.Client)
-	rdb.ConfigResetStat(ctx)
-	cpu0 := redisCPU(b, rdb)
+	meter := startRedisMeter(b, q)
 	enqueueAtOnce(b, q, m)
-	b.StopTimer()
-	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
-	stats, _ := rdb.Info(ctx, "commandstats").Result()
-	for _, line := range strings.Split(stats, "\n") {
-		if b.N > 1000 && strings.HasPrefix(line, "cmdstat_") {
-			b.Log(strings.TrimSpace(line))
-		}
-	}
+	meter.report(b.N)
 }
 
 // BenchmarkDeliverRedisCPU is the queue's side of delivering: messages
@@ -83,22 +73,9 @@ func BenchmarkDeliverRedisCPU(b *testing.B) {
 	if err := q.EnsureGroups(ctx); err != nil {
 		b.Fatal(err)
 	}
-	rdb := q.rdb.(*redis.Client)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for range b.N / 32 {
-				q.Enqueue(ctx, m)
-			}
-		})
-	}
-	wg.Wait()
-	n := b.N / 32 * 32
-	rdb.ConfigResetStat(ctx)
-	cpu0 := redisCPU(b, rdb)
-	b.ResetTimer()
-	done := 0
-	for done < n {
+	enqueueAtOnce(b, q, m)
+	meter := startRedisMeter(b, q)
+	for done := 0; done < b.N; {
 		es, err := q.Read(ctx, 0, "c1", 64, 10*time.Millisecond)
 		if err != nil {
 			b.Fatal(err)
@@ -107,26 +84,19 @@ func BenchmarkDeliverRedisCPU(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var fw sync.WaitGroup
+		var wg sync.WaitGroup
 		for _, st := range started {
-			fw.Go(func() {
+			wg.Go(func() {
 				if err := q.Finish(ctx, st.Entry, "acme", Outcome{Status: StatusSent, Route: "tenant",
 					Attempts: []Attempt{{At: time.Now(), SMTPCode: 250}}, Unheard: true}); err != nil {
 					b.Error(err)
 				}
 			})
 		}
-		fw.Wait()
+		wg.Wait()
 		done += len(es)
 	}
-	b.StopTimer()
-	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(n), "redis-µs/op")
-	stats, _ := rdb.Info(ctx, "commandstats").Result()
-	for _, line := range strings.Split(stats, "\n") {
-		if b.N > 1000 && strings.HasPrefix(line, "cmdstat_") {
-			b.Log(strings.TrimSpace(line))
-		}
-	}
+	meter.report(b.N)
 }
 
 // enqueueAtOnce enqueues m b.N times from 32 goroutines per CPU.
@@ -141,6 +111,38 @@ func enqueueAtOnce(b *testing.B, q *Queue, m NewMessage) {
 			}
 		}
 	})
+}
+
+// redisMeter measures Redis's own CPU time from its start, with the
+// commands counted since.
+type redisMeter struct {
+	b   *testing.B
+	rdb *redis.Client
+	cpu float64
+}
+
+// startRedisMeter resets q's Redis's command counts and starts the timer.
+func startRedisMeter(b *testing.B, q *Queue) redisMeter {
+	rdb := q.rdb.(*redis.Client)
+	if err := rdb.ConfigResetStat(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	m := redisMeter{b: b, rdb: rdb, cpu: redisCPU(b, rdb)}
+	b.ResetTimer()
+	return m
+}
+
+// report stops the timer and reports Redis's CPU per message over n
+// messages (redis-µs/op), logging each command's count and time.
+func (m redisMeter) report(n int) {
+	m.b.StopTimer()
+	m.b.ReportMetric((redisCPU(m.b, m.rdb)-m.cpu)*1e6/float64(n), "redis-µs/op")
+	stats, _ := m.rdb.Info(context.Background(), "commandstats").Result()
+	for _, line := range strings.Split(stats, "\n") {
+		if n > 1000 && strings.HasPrefix(line, "cmdstat_") {
+			m.b.Log(strings.TrimSpace(line))
+		}
+	}
 }
 
 func redisCPU(b *testing.B, rdb *redis.Client) float64 {
