@@ -215,38 +215,33 @@ func (b *bench) delivery(n, c int, tenantIDs []string, shared bool, profile stri
 	}
 	base := b.sinkCounts().Messages
 	svc0, redis0 := svc.cpu(), redisProc.cpu()
-	profiled := make(chan error, 1)
-	startProfile := func() {
-		go func() { profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", profile) }()
-	}
 	start := time.Now()
+	var end time.Time
+	deliver := func() (err error) {
+		end, err = b.waitSink(base+int64(n), 5*time.Minute)
+		return err
+	}
 	if batched {
 		if _, err := b.postBatches(url, n, batchSize, batchConcurrency, tenantIDs[0]); err != nil {
 			return deliveryResult{}, err
 		}
 		// Batched posting is over in a fraction of the run: the profile
 		// is of delivering alone (with -n large enough to outlast it).
-		if profile != "" {
-			startProfile()
-		}
+		err = whileProfiling(debugAddr, profile, 3, deliver)
 	} else {
-		if profile != "" {
-			startProfile()
-		}
-		if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
-			return deliveryResult{}, err
-		}
+		err = whileProfiling(debugAddr, profile, 3, func() error {
+			if _, _, err := b.post(url, n, c, tenantIDs); err != nil {
+				return err
+			}
+			return deliver()
+		})
 	}
-	end, err := b.waitSink(base+int64(n), 5*time.Minute)
 	if err != nil {
 		return deliveryResult{}, err
 	}
 	res := deliveryResult{rate: float64(n) / end.Sub(start).Seconds(), peakRSS: svc.peakRSS(),
 		serviceCPU: (svc.cpu() - svc0) / time.Duration(n), redisCPU: (redisProc.cpu() - redis0) / time.Duration(n)}
 	if profile != "" {
-		if err := <-profiled; err != nil {
-			return res, fmt.Errorf("CPU profile: %w", err)
-		}
 		// Every allocation since the service started, which is this run.
 		if err := fetchProfile("http://"+debugAddr+"/debug/pprof/allocs", profile+".allocs"); err != nil {
 			return res, fmt.Errorf("allocation profile: %w", err)
@@ -263,6 +258,23 @@ func debugListen(profile string) (addr string, env []string) {
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(freePort())
 	return addr, []string{"OUTBOUND_DEBUG_LISTEN=" + addr}
+}
+
+// whileProfiling runs run; with file set, it also writes the service's
+// CPU profile over the first seconds of the run there.
+func whileProfiling(debugAddr, file string, seconds int, run func() error) error {
+	if file == "" {
+		return run()
+	}
+	profiled := make(chan error, 1)
+	go func() {
+		profiled <- fetchProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, seconds), file)
+	}()
+	err := run()
+	if perr := <-profiled; err == nil && perr != nil {
+		err = fmt.Errorf("CPU profile: %w", perr)
+	}
+	return err
 }
 
 func fetchProfile(url, path string) error {
@@ -321,42 +333,35 @@ func (b *bench) runAccept(n, c int, quick bool) error {
 	if err != nil {
 		return err
 	}
-	profiled := make(chan error, 1)
-	if b.profile != "" {
-		go func() {
-			profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=3", b.profile+".accept")
-		}()
+	// The first of the runs is profiled, when asked.
+	firstRun := func(i int, suffix string) string {
+		if i > 0 || b.profile == "" {
+			return ""
+		}
+		return b.profile + suffix
 	}
 	var rates, xadds, ratios, svcCPU, redisCPU, floors, floorRatios sample
 	var batchRates, batchRatios, batchSvcCPU, batchRedisCPU sample
 	var lat latencies
 	for i := range b.repeat {
 		svc0, redis0 := svc.cpu(), redisProc.cpu()
-		rate, l, err := b.post(url, n, c, []string{"acme"})
-		if err != nil {
+		var rate float64
+		var l latencies
+		if err := whileProfiling(debugAddr, firstRun(i, ".accept"), 3, func() (err error) {
+			rate, l, err = b.post(url, n, c, []string{"acme"})
 			return err
-		}
-		if i == 0 && b.profile != "" {
-			if err := <-profiled; err != nil {
-				return fmt.Errorf("CPU profile: %w", err)
-			}
+		}); err != nil {
+			return err
 		}
 		svcCPU = append(svcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
 		redisCPU = append(redisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
 		svc0, redis0 = svc.cpu(), redisProc.cpu()
-		if i == 0 && b.profile != "" {
-			go func() {
-				profiled <- fetchProfile("http://"+debugAddr+"/debug/pprof/profile?seconds=1", b.profile+".batch")
-			}()
-		}
-		batchRate, err := b.postBatches(url, n, batchSize, batchConcurrency, "acme")
-		if err != nil {
+		var batchRate float64
+		if err := whileProfiling(debugAddr, firstRun(i, ".batch"), 1, func() (err error) {
+			batchRate, err = b.postBatches(url, n, batchSize, batchConcurrency, "acme")
 			return err
-		}
-		if i == 0 && b.profile != "" {
-			if err := <-profiled; err != nil {
-				return fmt.Errorf("CPU profile: %w", err)
-			}
+		}); err != nil {
+			return err
 		}
 		batchSvcCPU = append(batchSvcCPU, (svc.cpu()-svc0).Seconds()/float64(n))
 		batchRedisCPU = append(batchRedisCPU, (redisProc.cpu()-redis0).Seconds()/float64(n))
