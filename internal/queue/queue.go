@@ -140,12 +140,11 @@ if ARGV[6] == '1' then
   end
 end
 local nwin = tonumber(ARGV[8])
-local windows, now, tats, rate = {}, 0, nil, {}
+local windows, tats, rate = {}, nil, {}
 if nwin > 0 then
   for i = 1, nwin do windows[i] = KEYS[4 + i] end
-  now = gcra_now()
   local ok
-  ok, rate, tats = gcra_check(windows, ARGV, 9, now, tonumber(ARGV[7]))
+  ok, rate, tats = gcra_check(windows, ARGV, 9, tonumber(ARGV[7]))
   if not ok then
     local res = {-2, ''}
     for _, v in ipairs(rate) do table.insert(res, v) end

@@ -76,7 +76,7 @@ func TenantWindows(tag, tenantID string, lim Limit) []Window {
 // when now >= TAT + c·T/n - b·T/n. Every window is checked before any is
 // written, so a refusal by one spends nothing from another.
 //
-// gcra_check(keys, args, first, now, cost): args[first..] hold limit,
+// gcra_check(keys, args, first, cost): args[first..] hold limit,
 // period µs, burst per key. It returns whether all allow, a flat list of
 // remaining, retry µs, reset µs per window, and the new TATs that
 // gcra_commit(keys, tats) records when the caller goes ahead.
@@ -103,8 +103,8 @@ local function gcra_tat(key)
   end
   return tat
 end
-local function gcra_check(keys, args, first, now, cost)
-  local allowed, out, tats = true, {}, {}
+local function gcra_check(keys, args, first, cost)
+  local now, allowed, out, tats = gcra_now(), true, {}, {}
   for i, key in ipairs(keys) do
     local o = first + 3 * (i - 1)
     local limit, period, burst = tonumber(args[o]), tonumber(args[o + 1]), tonumber(args[o + 2])
@@ -147,8 +147,7 @@ end
 // ARGV: cost, then limit, period µs, burst per window. Returns allowed,
 // then per window remaining, retry µs, reset µs.
 var gcraScript = redis.NewScript(Lua + `
-local now = gcra_now()
-local ok, out, tats = gcra_check(KEYS, ARGV, 2, now, tonumber(ARGV[1]))
+local ok, out, tats = gcra_check(KEYS, ARGV, 2, tonumber(ARGV[1]))
 if ok then
   gcra_commit(KEYS, tats)
   gcra_flush()
