@@ -24,10 +24,16 @@ type Server struct {
 	Username string
 	Password secret.String
 	// Token is the OAuth2 access token for XOAUTH2 / OAUTHBEARER, and
-	// Grant names where it came from (client and token endpoint): sessions
-	// are pooled by grant, since the token itself changes every hour.
+	// Grant identifies where it came from (flow, client, token endpoint
+	// and a hash of the grant's secrets): sessions are pooled by grant,
+	// since the token itself changes every hour.
 	Token secret.String
 	Grant string
+	// Tenant is whose credentials these are; empty for the operator's own
+	// default relay. Sessions are pooled per tenant, so a session one
+	// tenant logged in is never lent to another, even where two tenants
+	// entered the same account.
+	Tenant string
 	// Trusted servers (the operator's own default relay) skip the egress
 	// guard; tenant-entered ones never do.
 	Trusted bool
@@ -37,31 +43,38 @@ type Server struct {
 // Token is still to be filled in.
 func FromProfile(p tenant.Profile) Server {
 	s := Server{Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
-		Username: p.Username, Password: p.Password}
-	if p.OAuth != nil {
-		s.Grant = p.OAuth.Flow + " " + p.OAuth.ClientID + " " + p.OAuth.TokenURL
+		Username: p.Username, Password: p.Password, Tenant: p.TenantID}
+	if o := p.OAuth; o != nil {
+		s.Grant = o.Flow + " " + o.ClientID + " " + o.TokenURL + " " +
+			digest(o.ClientSecret.Reveal(), o.RefreshToken.Reveal())
 	}
 	return s
+}
+
+// digest is a short hash of parts, for identities that must change with a
+// secret without holding it.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, part := range parts {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Addr is host:port.
 func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
-// Key identifies the account for connection pooling: two tenants that use
-// the same server and credentials share connections, and any change of
-// host, port, security, mechanism, username or password gives a new key,
-// so a changed profile never reuses a connection made with the old one.
-// The password enters only through a hash.
+// Key identifies the account for connection pooling, circuits and holds:
+// the tenant, and any change of host, port, security, mechanism, username,
+// password or grant gives a new key, so a changed profile never reuses a
+// connection made with the old one and no tenant ever uses a session
+// another tenant logged in. Secrets enter only through a hash.
 func (s Server) Key() string {
-	h := sha256.New()
 	credential := s.Password.Reveal()
 	if s.Auth == tenant.AuthXOAuth2 {
 		credential = s.Grant
 	}
-	for _, part := range []string{s.Host, strconv.Itoa(s.Port), string(s.Security), string(s.Auth),
-		s.Username, credential, strconv.FormatBool(s.Trusted)} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return digest(s.Tenant, s.Host, strconv.Itoa(s.Port), string(s.Security), string(s.Auth),
+		s.Username, credential, strconv.FormatBool(s.Trusted))
 }
