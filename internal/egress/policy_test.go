@@ -191,7 +191,9 @@ func TestErrorText(t *testing.T) {
 		want string
 	}{
 		{"address", &DeniedError{Host: "smtp.example.com", IP: netip.MustParseAddr("10.0.0.5"), Reason: "private"},
-			"egress: smtp.example.com resolves to 10.0.0.5, a private address, which is not allowed"},
+			"egress: smtp.example.com resolves to a private address, which is not allowed"},
+		{"literal", &DeniedError{Host: "10.0.0.5", IP: netip.MustParseAddr("10.0.0.5"), Reason: "private"},
+			"egress: 10.0.0.5 is a private address, which is not allowed"},
 		{"host", &DeniedError{Host: "localhost", Reason: "loopback"},
 			"egress: localhost is a loopback host, which is not allowed"},
 		{"dns", &DNSError{Host: "smtp.example.com", Err: ErrNoAddresses},
