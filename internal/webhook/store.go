@@ -188,9 +188,19 @@ func (s *Store) Get(ctx context.Context, name string) (Hook, error) {
 	return s.decode(name, v)
 }
 
-// Delete removes a webhook; its pending deliveries are dropped when due.
+// deleteScript removes a webhook and its delivery log in one step, so no
+// log outlives its webhook to be shown to a new one of the same name.
+// KEYS: hooks, log (one {wh} slot). ARGV: name. Returns 0 when none was.
+var deleteScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+`)
+
+// Delete removes a webhook and its delivery log; its pending deliveries
+// are dropped when due.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	n, err := s.rdb.HDel(ctx, hooksKey, name).Result()
+	n, err := deleteScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name).Int()
 	if err != nil {
 		return fmt.Errorf("webhook: delete %s: %w", name, err)
 	}
@@ -295,11 +305,17 @@ func (s *Store) Deliveries(ctx context.Context, name string, limit int) ([]Deliv
 // logSize bounds each webhook's delivery log.
 const logSize = 200
 
+// recordScript appends to a webhook's log only while the webhook exists:
+// an attempt still in flight when its webhook is deleted must not write
+// the log back. KEYS: hooks, log. ARGV: name, entry, log size.
+var recordScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return 1
+`)
+
 func (s *Store) record(ctx context.Context, name string, d Delivery) error {
 	b, _ := json.Marshal(d)
-	pipe := s.rdb.TxPipeline()
-	pipe.LPush(ctx, logKey(name), b)
-	pipe.LTrim(ctx, logKey(name), 0, logSize-1)
-	_, err := pipe.Exec(ctx)
-	return err
+	return recordScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name, b, logSize).Err()
 }
