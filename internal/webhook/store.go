@@ -73,7 +73,11 @@ func Build(name string, in Input, stored *Hook) (h Hook, generated bool, err err
 		errs.Add("url", "required", "where to POST events")
 	case perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		validation.HasControl(in.URL) || len(in.URL) > 2048:
-		errs.Add("url", "invalid_url", "an http:// or https:// URL without credentials")
+		errs.Add("url", "invalid_url", "an https:// URL without credentials")
+	case u.Scheme != "https":
+		// Events carry message ids, tenants and metadata, and anyone on
+		// the path could read or replay them: TLS only, on every network.
+		errs.Add("url", "https_required", "events are sent over TLS only: use an https:// URL")
 	}
 	if len(in.Events) == 0 {
 		errs.Add("events", "required", "at least one of "+fmt.Sprint(EventTypes))
