@@ -18,8 +18,9 @@ import (
 	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
-// receiver is a webhook endpoint that checks every signature and can be
-// told to fail.
+// receiver is a webhook endpoint, on TLS as every webhook must be, that
+// checks every signature and can be told to fail. Its certificate is
+// trusted by a harness built with its trust option.
 type receiver struct {
 	t      *testing.T
 	srv    *httptest.Server
@@ -32,7 +33,7 @@ type receiver struct {
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -57,6 +58,9 @@ func newReceiver(t *testing.T) *receiver {
 	t.Cleanup(r.srv.Close)
 	return r
 }
+
+// trust adds the receiver's certificate to the harness's roots.
+func (r *receiver) trust(o *options) { o.roots.AddCert(r.srv.Certificate()) }
 
 // events returns the verified events received for a message, by type.
 func (r *receiver) events(messageID string) map[string]int {
@@ -91,6 +95,7 @@ func (r *receiver) waitEvent(t *testing.T, messageID, typ string) map[string]any
 
 func TestWebhooks(t *testing.T) {
 	var dataCalls atomic.Int32
+	rcv := newReceiver(t)
 	s := newSendSetup(t, smtptest.Options{Hooks: smtptest.Hooks{Data: func(m smtptest.Message) *smtp.SMTPError {
 		switch {
 		case strings.Contains(string(m.Data), "Subject: defer-once") && dataCalls.Add(1) == 1:
@@ -99,9 +104,8 @@ func TestWebhooks(t *testing.T) {
 			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "refused"}
 		}
 		return nil
-	}}})
+	}}}, rcv.trust)
 	s.putProfile(t, nil)
-	rcv := newReceiver(t)
 
 	// Before any webhook exists, an outcome writes no event at all.
 	s.waitStatus(t, s.accept(t, invoice()), "sent")
@@ -126,6 +130,11 @@ func TestWebhooks(t *testing.T) {
 		if r := s.do("PUT", "/v1/webhooks/bad", s.adminToken, bad); r.status != 422 {
 			t.Errorf("invalid webhook %v: %d", bad, r.status)
 		}
+	}
+	plain := "http://" + strings.TrimPrefix(rcv.srv.URL, "https://") + "/hook"
+	if r := s.do("PUT", "/v1/webhooks/plain", s.adminToken, map[string]any{"url": plain, "events": events}); r.status != 422 ||
+		fieldCode(t, r, "url") != "https_required" {
+		t.Errorf("http:// webhook: %d %s", r.status, r.body)
 	}
 
 	send := func(subject string, to string) string {

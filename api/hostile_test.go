@@ -150,3 +150,57 @@ func TestMalformedAndOversizedBodies(t *testing.T) {
 		})
 	}
 }
+
+// fieldCode is the code of the error for field in a 422, or "".
+func fieldCode(t *testing.T, r response, field string) string {
+	t.Helper()
+	errs, _ := r.json(t)["errors"].([]any)
+	for _, e := range errs {
+		if m, _ := e.(map[string]any); m["field"] == field {
+			c, _ := m["code"].(string)
+			return c
+		}
+	}
+	return ""
+}
+
+// TestAddressLiteralsAndTraceHeadersRefused: a recipient at an address
+// literal would have the relay connect to that address itself, and trace
+// or authentication headers would forge what servers on the way say.
+func TestAddressLiteralsAndTraceHeadersRefused(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{})
+	s.putProfile(t, nil)
+	cases := []struct {
+		name, field, code string
+		edit              func(m map[string]any)
+	}{
+		{"IPv4 literal", "to[0].email", "address_literal",
+			func(m map[string]any) { m["to"] = []map[string]string{{"email": "x@[127.0.0.1]"}} }},
+		{"IPv6 literal", "bcc[0].email", "address_literal",
+			func(m map[string]any) { m["bcc"] = []map[string]string{{"email": "x@[IPv6:::1]"}} }},
+		{"Received", "headers.Received", "reserved_header",
+			func(m map[string]any) { m["headers"] = map[string]string{"Received": "from trusted"} }},
+		{"Authentication-Results", "headers.Authentication-Results", "reserved_header",
+			func(m map[string]any) { m["headers"] = map[string]string{"Authentication-Results": "x; dkim=pass"} }},
+		{"ARC-Seal", "headers.ARC-Seal", "reserved_header",
+			func(m map[string]any) { m["headers"] = map[string]string{"ARC-Seal": "i=1"} }},
+		{"Resent-To", "headers.Resent-To", "reserved_header",
+			func(m map[string]any) { m["headers"] = map[string]string{"Resent-To": "v@example.com"} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := invoice()
+			tc.edit(in)
+			r := s.post(t, in)
+			if r.status != http.StatusUnprocessableEntity || r.code(t) != "validation_failed" {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if got := fieldCode(t, r, tc.field); got != tc.code {
+				t.Errorf("%s: code %q, want %q: %s", tc.field, got, tc.code, r.body)
+			}
+		})
+	}
+	if n := len(s.account.Messages()); n != 0 {
+		t.Fatalf("%d messages reached SMTP", n)
+	}
+}

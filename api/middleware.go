@@ -43,7 +43,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // render now, so the logged status is the real one
 		}
-		s.Metrics.HTTPRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+		s.Metrics.HTTPRequest(s.routeLabel(c), c.Request().Method, c.Response().Status, time.Since(start))
 		level := slog.LevelInfo
 		if c.Response().Status >= 500 {
 			level = slog.LevelError
@@ -58,6 +58,19 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		)
 		return nil
 	}
+}
+
+// unmatchedRoute is the route label of a request no route matched.
+const unmatchedRoute = "unmatched"
+
+// routeLabel is the request's route pattern when it is one of the server's
+// routes, and unmatchedRoute otherwise, so the metric's route label only
+// takes values from the route list, whatever path a caller sends.
+func (s *Server) routeLabel(c echo.Context) string {
+	if p := c.Path(); s.patterns[p] {
+		return p
+	}
+	return unmatchedRoute
 }
 
 // requireScope checks the bearer token and the scope the route needs.

@@ -74,3 +74,49 @@ func TestMetricsMoveAndLogsKeepSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Anyone can choose a request's method and path, so neither may become a
+// label value as sent: each new value would be a new time series.
+func TestMetricsLabelsFromClosedSets(t *testing.T) {
+	h := newHarness(t, options{})
+	for _, method := range []string{"FOOBAR", "BREW", "X-MADE-UP"} {
+		for _, path := range []string{"/v1/messages", "/healthz", "/no/such/path-1234"} {
+			if r := h.do(method, path, "", nil); r.status < 400 || r.status >= 500 {
+				t.Fatalf("%s %s: %d", method, path, r.status)
+			}
+		}
+	}
+	h.do("GET", "/no/such/path-5678", "", nil)
+	h.do("GET", "/v1/messagesXYZ", "", nil)
+	h.do("GET", "/healthz", "", nil)
+
+	body := scrape(t, h)
+	for _, made := range []string{"FOOBAR", "BREW", "X-MADE-UP", "path-1234", "path-5678", "messagesXYZ"} {
+		if strings.Contains(body, made) {
+			t.Errorf("/metrics holds %q, which a caller chose", made)
+		}
+	}
+	for _, series := range []string{
+		`outbound_http_request_duration_seconds_count{method="other",route="/v1/messages",status="405"}`,
+		`outbound_http_request_duration_seconds_count{method="other",route="unmatched",status="404"}`,
+		`outbound_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}`,
+		`outbound_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}`,
+	} {
+		if metricValue(t, body, series) == 0 {
+			t.Errorf("no %s", series)
+		}
+	}
+	if t.Failed() {
+		t.Log(grepLines(body, "outbound_http_request_duration_seconds_count"))
+	}
+}
+
+func grepLines(body, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -74,9 +74,10 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
+	cfg      Config
+	log      *slog.Logger
+	echo     *echo.Echo
+	patterns map[string]bool // every route's path pattern: the metric's route labels
 }
 
 // New builds the HTTP handler.
@@ -92,6 +93,10 @@ func New(cfg Config, d Deps) *Server {
 	e.Use(requestID, s.logRequests, middleware.Recover())
 	s.echo = e
 	s.routes()
+	s.patterns = map[string]bool{}
+	for _, r := range e.Routes() {
+		s.patterns[r.Path] = true
+	}
 	return s
 }
 

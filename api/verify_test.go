@@ -116,3 +116,31 @@ func TestVerifyUntrustedCertificate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// fixedResolver answers each name with one address.
+type fixedResolver map[string]netip.Addr
+
+func (r fixedResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if ip, ok := r[host]; ok {
+		return []netip.Addr{ip}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// A refusal says what kind of address the host has, never which one: the
+// caller would otherwise map the internal network name by name.
+func TestVerifyEgressDeniedNamesNoAddress(t *testing.T) {
+	h := newHarness(t, options{resolver: fixedResolver{"smtp.corp.example": netip.MustParseAddr("10.0.0.5")}})
+	in := map[string]any{"email": "acme@corp.example", "password": "pw", "host": "smtp.corp.example", "port": 465}
+	r := h.do("POST", "/v1/tenants/acme/smtp/verify", h.adminToken, in)
+	e := verifyError(t, r)
+	if e["code"] != "egress_denied" {
+		t.Fatalf("a host on 10.0.0.5: %v", e)
+	}
+	if strings.Contains(string(r.body), "10.0.0.5") {
+		t.Errorf("the answer names the resolved address: %s", r.body)
+	}
+	if msg, _ := e["message"].(string); !strings.Contains(msg, "smtp.corp.example") || !strings.Contains(msg, "private address") {
+		t.Errorf("message %q does not say the host resolves to a private address", msg)
+	}
+}

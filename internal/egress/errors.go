@@ -19,11 +19,18 @@ type DeniedError struct {
 	Reason string
 }
 
+// Error names the host and the kind of address, but not an address the
+// host resolved to: the text reaches API callers (verify, last_error,
+// webhook delivery logs), who would otherwise learn the internal network
+// name by name. The address stays in IP for the server's own use.
 func (e *DeniedError) Error() string {
-	if !e.IP.IsValid() {
+	switch {
+	case !e.IP.IsValid():
 		return fmt.Sprintf("egress: %s is a %s host, which is not allowed", e.Host, e.Reason)
+	case e.Host == e.IP.String():
+		return fmt.Sprintf("egress: %s is a %s address, which is not allowed", e.Host, e.Reason)
 	}
-	return fmt.Sprintf("egress: %s resolves to %s, a %s address, which is not allowed", e.Host, e.IP, e.Reason)
+	return fmt.Sprintf("egress: %s resolves to a %s address, which is not allowed", e.Host, e.Reason)
 }
 
 // Is makes errors.Is(err, ErrDenied) hold.

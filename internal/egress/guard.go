@@ -31,9 +31,9 @@ type Resolver interface {
 // default: public addresses only, system resolver, plain net.Dialer. A
 // Guard holds no state and is safe for concurrent use.
 type Guard struct {
-	// AllowPrivate permits loopback, private, link-local, shared, metadata,
-	// documentation and other reserved unicast addresses. Unspecified,
-	// multicast and broadcast addresses stay refused.
+	// AllowPrivate permits loopback, private, shared, documentation and
+	// other reserved unicast addresses. Link-local, cloud metadata,
+	// unspecified, multicast and broadcast addresses stay refused.
 	AllowPrivate bool
 	Resolver     Resolver    // nil: net.DefaultResolver
 	Dialer       *net.Dialer // nil: &net.Dialer{}; Timeout bounds the whole dial

@@ -7,8 +7,10 @@ import (
 )
 
 // verdict is what the policy says about one address: reason is empty for a
-// public address; unusable marks addresses no TCP session can go to, which
-// stay refused even when private networks are allowed.
+// public address; unusable marks addresses refused even when private
+// networks are allowed: those no TCP session can go to, and those where a
+// cloud serves the host itself (metadata, credentials, DNS, time), which a
+// tenant-entered host must never reach.
 type verdict struct {
 	reason   string
 	unusable bool
@@ -17,6 +19,13 @@ type verdict struct {
 // block is a range that is not public. Sources: the IANA IPv4 and IPv6
 // Special-Purpose Address Registries (RFC 6890 and the RFCs they cite),
 // plus the cloud metadata endpoints.
+//
+// All of link-local is unusable, not only 169.254.169.254: the clouds put
+// their host services there (AWS DNS .253, time sync .123, ECS task
+// credentials 169.254.170.2, Azure and GCP metadata), and no mail server,
+// relay or webhook receiver is reached at a link-local address: private
+// networks, which AllowPrivate is for, use routable private addresses.
+// Metadata services outside link-local are listed one by one.
 type block struct {
 	prefix netip.Prefix
 	verdict
@@ -33,11 +42,14 @@ var blocks = newBlocks([]struct {
 	{"0.0.0.0/8", "reserved", true},            // "this network" (RFC 791): a source, never a destination
 	{"10.0.0.0/8", "private", false},           // RFC 1918
 	{"100.64.0.0/10", "shared (CGNAT)", false}, // RFC 6598
+	{"100.100.100.200/32", "metadata", true},   // Alibaba Cloud metadata
 	{"127.0.0.0/8", "loopback", false},
-	{"169.254.0.0/16", "link-local", false},  // RFC 3927
-	{"169.254.169.254/32", "metadata", true}, // cloud credentials: refused even on private networks
+	{"168.63.129.16/32", "metadata", true},   // Azure wire server (a public address)
+	{"169.254.0.0/16", "link-local", true},   // RFC 3927; see above
+	{"169.254.169.254/32", "metadata", true}, // AWS, GCP, Azure and others' metadata
 	{"172.16.0.0/12", "private", false},
 	{"192.0.0.0/24", "reserved", false},      // IETF protocol assignments (RFC 6890)
+	{"192.0.0.192/32", "metadata", true},     // Oracle Cloud metadata
 	{"192.0.2.0/24", "documentation", false}, // TEST-NET-1 (RFC 5737)
 	{"192.88.99.0/24", "reserved", false},    // deprecated 6to4 relay anycast (RFC 7526)
 	{"192.168.0.0/16", "private", false},
@@ -62,9 +74,10 @@ var blocks = newBlocks([]struct {
 	{"3fff::/20", "documentation", false},     // RFC 9637
 	{"5f00::/16", "reserved", false},          // SRv6 SIDs (RFC 9602)
 	{"fc00::/7", "private", false},            // unique local (RFC 4193)
-	{"fd00:ec2::254/128", "metadata", true},   // AWS instance metadata over IPv6, always refused
-	{"fe80::/10", "link-local", false},
-	{"fec0::/10", "reserved", false}, // deprecated site-local (RFC 3879)
+	{"fd00:ec2::/32", "metadata", true},       // AWS host services over IPv6: metadata ::254, DNS ::253, time ::123
+	{"fd20:ce::254/128", "metadata", true},    // GCP metadata over IPv6
+	{"fe80::/10", "link-local", true},         // as 169.254.0.0/16
+	{"fec0::/10", "reserved", false},          // deprecated site-local (RFC 3879)
 	{"ff00::/8", "multicast", true},
 })
 
@@ -134,8 +147,8 @@ func IsPublic(ip netip.Addr) bool { return classify(ip).reason == "" }
 
 // Check reports whether ip may be dialled under the guard's policy: nil, or
 // a *DeniedError naming the reason. With AllowPrivate, every unicast
-// address is allowed except the cloud metadata endpoints, whose
-// credentials a tenant-entered URL must never reach; unspecified,
+// address is allowed except link-local and the cloud metadata endpoints,
+// whose credentials a tenant-entered URL must never reach; unspecified,
 // multicast, broadcast and zoned addresses never are.
 func (g *Guard) Check(ip netip.Addr) error {
 	v := classify(ip)

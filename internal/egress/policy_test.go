@@ -27,7 +27,17 @@ func TestCheckRefusesNonPublic(t *testing.T) {
 		{"127.0.0.1", "loopback", true},
 		{"127.255.255.254", "loopback", true},
 		{"169.254.169.254", "metadata", false},
-		{"169.254.1.1", "link-local", true},
+		// Link-local holds the clouds' host services, never a mail
+		// server: refused even on private networks.
+		{"169.254.1.1", "link-local", false},
+		{"169.254.169.253", "link-local", false}, // AWS DNS resolver
+		{"169.254.169.123", "link-local", false}, // AWS time sync
+		{"169.254.170.2", "link-local", false},   // ECS task metadata and credentials
+		{"169.254.255.255", "link-local", false},
+		// Metadata services outside link-local.
+		{"100.100.100.200", "metadata", false}, // Alibaba Cloud, inside CGNAT
+		{"192.0.0.192", "metadata", false},     // Oracle Cloud, inside 192.0.0.0/24
+		{"168.63.129.16", "metadata", false},   // Azure wire server, a public address
 		{"0.0.0.0", "unspecified", false},
 		{"0.1.2.3", "reserved", false},
 		{"192.0.0.8", "reserved", true},
@@ -61,8 +71,13 @@ func TestCheckRefusesNonPublic(t *testing.T) {
 		{"fc00::1", "private", true},
 		{"fd12:3456:789a::1", "private", true},
 		{"fd00:ec2::254", "metadata", false},
-		{"fe80::1", "link-local", true},
-		{"febf::1", "link-local", true},
+		{"fd00:ec2::253", "metadata", false}, // AWS DNS resolver over IPv6
+		{"fd00:ec2::123", "metadata", false}, // AWS time sync over IPv6
+		{"fd00:ec2::23", "metadata", false},
+		{"fd20:ce::254", "metadata", false}, // GCP metadata over IPv6
+		{"fd00:ec3::1", "private", true},    // a neighbour of AWS's prefix stays private
+		{"fe80::1", "link-local", false},
+		{"febf::1", "link-local", false},
 		{"fec0::1", "reserved", true},
 		{"ff02::1", "multicast", false},
 		{"ff05::1:3", "multicast", false},
@@ -86,6 +101,9 @@ func TestCheckRefusesNonPublic(t *testing.T) {
 		{"2002:c0a8:101::1", "private (6to4)", true},
 		{"2002:a9fe:a9fe::1", "metadata (6to4)", false},
 		{"2002:6440:1::1", "shared (CGNAT) (6to4)", true},
+		{"::ffff:169.254.170.2", "link-local", false},
+		{"64:ff9b::a9fe:aa02", "link-local (NAT64)", false},
+		{"64:ff9b::6464:64c8", "metadata (NAT64)", false},
 	}
 	strict, lax := &Guard{}, &Guard{AllowPrivate: true}
 	for _, tt := range tests {
@@ -173,7 +191,9 @@ func TestErrorText(t *testing.T) {
 		want string
 	}{
 		{"address", &DeniedError{Host: "smtp.example.com", IP: netip.MustParseAddr("10.0.0.5"), Reason: "private"},
-			"egress: smtp.example.com resolves to 10.0.0.5, a private address, which is not allowed"},
+			"egress: smtp.example.com resolves to a private address, which is not allowed"},
+		{"literal", &DeniedError{Host: "10.0.0.5", IP: netip.MustParseAddr("10.0.0.5"), Reason: "private"},
+			"egress: 10.0.0.5 is a private address, which is not allowed"},
 		{"host", &DeniedError{Host: "localhost", Reason: "loopback"},
 			"egress: localhost is a loopback host, which is not allowed"},
 		{"dns", &DNSError{Host: "smtp.example.com", Err: ErrNoAddresses},

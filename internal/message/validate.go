@@ -14,6 +14,7 @@ import (
 const (
 	codeRequired           = "required"
 	codeInvalidEmail       = "invalid_email"
+	codeAddressLiteral     = "address_literal"
 	codeInvalidCharacters  = "invalid_characters"
 	codeReservedHeader     = "reserved_header"
 	codeInvalidHeaderName  = "invalid_header_name"
@@ -46,13 +47,22 @@ const (
 )
 
 // reservedHeaders are the fields Compose writes itself or that only a
-// relay may add (RFC 5322 section 3.6, RFC 5321 section 4.4, RFC 6376);
-// every Content-* field (RFC 2045) is reserved too. Compared
-// case-insensitively.
+// relay or the receiving side may add (RFC 5322 section 3.6, RFC 5321
+// section 4.4, RFC 8601 Authentication-Results, and the delivery fields
+// MTAs add: Delivered-To, X-Original-To). A caller setting them could
+// forge a trace or an authentication verdict. Compared case-insensitively.
 var reservedHeaders = [...]string{
 	"From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
-	"MIME-Version", "Sender", "Return-Path", "Received", "DKIM-Signature",
+	"MIME-Version", "Sender", "Return-Path", "Authentication-Results",
+	"Delivered-To", "X-Original-To",
 }
+
+// reservedPrefixes are whole families of reserved fields: Content-* (RFC
+// 2045, written by Compose), Resent-* (RFC 5322 section 3.6.6: only a
+// resending agent), Received and Received-SPF (trace fields, RFC 5321
+// section 4.4, RFC 7208), DKIM-* (RFC 6376) and ARC-* (RFC 8617), the
+// signatures and seals of the servers on the way.
+var reservedPrefixes = [...]string{"Content-", "Resent-", "Received", "DKIM-", "ARC-"}
 
 // Validate checks the request against every rule and lim (zero fields take
 // the defaults), and returns nil or a *ValidationError listing every bad
@@ -169,6 +179,9 @@ func (v *checker) address(list string, i int, a Address) {
 		v.errs.Add(path(list, i, ".email"), codeInvalidCharacters, msgInvalidCharacters)
 	case len(a.Email) > maxEmail:
 		v.errs.Add(path(list, i, ".email"), codeTooLong, tooLong(maxEmail))
+	case isAddressLiteral(a.Email):
+		v.errs.Add(path(list, i, ".email"), codeAddressLiteral,
+			"must have a domain name, not an address literal such as [127.0.0.1]")
 	case !validation.IsEmail(a.Email):
 		v.errs.Add(path(list, i, ".email"), codeInvalidEmail,
 			"must be a bare address such as name@example.com, without display name or angle brackets")
@@ -281,10 +294,21 @@ func validFieldName(name string) bool {
 	return true
 }
 
+// isAddressLiteral reports an address whose domain is an address literal
+// ("x@[127.0.0.1]", "x@[IPv6:::1]", RFC 5321 section 4.1.3). Mail to it
+// goes to that host directly, without MX lookup, so a caller could point
+// the relay at any address, internal ones included.
+func isAddressLiteral(email string) bool {
+	at := strings.LastIndexByte(email, '@')
+	return at >= 0 && strings.HasPrefix(email[at+1:], "[")
+}
+
 // reservedHeader reports whether the caller may not set the named field.
 func reservedHeader(name string) bool {
-	if len(name) >= len("Content-") && strings.EqualFold(name[:len("Content-")], "Content-") {
-		return true
+	for _, p := range reservedPrefixes {
+		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
+			return true
+		}
 	}
 	for _, r := range reservedHeaders {
 		if strings.EqualFold(name, r) {

@@ -69,6 +69,12 @@ func TestValidateRules(t *testing.T) {
 		{"name escape", Limits{}, func(r *Request) { r.To[0].Name = "a\x1bb" }, "to[0].name", "invalid_characters"},
 		{"name too long", Limits{}, func(r *Request) { r.To[0].Name = long(257) }, "to[0].name", "too_long"},
 		{"reply-to email bad", Limits{}, func(r *Request) { r.ReplyTo[0].Email = "support@" }, "reply_to[0].email", "invalid_email"},
+		// An address literal names a host, not a domain with MX records: a
+		// relay would connect to it directly (RFC 5321 section 4.1.3).
+		{"to IPv4 literal", Limits{}, func(r *Request) { r.To[0].Email = "x@[127.0.0.1]" }, "to[0].email", "address_literal"},
+		{"cc IPv6 literal", Limits{}, func(r *Request) { r.Cc = []Address{{Email: "x@[IPv6:::1]"}} }, "cc[0].email", "address_literal"},
+		{"bcc literal", Limits{}, func(r *Request) { r.Bcc[0].Email = "x@[10.0.0.5]" }, "bcc[0].email", "address_literal"},
+		{"reply-to literal", Limits{}, func(r *Request) { r.ReplyTo[0].Email = "x@[169.254.169.254]" }, "reply_to[0].email", "address_literal"},
 		{"subject CRLF", Limits{}, func(r *Request) { r.Subject = "Hi\r\nBcc: x@evil.example" }, "subject", "invalid_characters"},
 		{"subject bare CR", Limits{}, func(r *Request) { r.Subject = "Hi\rthere" }, "subject", "invalid_characters"},
 		{"subject invalid UTF-8", Limits{}, func(r *Request) { r.Subject = "caf\xe9" }, "subject", "invalid_characters"},
@@ -88,6 +94,21 @@ func TestValidateRules(t *testing.T) {
 		{"header reserved Bcc", Limits{}, func(r *Request) { r.Headers = map[string]string{"BCC": "x@example.com"} }, "headers.BCC", "reserved_header"},
 		{"header reserved Message-ID", Limits{}, func(r *Request) { r.Headers = map[string]string{"Message-Id": "<a@b>"} }, "headers.Message-Id", "reserved_header"},
 		{"header reserved DKIM", Limits{}, func(r *Request) { r.Headers = map[string]string{"dkim-signature": "v=1"} }, "headers.dkim-signature", "reserved_header"},
+		{"header reserved Resent-*", Limits{}, func(r *Request) { r.Headers = map[string]string{"Resent-To": "x@example.com"} }, "headers.Resent-To", "reserved_header"},
+		{"header reserved resent-from", Limits{}, func(r *Request) { r.Headers = map[string]string{"resent-from": "x@example.com"} }, "headers.resent-from", "reserved_header"},
+		{"header reserved ARC-*", Limits{}, func(r *Request) { r.Headers = map[string]string{"ARC-Seal": "i=1"} }, "headers.ARC-Seal", "reserved_header"},
+		{"header reserved arc-authentication-results", Limits{}, func(r *Request) {
+			r.Headers = map[string]string{"arc-authentication-results": "i=1; spf=pass"}
+		}, "headers.arc-authentication-results", "reserved_header"},
+		{"header reserved Authentication-Results", Limits{}, func(r *Request) {
+			r.Headers = map[string]string{"Authentication-Results": "mx.example; dkim=pass"}
+		}, "headers.Authentication-Results", "reserved_header"},
+		{"header reserved DKIM-*", Limits{}, func(r *Request) { r.Headers = map[string]string{"DKIM-Filter": "x"} }, "headers.DKIM-Filter", "reserved_header"},
+		{"header reserved Received", Limits{}, func(r *Request) { r.Headers = map[string]string{"received": "from x"} }, "headers.received", "reserved_header"},
+		{"header reserved Received-SPF", Limits{}, func(r *Request) { r.Headers = map[string]string{"Received-SPF": "pass"} }, "headers.Received-SPF", "reserved_header"},
+		{"header reserved Delivered-To", Limits{}, func(r *Request) { r.Headers = map[string]string{"Delivered-To": "x@example.com"} }, "headers.Delivered-To", "reserved_header"},
+		{"header reserved X-Original-To", Limits{}, func(r *Request) { r.Headers = map[string]string{"X-Original-To": "x@example.com"} }, "headers.X-Original-To", "reserved_header"},
+		{"header reserved Return-Path", Limits{}, func(r *Request) { r.Headers = map[string]string{"return-path": "<x@example.com>"} }, "headers.return-path", "reserved_header"},
 		{"header reserved Content-*", Limits{}, func(r *Request) { r.Headers = map[string]string{"content-type": "text/html"} }, "headers.content-type", "reserved_header"},
 		{"header reserved Content-Disposition", Limits{}, func(r *Request) { r.Headers = map[string]string{"Content-Disposition": "inline"} }, "headers.Content-Disposition", "reserved_header"},
 		{"attachment filename missing", Limits{}, func(r *Request) { r.Attachments[0].Filename = "" }, "attachments[0].filename", "required"},

@@ -98,12 +98,35 @@ func (m *Metrics) Attempt(route string, ok, ambiguous bool, d time.Duration) {
 	}
 }
 
-// HTTPRequest records one answered request; route is the pattern
-// (/v1/messages/:id), never the raw path.
+// HTTPRequest records one answered request. route must come from a closed
+// set the caller owns (the route pattern, /v1/messages/:id, or one fixed
+// value for requests no route matched), never the raw path. Method and
+// status are clamped here to closed sets, since anyone can send any method:
+// every distinct label value is a time series kept until the process ends.
 func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration) {
 	if m != nil {
-		m.http.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+		m.http.WithLabelValues(route, methodLabel(method), statusLabel(status)).Observe(d.Seconds())
 	}
+}
+
+// methodLabel is method when it is one of RFC 9110's (section 9) or PATCH
+// (RFC 5789), and "other" for anything else.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel is the three-digit code, or "other" outside 100-599: the
+// service writes the status itself, so this only guards the set's bound.
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // Gauge registers a value read at each scrape (open SMTP sessions, say).

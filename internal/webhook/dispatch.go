@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -327,16 +329,38 @@ func (d *Dispatcher) post(ctx context.Context, h Hook, b []byte) (int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(b))
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Outbound-Webhooks/1")
 	req.Header.Set(SignatureHeader, Sign(h.Secret.Reveal(), time.Now(), b))
 	res, err := d.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactURL(err)
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	return res.StatusCode, nil
+}
+
+// redactURL cuts the URL that net/http puts in its errors (*url.Error,
+// `Post "https://...": ...`) down to scheme, host and path. A receiver's
+// token often lives in the query, and the error text is logged and listed
+// in the webhook's deliveries.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = withoutQuery(ue.URL)
+	}
+	return err
+}
+
+// withoutQuery is raw's scheme, host and path, without user info, query
+// or fragment.
+func withoutQuery(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }

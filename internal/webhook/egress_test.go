@@ -20,7 +20,7 @@ import (
 // receiver on a private address is never contacted.
 func TestWebhookEgressGuard(t *testing.T) {
 	var hits atomic.Int32
-	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	rcv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
 	defer rcv.Close()
 	rdb := redistest.Start(t).Client(t)
 	key, _ := seal.ParseKey(seal.NewKey())

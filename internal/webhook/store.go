@@ -73,7 +73,11 @@ func Build(name string, in Input, stored *Hook) (h Hook, generated bool, err err
 		errs.Add("url", "required", "where to POST events")
 	case perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		validation.HasControl(in.URL) || len(in.URL) > 2048:
-		errs.Add("url", "invalid_url", "an http:// or https:// URL without credentials")
+		errs.Add("url", "invalid_url", "an https:// URL without credentials")
+	case u.Scheme != "https":
+		// Events carry message ids, tenants and metadata, and anyone on
+		// the path could read or replay them: TLS only, on every network.
+		errs.Add("url", "https_required", "events are sent over TLS only: use an https:// URL")
 	}
 	if len(in.Events) == 0 {
 		errs.Add("events", "required", "at least one of "+fmt.Sprint(EventTypes))
@@ -188,9 +192,19 @@ func (s *Store) Get(ctx context.Context, name string) (Hook, error) {
 	return s.decode(name, v)
 }
 
-// Delete removes a webhook; its pending deliveries are dropped when due.
+// deleteScript removes a webhook and its delivery log in one step, so no
+// log outlives its webhook to be shown to a new one of the same name.
+// KEYS: hooks, log (one {wh} slot). ARGV: name. Returns 0 when none was.
+var deleteScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+`)
+
+// Delete removes a webhook and its delivery log; its pending deliveries
+// are dropped when due.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	n, err := s.rdb.HDel(ctx, hooksKey, name).Result()
+	n, err := deleteScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name).Int()
 	if err != nil {
 		return fmt.Errorf("webhook: delete %s: %w", name, err)
 	}
@@ -295,11 +309,17 @@ func (s *Store) Deliveries(ctx context.Context, name string, limit int) ([]Deliv
 // logSize bounds each webhook's delivery log.
 const logSize = 200
 
+// recordScript appends to a webhook's log only while the webhook exists:
+// an attempt still in flight when its webhook is deleted must not write
+// the log back. KEYS: hooks, log. ARGV: name, entry, log size.
+var recordScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return 1
+`)
+
 func (s *Store) record(ctx context.Context, name string, d Delivery) error {
 	b, _ := json.Marshal(d)
-	pipe := s.rdb.TxPipeline()
-	pipe.LPush(ctx, logKey(name), b)
-	pipe.LTrim(ctx, logKey(name), 0, logSize-1)
-	_, err := pipe.Exec(ctx)
-	return err
+	return recordScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name, b, logSize).Err()
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
@@ -67,4 +69,57 @@ func TestListensFollowsWritesOfAnyReplica(t *testing.T) {
 		}
 	}
 	eventually("deleted webhooks", func() bool { return !listens("acme", "message.failed") && !listens("beta", "message.sent") })
+}
+
+// A deleted webhook takes its delivery log with it, at once and for good:
+// an attempt finishing after the delete does not bring the log back, and a
+// new webhook of the same name starts with an empty one. Run on a single
+// Redis and on a Cluster (the hook list and the log share a slot).
+func TestDeleteDropsTheDeliveryLog(t *testing.T) {
+	key, _ := seal.ParseKey(seal.NewKey())
+	sealer, _ := seal.New(key)
+	for name, rdb := range map[string]redis.UniversalClient{
+		"single":  redistest.Start(t).Client(t),
+		"cluster": redistest.StartCluster(t, 3).Client(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := NewStore(rdb, sealer)
+			ctx := context.Background()
+			hook := Hook{Name: "ops", URL: "https://hooks.example/x", Events: []string{"message.sent"}, Secret: secret.New("whsec_test")}
+			if _, err := store.Put(ctx, hook); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.record(ctx, "ops", Delivery{EventID: "evt_1", Attempt: 1, Error: "receiver answered 500"}); err != nil {
+				t.Fatal(err)
+			}
+			if ds, _ := store.Deliveries(ctx, "ops", 10); len(ds) != 1 {
+				t.Fatalf("deliveries before delete: %+v", ds)
+			}
+			if err := store.Delete(ctx, "ops"); err != nil {
+				t.Fatal(err)
+			}
+			if n := rdb.Exists(ctx, logKey("ops")).Val(); n != 0 {
+				t.Fatal("the delivery log outlived its webhook")
+			}
+			// An attempt that was in flight during the delete.
+			if err := store.record(ctx, "ops", Delivery{EventID: "evt_2", Attempt: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if n := rdb.Exists(ctx, logKey("ops")).Val(); n != 0 {
+				t.Fatal("an attempt after the delete wrote the log again")
+			}
+			if _, err := store.Put(ctx, hook); err != nil {
+				t.Fatal(err)
+			}
+			if ds, _ := store.Deliveries(ctx, "ops", 10); len(ds) != 0 {
+				t.Fatalf("a new webhook of the same name shows the old one's deliveries: %+v", ds)
+			}
+			if err := store.Delete(ctx, "ops"); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Delete(ctx, "ops"); err != ErrNotFound {
+				t.Fatalf("second delete: %v", err)
+			}
+		})
+	}
 }

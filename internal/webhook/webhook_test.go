@@ -53,6 +53,21 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// Events carry message ids, tenants and metadata, and the signature only
+// proves who sent them: they travel over TLS or not at all.
+func TestBuildRequiresHTTPS(t *testing.T) {
+	for _, raw := range []string{"http://hooks.example/x", "HTTP://hooks.example/x", "http://127.0.0.1:8080/hook"} {
+		_, _, err := Build("ops", Input{URL: raw, Events: []string{"message.sent"}}, nil)
+		var verr *validation.Error
+		if !errors.As(err, &verr) || len(verr.Fields) != 1 || verr.Fields[0].Field != "url" || verr.Fields[0].Code != "https_required" {
+			t.Errorf("%s: %v, want url https_required", raw, err)
+		}
+	}
+	if _, _, err := Build("ops", Input{URL: "HTTPS://hooks.example/x", Events: []string{"message.sent"}}, nil); err != nil {
+		t.Errorf("an upper-case https scheme refused: %v", err)
+	}
+}
+
 func TestWants(t *testing.T) {
 	all := Hook{Events: EventTypes}
 	acmeOnly := Hook{Events: EventTypes, TenantID: "acme"}
