@@ -68,6 +68,7 @@ type harness struct {
 	adminToken string
 	sendToken  string
 	acmeToken  string // send@acme: bound to tenant acme
+	acmeAdmin  string // admin@acme: acme's own admin, not the operator
 	mu         sync.Mutex
 	answers    [][]byte // every response body, for secrecy checks
 	logs       *syncBuffer
@@ -101,7 +102,8 @@ func newHarness(t *testing.T, o options) *harness {
 	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
 	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
 	boundToken, boundKey, _ := apikey.Generate("acme-only", "send@acme")
-	keys := apikey.Set{adminKey, sendKey, boundKey}
+	acmeAdminToken, acmeAdminKey, _ := apikey.Generate("acme-admin", "admin@acme")
+	keys := apikey.Set{adminKey, sendKey, boundKey, acmeAdminKey}
 	if o.sealKey == "" {
 		o.sealKey = seal.NewKey()
 	}
@@ -160,12 +162,13 @@ func newHarness(t *testing.T, o options) *harness {
 		dispatcher.Shutdown(ctx)
 	})
 
-	handler := api.New(api.Config{Keys: keys, MaxMessageBytes: 1 << 20}, api.Deps{Log: log, Ready: q, Profiles: profiles,
+	limits := tenant.Limits{RatePerMinute: o.rateLimit.PerMinute, RatePerDay: o.rateLimit.PerDay, MaxConnections: 3} // the pool's
+	handler := api.New(api.Config{Keys: keys, MaxMessageBytes: 1 << 20, Limits: limits}, api.Deps{Log: log, Ready: q, Profiles: profiles,
 		Status: profiles, Verifier: svc, Messages: svc, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
 	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
-		acmeToken: boundToken, logs: logs}
+		acmeToken: boundToken, acmeAdmin: acmeAdminToken, logs: logs}
 }
 
 // response is a decoded answer.

@@ -103,14 +103,22 @@ func apiKey(c echo.Context) apikey.Key {
 
 func keyName(c echo.Context) string { return apiKey(c).Name }
 
-// requireUnbound refuses tenant-bound keys on routes that span tenants.
-func requireUnbound(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if apiKey(c).Tenant != "" {
-			return problem("forbidden", "this endpoint spans tenants; a tenant-bound key may not use it")
+// requireOperator refuses a tenant's own admin key (admin@tenant) on a
+// route only the operator may use; what says what the route does.
+func requireOperator(what string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !apiKey(c).Operator() {
+				return operatorOnly(what)
+			}
+			return next(c)
 		}
-		return next(c)
 	}
+}
+
+// operatorOnly is the refusal of something only the operator may do.
+func operatorOnly(what string) *Problem {
+	return problem("operator_only", "only an operator key (admin, bound to no tenant) may "+what)
 }
 
 func bearer(header string) (string, bool) {

@@ -33,6 +33,9 @@ func newOAuthSetup(t *testing.T, topts oauthtest.Options, o options) *oauthSetup
 		return user == "billing@contoso.example" && s.tokens.Valid(token) && !s.refused[token]
 	}})
 	roots := x509.NewCertPool()
+	if o.roots != nil {
+		roots = o.roots.Clone() // a test's own servers, trusted as well
+	}
 	roots.AppendCertsFromPEM(s.account.CA.PEM())
 	roots.AppendCertsFromPEM(s.tokens.CA.PEM())
 	o.roots, o.allowPrivate = roots, true

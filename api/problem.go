@@ -58,6 +58,7 @@ var problemStatus = map[string]struct {
 	"invalid_query":          {http.StatusBadRequest, "Invalid query parameter"},
 	"unauthorized":           {http.StatusUnauthorized, "Missing or invalid API token"},
 	"forbidden":              {http.StatusForbidden, "API token lacks the scope for this request"},
+	"operator_only":          {http.StatusForbidden, "Only the operator may do this"},
 	"not_found":              {http.StatusNotFound, "Not found"},
 	"method_not_allowed":     {http.StatusMethodNotAllowed, "Method not allowed"},
 	"idempotency_key_reused": {http.StatusConflict, "Idempotency key reused with a different request"},
@@ -109,6 +110,8 @@ func toProblem(err error) *Problem {
 		return problem("not_cancellable", strings.TrimPrefix(err.Error(), "queue: "))
 	case errors.Is(err, tenant.ErrPaused):
 		return problem("tenant_paused", strings.TrimPrefix(err.Error(), "tenant: "))
+	case errors.Is(err, suppression.ErrBounced):
+		return operatorOnly("replace or remove an entry a hard bounce added")
 	case errors.Is(err, suppression.ErrNotFound):
 		return problem("not_found", "this address is not on the tenant's suppression list")
 	case errors.Is(err, webhook.ErrNotFound):

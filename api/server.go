@@ -42,6 +42,9 @@ type Config struct {
 	Keys            apikey.Set
 	MaxMessageBytes int64 // composed size; the JSON body limit follows from it
 	ReadyTimeout    time.Duration
+	// Limits are the service's own; a tenant's admin key may not raise a
+	// profile's above them (or above the profile's own, where it has any).
+	Limits tenant.Limits
 }
 
 // SendingStatus pauses and resumes tenants.
@@ -56,6 +59,9 @@ type Suppressions interface {
 	Get(ctx context.Context, tenantID, email string) (suppression.Entry, error)
 	Remove(ctx context.Context, tenantID, email string) error
 	List(ctx context.Context, tenantID, after string, limit int) ([]suppression.Entry, error)
+	// For a tenant's own admin: entries a bounce added stay (suppression.ErrBounced).
+	AddUnlessBounced(ctx context.Context, tenantID string, e suppression.Entry) (suppression.Entry, error)
+	RemoveUnlessBounced(ctx context.Context, tenantID, email string) error
 }
 
 // Deps are what the handlers work with.
@@ -131,17 +137,18 @@ func (s *Server) routes() {
 	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)
 	e.POST("/v1/tenants/:tenant/smtp/verify", s.verifyProfile, admin, limitBody(profileBodyLimit))
 	e.GET("/v1/tenants/:tenant/status", s.getStatus, admin)
-	e.PUT("/v1/tenants/:tenant/status", s.putStatus, admin, limitBody(profileBodyLimit))
+	e.PUT("/v1/tenants/:tenant/status", s.putStatus, admin, requireOperator("pause or resume a tenant"), limitBody(profileBodyLimit))
 	e.GET("/v1/tenants/:tenant/suppressions", s.listSuppressions, admin)
 	e.GET("/v1/tenants/:tenant/suppressions/:email", s.getSuppression, admin)
 	e.PUT("/v1/tenants/:tenant/suppressions/:email", s.putSuppression, admin, limitBody(profileBodyLimit))
 	e.DELETE("/v1/tenants/:tenant/suppressions/:email", s.deleteSuppression, admin)
 
-	e.GET("/v1/webhooks", s.listWebhooks, admin, requireUnbound)
-	e.GET("/v1/webhooks/:name", s.getWebhook, admin, requireUnbound)
-	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, requireUnbound, limitBody(profileBodyLimit))
-	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, requireUnbound)
-	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, requireUnbound)
+	webhooks := requireOperator("use webhooks: they span tenants")
+	e.GET("/v1/webhooks", s.listWebhooks, admin, webhooks)
+	e.GET("/v1/webhooks/:name", s.getWebhook, admin, webhooks)
+	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, webhooks, limitBody(profileBodyLimit))
+	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, webhooks)
+	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, webhooks)
 }
 
 // healthz is liveness: the process serves.

@@ -71,7 +71,8 @@ type suppressionInput struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// putSuppression adds an address by hand (a body is optional).
+// putSuppression adds an address by hand (a body is optional). A tenant's
+// own admin may not replace an entry a bounce added.
 func (s *Server) putSuppression(c echo.Context) error {
 	id, email, err := tenantAndEmail(c)
 	if err != nil {
@@ -92,7 +93,11 @@ func (s *Server) putSuppression(c echo.Context) error {
 	if in.Reason == "" {
 		in.Reason = "added by an operator"
 	}
-	e, err := s.Suppressions.Add(c.Request().Context(), id, suppression.Entry{Email: email, Reason: in.Reason, Source: "manual"})
+	add := s.Suppressions.Add
+	if !apiKey(c).Operator() {
+		add = s.Suppressions.AddUnlessBounced
+	}
+	e, err := add(c.Request().Context(), id, suppression.Entry{Email: email, Reason: in.Reason, Source: "manual"})
 	if err != nil {
 		return err
 	}
@@ -104,7 +109,11 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Suppressions.Remove(c.Request().Context(), id, email); err != nil {
+	remove := s.Suppressions.Remove
+	if !apiKey(c).Operator() {
+		remove = s.Suppressions.RemoveUnlessBounced
+	}
+	if err := remove(c.Request().Context(), id, email); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -157,6 +157,9 @@ func (s *Server) putProfile(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := s.withinLimits(c, &p, storedOrNil(stored, found)); err != nil {
+			return err
+		}
 		saved, err := s.Profiles.Put(ctx, p, p.Version)
 		if errors.Is(err, tenant.ErrVersionConflict) && !match.present {
 			continue
@@ -178,6 +181,19 @@ func (s *Server) putProfile(c echo.Context) error {
 	return problem("precondition_failed", "the profile kept changing; retry")
 }
 
+// withinLimits refuses a tenant's own admin a change from stored to next
+// (nil: deleting) that raises the limits in force (tenant.Limits.Raises).
+func (s *Server) withinLimits(c echo.Context, next, stored *tenant.Profile) error {
+	if apiKey(c).Operator() {
+		return nil
+	}
+	if raised := s.cfg.Limits.Raises(next, stored); len(raised) > 0 {
+		return operatorOnly("raise " + strings.Join(raised, ", ") +
+			" above what is in force (the profile's own limits, or the service's where it has none)")
+	}
+	return nil
+}
+
 // storedProfile is the current profile; found is false when there is none.
 func (s *Server) storedProfile(c echo.Context, id string) (p tenant.Profile, found bool, err error) {
 	p, err = s.Profiles.Get(c.Request().Context(), id)
@@ -196,6 +212,22 @@ func (s *Server) deleteProfile(c echo.Context) error {
 	version := int64(0)
 	if match.present && !match.any {
 		version = match.version
+	}
+	if !apiKey(c).Operator() {
+		// Deleting puts the tenant on the service's rate: refused when that
+		// is a raise. The version checked is the version deleted.
+		stored, found, err := s.storedProfile(c, id)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := s.withinLimits(c, nil, &stored); err != nil {
+				return err
+			}
+			if version == 0 {
+				version = stored.Version
+			}
+		}
 	}
 	err = s.Profiles.Delete(c.Request().Context(), id, version)
 	if errors.Is(err, tenant.ErrNotFound) && match.present {

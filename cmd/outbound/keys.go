@@ -12,7 +12,7 @@ import (
 // token's hash, goes into the service's configuration.
 func printAPIKey(args []string, w io.Writer) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: outbound apikey NAME SCOPE (SCOPE: send or admin)")
+		return fmt.Errorf("usage: outbound apikey NAME SCOPE (SCOPE: send, admin, send@TENANT or admin@TENANT)")
 	}
 	token, key, err := apikey.Generate(args[0], apikey.Scope(args[1]))
 	if err != nil {

@@ -36,7 +36,7 @@ const usage = `usage: outbound <command>
 commands:
   serve                 run the API and delivery workers (configured by OUTBOUND_* variables)
   dev                   try it: embedded Redis and a mail catcher writing .eml files; nothing is kept
-  apikey NAME SCOPE     print a new API token and its OUTBOUND_API_KEYS entry (SCOPE: send or admin)
+  apikey NAME SCOPE     print a new API token and its OUTBOUND_API_KEYS entry (SCOPE: send, admin, send@TENANT or admin@TENANT)
   keygen                print a new OUTBOUND_SECRET_KEY
 `
 

@@ -118,7 +118,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer},
 		hooks, q, rdb, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 10*time.Second), log)
 
-	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes}, api.Deps{Log: log, Ready: q,
+	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
+	handler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: q,
 		Profiles: profiles, Status: profiles, Verifier: svc, Messages: svc, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
 	srv := &http.Server{
 		Handler:           handler,

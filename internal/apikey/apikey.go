@@ -21,6 +21,8 @@ const (
 	// ScopeSend may post messages and read their status.
 	ScopeSend Scope = "send"
 	// ScopeAdmin may do everything, including managing tenant profiles.
+	// Bound to a tenant ("admin@acme") it is that tenant's own admin, and
+	// what stays the operator's is refused to it (see Operator).
 	ScopeAdmin Scope = "admin"
 )
 
@@ -38,6 +40,12 @@ type Key struct {
 func (k Key) AllowsTenant(tenantID string) bool {
 	return k.Tenant == "" || k.Tenant == tenantID
 }
+
+// Operator reports whether the key is the operator's: admin and bound to
+// no tenant. Only the operator may act across tenants or on what the
+// tenants share: pausing and resuming, limits above those in force,
+// entries a bounce added to a suppression list, webhooks.
+func (k Key) Operator() bool { return k.Scope == ScopeAdmin && k.Tenant == "" }
 
 // Allows reports whether the key may act within scope; admin implies send.
 func (k Key) Allows(scope Scope) bool {

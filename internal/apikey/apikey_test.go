@@ -77,3 +77,19 @@ func TestTenantBoundKeys(t *testing.T) {
 		t.Fatal("an unbound key is refused a tenant")
 	}
 }
+
+func TestOperatorIsAdminBoundToNoTenant(t *testing.T) {
+	for _, tc := range []struct {
+		key  Key
+		want bool
+	}{
+		{Key{Scope: ScopeAdmin}, true},
+		{Key{Scope: ScopeAdmin, Tenant: "acme"}, false},
+		{Key{Scope: ScopeSend}, false},
+		{Key{Scope: ScopeSend, Tenant: "acme"}, false},
+	} {
+		if got := tc.key.Operator(); got != tc.want {
+			t.Errorf("%+v: Operator() = %v", tc.key, got)
+		}
+	}
+}

@@ -22,6 +22,13 @@ import (
 // ErrNotFound means the address is not on the list.
 var ErrNotFound = errors.New("suppression: address not on the list")
 
+// ErrBounced means the address's entry was added by a hard bounce, which
+// AddUnlessBounced and RemoveUnlessBounced leave alone.
+var ErrBounced = errors.New("suppression: the address hard-bounced")
+
+// SourceBounce marks an entry a hard bounce added.
+const SourceBounce = "bounce"
+
 // Entry is one suppressed address.
 type Entry struct {
 	Email     string    `json:"email"`
@@ -84,10 +91,7 @@ func norm(email string) string { return strings.ToLower(strings.TrimSpace(email)
 
 // Add puts an address on the tenant's list (replacing an earlier entry).
 func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (Entry, error) {
-	e.Email = norm(e.Email)
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
-	}
+	e = s.stamped(e)
 	b, err := json.Marshal(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("suppression: %w", err)
@@ -97,6 +101,15 @@ func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (Entry, error
 	}
 	s.changed(ctx, tenantID)
 	return e, nil
+}
+
+// stamped is e as stored: its address lower-cased, its time set.
+func (s *Store) stamped(e Entry) Entry {
+	e.Email = norm(e.Email)
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
+	}
+	return e
 }
 
 // Remove takes an address off the list.

@@ -56,22 +56,14 @@ const (
 var directoryPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
 
 // buildOAuth turns the submitted block into the profile's, filling
-// provider defaults and keeping stored secrets the input leaves out.
-func buildOAuth(provider string, in *OAuthInput, stored *OAuth) *OAuth {
+// provider defaults. Secrets it leaves out are kept by keepStoredSecrets.
+func buildOAuth(provider string, in *OAuthInput) *OAuth {
 	if in == nil {
 		return nil
 	}
 	o := &OAuth{Flow: strings.TrimSpace(in.Flow), TokenURL: strings.TrimSpace(in.TokenURL),
 		ClientID: strings.TrimSpace(in.ClientID), ClientSecret: in.ClientSecret, RefreshToken: in.RefreshToken,
 		Scope: strings.TrimSpace(in.Scope), DirectoryID: strings.TrimSpace(in.DirectoryID)}
-	if stored != nil {
-		if o.ClientSecret.IsZero() {
-			o.ClientSecret = stored.ClientSecret
-		}
-		if o.RefreshToken.IsZero() {
-			o.RefreshToken = stored.RefreshToken
-		}
-	}
 	switch provider {
 	case "microsoft365":
 		if o.Flow == "" {
@@ -107,11 +99,11 @@ func (o *OAuth) validate(errs *validation.Error) {
 	errs.Text("oauth.scope", o.Scope, maxOAuthField)
 	switch o.Flow {
 	case FlowClientCredentials:
-		if o.ClientSecret.IsZero() {
+		if o.ClientSecret.IsZero() && !errs.Has("oauth.client_secret") {
 			errs.Add("oauth.client_secret", "required", "the client credentials flow needs the app's client secret")
 		}
 	case FlowRefreshToken:
-		if o.RefreshToken.IsZero() {
+		if o.RefreshToken.IsZero() && !errs.Has("oauth.refresh_token") {
 			errs.Add("oauth.refresh_token", "required", "the refresh token flow needs a refresh token from the user's consent")
 		}
 	default:

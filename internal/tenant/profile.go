@@ -123,8 +123,9 @@ const (
 )
 
 // Build turns in into a profile for tenantID. stored, when not nil, is the
-// profile being replaced: its password is kept when in has none, and its
-// creation time carries over. The result is validated; a *validation.Error
+// profile being replaced: the secrets in leaves out are kept while the
+// profile still sends them where stored did (see keepStoredSecrets), and
+// its creation time carries over. The result is validated; a *validation.Error
 // lists every bad field.
 func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 	var errs validation.Error
@@ -161,11 +162,7 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 			p.Security = SecurityTLS
 		}
 	}
-	var storedOAuth *OAuth
-	if stored != nil {
-		storedOAuth = stored.OAuth
-	}
-	p.OAuth = buildOAuth(p.Provider, in.OAuth, storedOAuth)
+	p.OAuth = buildOAuth(p.Provider, in.OAuth)
 	if p.Auth == "" {
 		p.Auth = AuthPlain
 		if p.OAuth != nil {
@@ -175,9 +172,7 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 	if p.Username == "" {
 		p.Username = p.Email // Gmail and most providers log in with the address
 	}
-	if p.Password.IsZero() && stored != nil && p.Auth != AuthXOAuth2 {
-		p.Password = stored.Password
-	}
+	keepStoredSecrets(&p, stored, &errs)
 	if isGmail(p.Host) {
 		// Google shows App Passwords as four groups of four letters.
 		p.Password = secret.New(strings.Join(strings.Fields(p.Password.Reveal()), ""))
@@ -211,7 +206,7 @@ func (p *Profile) validate(errs *validation.Error) {
 		p.OAuth.validate(errs)
 	case p.OAuth != nil:
 		errs.Add("oauth", "unexpected", `an oauth block needs auth "xoauth2"`)
-	case p.Password.IsZero():
+	case p.Password.IsZero() && !errs.Has("password"):
 		errs.Add("password", "required", "a new profile needs a password (for Gmail, an App Password)")
 	}
 	switch {

@@ -26,6 +26,17 @@ func (e *Error) Add(field, code, message string) {
 	e.Fields = append(e.Fields, Field{Field: field, Code: code, Message: message})
 }
 
+// Has reports whether field is already listed, so a later check can leave
+// out a second, less precise complaint about it.
+func (e *Error) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // Text checks a free-text value that may reach a header, a log line or an
 // SMTP command: no control characters (see HasControl), at most max bytes.
 func (e *Error) Text(field, value string, max int) {
