@@ -107,7 +107,10 @@ type NewMessage struct {
 	// events webhooks receive.
 	Meta []byte
 	// Cost, when above zero, is spent from the tenant's Limit in the same
-	// step (recipients).
+	// step (recipients). A scheduled message spends it when it falls due
+	// instead (see MoveDue), from the Limit it was accepted under, and at
+	// accept only its tenant's allowance for scheduling
+	// (ratelimit.ScheduleWindow).
 	Cost  int
 	Limit ratelimit.Limit
 }
@@ -130,9 +133,10 @@ type Accepted struct {
 
 // enqueueScript accepts a message in one step: it checks the idempotency
 // key, spends the tenant's rate budget (ratelimit.Lua, whose keys live in
-// the partition's slot), writes the record, and queues it: into the
-// stream, or, for a message scheduled for later, into the retry set due at
-// its send time. A repeat or a refusal writes nothing.
+// the partition's slot; for a message scheduled for later, its allowance
+// for scheduling, see spending), writes the record, and queues it: into
+// the stream, or, for a message scheduled for later, into the retry set
+// due at its send time. A repeat or a refusal writes nothing.
 // KEYS: stream, record, retry, idempotency key, rate windows...
 // ARGV: id, request hash, idempotency TTL ms, retention ms, send at ms (0:
 // now), has idempotency key, cost, window count, window triples..., field
@@ -198,16 +202,15 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		hasIdem, idem = "1", idemKey(p, m.TenantID, m.IdempotencyKey)
 	}
 	keys := []string{streamKey(p), recordKey(p, id), retryKey(p), idem}
-	var windows []ratelimit.Window
-	var windowArgs []any
-	if m.Cost > 0 {
-		windows = ratelimit.TenantWindows("{q"+strconv.Itoa(p)+"}", m.TenantID, m.Limit)
-		rateKeys, args, err := ratelimit.Args(windows)
-		if err != nil {
-			return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
-		}
-		keys, windowArgs = append(keys, rateKeys...), args
+	windows, charge, err := spending(p, m, sendAt > 0)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
+	rateKeys, windowArgs, err := ratelimit.Args(windows)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	keys = append(keys, rateKeys...)
 	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(), sendAt,
 		hasIdem, m.Cost, len(windows)}
 	args = append(args, windowArgs...)
@@ -222,6 +225,9 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		"updated_at", now,
 		"payload", m.Payload,
 	)
+	if charge != "" {
+		args = append(args, "charge", charge)
+	}
 	reply, err := invoke(ctx, q.accepts[p], invocation{keys, args})
 	var replicationErr error
 	if errors.Is(err, ErrNotReplicated) {
@@ -254,6 +260,24 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		a.RateLimit, _ = ratelimit.Decode(windows, true, nums)
 	}
 	return a, nil
+}
+
+// spending is what accepting m spends: the tenant's sending windows for a
+// message to send now; for one scheduled for later, its allowance for
+// scheduling, and the charge on its sending windows that MoveDue makes
+// when it falls due, so that scheduled mail leaves at the tenant's rate
+// rather than all at once.
+func spending(p int, m NewMessage, scheduled bool) (windows []ratelimit.Window, charge string, err error) {
+	if m.Cost <= 0 {
+		return nil, "", nil
+	}
+	tag := "{q" + strconv.Itoa(p) + "}"
+	sending := ratelimit.TenantWindows(tag, m.TenantID, m.Limit)
+	if !scheduled {
+		return sending, "", nil
+	}
+	charge, err = ratelimit.Charge(sending, m.Cost)
+	return []ratelimit.Window{ratelimit.ScheduleWindow(tag, m.TenantID, m.Limit)}, charge, err
 }
 
 // tenantPartition is the partition of a tenant's messages: its rate
