@@ -178,3 +178,22 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// What a tenant may schedule is bounded all the same: a day's allowance a
+// day, refused past it with nothing stored.
+func TestSchedulingSpendsTheDaysAllowance(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	q := newQueue(t, rdb, 1)
+	limit := ratelimit.Limit{PerMinute: 1, PerDay: 3}
+	scheduleN(t, q, "acme", 3, time.Now().Add(time.Hour), limit)
+	m := msg("", "")
+	m.SendAt, m.Cost, m.Limit = time.Now().Add(time.Hour), 1, limit
+	a, err := q.Enqueue(context.Background(), m)
+	var denied *ratelimit.DeniedError
+	if !errors.As(err, &denied) || denied.Result.Limit != 3 {
+		t.Fatalf("fourth scheduled message: %+v %v, want refused by the allowance of 3", a, err)
+	}
+	if n, _ := q.Depth(context.Background(), 0); n != 3 {
+		t.Errorf("depth %d, want 3", n)
+	}
+}
