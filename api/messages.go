@@ -123,7 +123,9 @@ func (s *Server) getMessage(c echo.Context) error {
 		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Attempts: rec.Attempts,
 		RejectedRecipients: rec.Rejected, SuppressedRecipients: rec.Suppressed, SentAt: timeOrNil(rec.SentAt),
 		SendAt: timeOrNil(rec.SendAt)}
-	if rec.Status == queue.StatusDeferred {
+	// A scheduled message the tenant's rate window could not take at its
+	// send_at waits until it can: next_attempt_at says when.
+	if rec.Status == queue.StatusDeferred || rec.Status == queue.StatusScheduled {
 		v.NextAttemptAt = timeOrNil(rec.NextAttemptAt)
 	}
 	if v.Attempts == nil {

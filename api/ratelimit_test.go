@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -122,5 +123,46 @@ func TestPaceAndConnectionCap(t *testing.T) {
 	}
 	if s.account.Connections() != 1 {
 		t.Errorf("%d connections with max_connections 1", s.account.Connections())
+	}
+}
+
+// Scheduled mail spends the sending window when it is sent, not when it is
+// accepted: more can be scheduled than the minute allows, each 202
+// describing the allowance for scheduling, and a message to send now
+// finds the sending window untouched.
+func TestScheduledMailSpendsTheWindowWhenSent(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.rateLimit = ratelimit.Limit{PerMinute: 3, PerDay: 2000} })
+	later := oneRecipient("beta")
+	later["send_at"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for i := range 5 {
+		r := s.post(t, later)
+		if r.status != http.StatusAccepted || r.json(t)["status"] != "scheduled" {
+			t.Fatalf("scheduled message %d: %d %s", i+1, r.status, r.body)
+		}
+		if r.header.Get("RateLimit-Limit") != "2000" || r.header.Get("RateLimit-Remaining") != strconv.Itoa(1999-i) {
+			t.Fatalf("scheduled message %d headers: limit %q remaining %q", i+1, r.header.Get("RateLimit-Limit"), r.header.Get("RateLimit-Remaining"))
+		}
+	}
+	r := s.post(t, oneRecipient("beta"))
+	if r.status != http.StatusAccepted || r.header.Get("RateLimit-Limit") != "3" || r.header.Get("RateLimit-Remaining") != "2" {
+		t.Fatalf("message to send now: %d, limit %q remaining %q", r.status, r.header.Get("RateLimit-Limit"), r.header.Get("RateLimit-Remaining"))
+	}
+
+	// Due together, four messages at three a minute: three go, the fourth
+	// waits, still scheduled, until the window has room (20 s on).
+	soon := oneRecipient("gamma")
+	sendAt := time.Now().Add(500 * time.Millisecond)
+	soon["send_at"] = sendAt.UTC().Format(time.RFC3339Nano)
+	var ids []string
+	for range 4 {
+		ids = append(ids, s.accept(t, soon))
+	}
+	for _, id := range ids[:3] {
+		s.waitStatus(t, id, "sent")
+	}
+	last := s.do("GET", "/v1/messages/"+ids[3], s.sendToken, nil).json(t)
+	next, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(last["next_attempt_at"]))
+	if last["status"] != "scheduled" || len(attempts(last)) != 0 || next.Sub(sendAt) < 19*time.Second || next.Sub(sendAt) > 22*time.Second {
+		t.Fatalf("fourth message: %v, want scheduled about 20s after %v", last, sendAt)
 	}
 }

@@ -15,6 +15,10 @@ import (
 type Group[In, Out any] struct {
 	run func(ctx context.Context, ins []In) ([]Out, error)
 	max int
+	// weigh, when set, bounds a batch by the sum of its calls' weights
+	// as well: past its first call a batch holds at most maxWeight.
+	weigh     func(In) int
+	maxWeight int
 
 	mu      sync.Mutex
 	pending []*call[In, Out]
@@ -22,10 +26,11 @@ type Group[In, Out any] struct {
 }
 
 type call[In, Out any] struct {
-	in   In
-	out  Out
-	err  error
-	done chan struct{}
+	in     In
+	weight int
+	out    Out
+	err    error
+	done   chan struct{}
 }
 
 // New returns a group whose batches hold at most max calls. run gets the
@@ -36,10 +41,22 @@ func New[In, Out any](max int, run func(ctx context.Context, ins []In) ([]Out, e
 	return &Group[In, Out]{run: run, max: max}
 }
 
+// NewWeighted returns a group whose batches hold at most max calls and at
+// most maxWeight of total weight, as weigh measures each input (bytes,
+// say): a batch takes calls in order until the next would cross either
+// bound. A call heavier than maxWeight alone still runs, in a batch of
+// its own.
+func NewWeighted[In, Out any](max, maxWeight int, weigh func(In) int, run func(ctx context.Context, ins []In) ([]Out, error)) *Group[In, Out] {
+	return &Group[In, Out]{run: run, max: max, weigh: weigh, maxWeight: maxWeight}
+}
+
 // Do runs in, with whatever else is waiting, and returns its output. When
 // ctx ends first, Do returns ctx.Err(); the call may still run.
 func (g *Group[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 	c := &call[In, Out]{in: in, done: make(chan struct{})}
+	if g.weigh != nil {
+		c.weight = g.weigh(in)
+	}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	lead := !g.running
@@ -62,7 +79,7 @@ func (g *Group[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 // not held up by the calls of others.
 func (g *Group[In, Out]) flush(ctx context.Context) {
 	g.mu.Lock()
-	n := min(len(g.pending), g.max)
+	n := g.batchLen()
 	batch := make([]*call[In, Out], n)
 	copy(batch, g.pending)
 	g.pending = append(g.pending[:0], g.pending[n:]...)
@@ -88,4 +105,21 @@ func (g *Group[In, Out]) flush(ctx context.Context) {
 	if more {
 		go g.flush(ctx)
 	}
+}
+
+// batchLen is how many of the pending calls the next batch takes: at least
+// one, at most max, and no more than fit in maxWeight.
+func (g *Group[In, Out]) batchLen() int {
+	n := min(len(g.pending), g.max)
+	if g.weigh == nil {
+		return n
+	}
+	total := 0
+	for i, c := range g.pending[:n] {
+		total += c.weight
+		if i > 0 && total > g.maxWeight {
+			return i
+		}
+	}
+	return n
 }

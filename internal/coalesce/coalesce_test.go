@@ -3,6 +3,7 @@ package coalesce
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,29 @@ func TestBatchesHoldAtMostMax(t *testing.T) {
 	}
 	if total != 11 {
 		t.Errorf("%d calls ran, want 11 (sizes %v)", total, sizes)
+	}
+}
+
+// A weighted group closes a batch before the call that would take it past
+// its weight, keeping the calls in order; a call heavier than the bound
+// goes alone.
+func TestBatchesHoldAtMostMaxWeight(t *testing.T) {
+	r := newHeldRun()
+	g := NewWeighted(100, 6, func(in int) int { return in }, r.run)
+	var wg sync.WaitGroup
+	wg.Go(func() { g.Do(context.Background(), 0) })
+	<-r.started
+	weights := []int{3, 3, 3, 10, 1, 1}
+	for i, w := range weights {
+		// One at a time, so that they wait in this order.
+		wg.Go(func() { g.Do(context.Background(), w) })
+		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == i+1 })
+	}
+	close(r.release)
+	wg.Wait()
+	want := []int{1, 2, 1, 1, 2} // [0] [3 3] [3] [10] [1 1]
+	if sizes := r.batchSizes(); !slices.Equal(sizes, want) {
+		t.Errorf("batch sizes %v, want %v", sizes, want)
 	}
 }
 

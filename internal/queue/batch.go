@@ -59,6 +59,26 @@ type invocation struct {
 	args []any
 }
 
+// size is about how many bytes the invocation adds to a call: its keys'
+// and arguments' lengths, numbers counted at their longest.
+func (inv invocation) size() int {
+	n := 0
+	for _, k := range inv.keys {
+		n += len(k)
+	}
+	for _, a := range inv.args {
+		switch v := a.(type) {
+		case string:
+			n += len(v)
+		case []byte:
+			n += len(v)
+		default:
+			n += 20
+		}
+	}
+	return n
+}
+
 // run runs the invocations in one call and returns each one's reply, or
 // its error. err is set when the call as a whole failed; then no reply is
 // known (the invocations may or may not have run).

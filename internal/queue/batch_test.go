@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -116,4 +117,100 @@ func scriptCalls(t *testing.T, rdb *redis.Client) int {
 		total += n
 	}
 	return total
+}
+
+// Large messages accepted at once share script calls only up to
+// batchBytes: no call carries more (but for a lone message), and every
+// message is stored.
+func TestEnqueueBatchesBoundedByBytes(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	q := newQueue(t, rdb, 1)
+	sizes := &scriptSizes{}
+	rdb.AddHook(sizes)
+	payload := bytes.Repeat([]byte("x"), 700<<10)
+	const n = 48
+	errs, _ := redistest.ConcurrentPipelines(rdb, n, func(int) error {
+		m := msg("", "")
+		m.Payload = payload
+		_, err := q.Enqueue(context.Background(), m)
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if xlen := rdb.XLen(context.Background(), streamKey(0)).Val(); xlen != n {
+		t.Fatalf("stream holds %d entries, want %d", xlen, n)
+	}
+	calls := sizes.get()
+	t.Logf("%d messages of %d KB in %d script calls", n, len(payload)>>10, len(calls))
+	for _, c := range calls {
+		// The call's own framing (script sha, counts) adds a few bytes to
+		// what its invocations weigh.
+		if c.invocations > 1 && c.bytes > batchBytes+1024 {
+			t.Errorf("a call of %d messages carries %d bytes, over the bound of %d", c.invocations, c.bytes, batchBytes)
+		}
+	}
+	if len(calls) >= n {
+		t.Errorf("%d script calls for %d messages: nothing was grouped", len(calls), n)
+	}
+}
+
+// scriptSizes is a go-redis hook recording the size and invocation count
+// of every batch script call (EVALSHA or EVAL) a client sends.
+type scriptSizes struct {
+	mu    sync.Mutex
+	calls []scriptCall
+}
+
+type scriptCall struct{ invocations, bytes int }
+
+func (s *scriptSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (s *scriptSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		s.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (s *scriptSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			s.record(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// record reads a call laid out as batchScript sends it: script, key
+// count, keys, then the invocation count and the rest.
+func (s *scriptSizes) record(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "evalsha" && name != "eval" {
+		return
+	}
+	args := cmd.Args()
+	size := 0
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			size += len(v)
+		case []byte:
+			size += len(v)
+		default:
+			size += 20
+		}
+	}
+	nkeys, _ := args[2].(int)
+	invocations, _ := args[3+nkeys].(int)
+	s.mu.Lock()
+	s.calls = append(s.calls, scriptCall{invocations, size})
+	s.mu.Unlock()
+}
+
+func (s *scriptSizes) get() []scriptCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]scriptCall(nil), s.calls...)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 )
 
 // Entry is a stream entry handed to a worker: one delivery of one message.
@@ -334,23 +336,49 @@ func (q *Queue) Release(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// moveDueScript moves retries whose time has come (by Redis's clock) back
-// to the stream. KEYS: retry, stream, ARGV: limit.
-var moveDueScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+// moveDueScript moves retries and scheduled messages whose time has come
+// (by Redis's clock) to the stream. A scheduled message carries the charge
+// on its tenant's rate windows that it did not spend at accept (its
+// record's charge field; a retry has none, having spent at accept): it is
+// spent now, as of the moment the windows can take it (gcra_charge). Due
+// at once, the message goes; due later, it stays scheduled, due then, and
+// goes without a second charge. The windows and the record live in the
+// partition's slot, as the retry set does, so this is one script on one
+// shard of a Redis Cluster, though it names the records it reads itself.
+// KEYS: retry, stream. ARGV: limit, record key prefix.
+// Returns how many due entries it handled, moved or rescheduled.
+var moveDueScript = redis.NewScript(ratelimit.Lua + `
+local now = gcra_now()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', math.floor(now / 1000), 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'id', id)
-  redis.call('ZREM', KEYS[1], id)
+  local rec = ARGV[2] .. id
+  local charge = redis.call('HGET', rec, 'charge')
+  local at = now
+  if charge then
+    at = gcra_charge(charge)
+    redis.call('HDEL', rec, 'charge')
+  end
+  if at > now then
+    local ms = math.ceil(at / 1000)
+    redis.call('ZADD', KEYS[1], ms, id)
+    redis.call('HSET', rec, 'next_attempt_at', ms)
+  else
+    redis.call('XADD', KEYS[2], '*', 'id', id)
+    redis.call('ZREM', KEYS[1], id)
+  end
 end
+pcall(gcra_flush)
 return #due
 `)
 
-// MoveDue requeues up to limit due retries of partition p and says how
-// many it moved.
+// MoveDue requeues up to limit due retries and scheduled messages of
+// partition p and says how many due entries it handled: moved to the
+// stream, or, for scheduled mail its tenant's rate windows cannot take
+// yet, rescheduled to when they can. Rescheduled entries are no longer
+// due, so a caller that calls again while the answer is limit reaches the
+// other tenants' due messages in the same pass.
 func (q *Queue) MoveDue(ctx context.Context, p, limit int) (int, error) {
-	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p)}, limit).Int()
+	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p)}, limit, tag(p)+"msg:").Int()
 	if err != nil {
 		return 0, fmt.Errorf("queue: move due retries of partition %d: %w", p, err)
 	}

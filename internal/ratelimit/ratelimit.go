@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -67,14 +69,50 @@ func TenantWindows(tag, tenantID string, lim Limit) []Window {
 	}
 }
 
+// ScheduleWindow is a tenant's allowance for scheduling mail (send_at in
+// the future): its per-day limit, spent when the message is accepted. The
+// message spends its sending windows only when it falls due (see Charge);
+// this one keeps the mail a tenant can hold in Redis for later bounded, as
+// the sending windows did when they were spent at accept.
+func ScheduleWindow(tag, tenantID string, lim Limit) Window {
+	return Window{Key: "outbound:rl:" + tag + ":" + tenantID + ":schedule", Limit: lim.PerDay, Period: 24 * time.Hour,
+		Burst: lim.PerDay}
+}
+
+// Charge is a spend of cost from ws, written down to be made later by a
+// script (gcra_charge), as one string: the cost, then each window's key,
+// limit, period µs and burst, separated by spaces (keys hold none: tenant
+// ids cannot).
+func Charge(ws []Window, cost int) (string, error) {
+	keys, args, err := Args(ws)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(cost))
+	for i, k := range keys {
+		fmt.Fprintf(&b, " %s %v %v %v", k, args[3*i], args[3*i+1], args[3*i+2])
+	}
+	return b.String(), nil
+}
+
 // Lua defines gcra_check, gcra_commit and gcra_flush for scripts that
 // spend a budget beside other work (the accept script spends it and queues
-// in one step).
+// in one step), and gcra_reserve and gcra_charge for the mover, which
+// spends the budget of scheduled mail when it falls due.
 //
 // Each window keeps its theoretical arrival time (TAT, in microseconds of
 // Redis's clock). A cost c fits a window of limit n, period T and burst b
 // when now >= TAT + c·T/n - b·T/n. Every window is checked before any is
 // written, so a refusal by one spends nothing from another.
+//
+// gcra_reserve(keys, args, first, cost) spends cost from every window as
+// of the earliest moment all of them can take it, and returns that moment
+// (µs; now when they can at once). A message sent then respects every
+// window, and the next reservation queues behind it: scheduled messages
+// due together leave at the windows' pace, each reserved once, rather
+// than all waking at the first free moment and all but one waiting
+// again. gcra_charge(spec) does the same for a spec written by Charge.
 //
 // gcra_check(keys, args, first, cost): args[first..] hold limit,
 // period µs, burst per key. It returns whether all allow, a flat list of
@@ -134,6 +172,36 @@ local function gcra_commit(keys, tats)
     gcra_tats[key] = tats[i]
     gcra_changed[key] = true
   end
+end
+local function gcra_reserve(keys, args, first, cost)
+  local now = gcra_now()
+  local at, tats, intervals = now, {}, {}
+  for i, key in ipairs(keys) do
+    local o = first + 3 * (i - 1)
+    local limit, period, burst = tonumber(args[o]), tonumber(args[o + 1]), tonumber(args[o + 2])
+    intervals[i] = period / limit
+    tats[i] = gcra_tat(key)
+    if tats[i] < now then tats[i] = now end
+    local fits = tats[i] + intervals[i] * (cost - burst)
+    if fits > at then at = fits end
+  end
+  for i, key in ipairs(keys) do
+    local tat = tats[i]
+    if tat < at then tat = at end
+    gcra_tats[key] = tat + intervals[i] * cost
+    gcra_changed[key] = true
+  end
+  return at
+end
+local function gcra_charge(spec)
+  local f = {}
+  for w in string.gmatch(spec, '%S+') do f[#f + 1] = w end
+  local keys, args = {}, {}
+  for i = 2, #f - 3, 4 do
+    keys[#keys + 1] = f[i]
+    for j = 1, 3 do args[#args + 1] = f[i + j] end
+  end
+  return gcra_reserve(keys, args, 1, tonumber(f[1]))
 end
 local function gcra_flush()
   for key in pairs(gcra_changed) do

@@ -229,3 +229,15 @@ return out
 		mustDeny(t, l, "acme", lim, 1)
 	})
 }
+
+// A charge names every window with what the script needs to spend it.
+func TestCharge(t *testing.T) {
+	got, err := Charge(TenantWindows("{q1}", "acme", perMinute60), 3)
+	want := "3 outbound:rl:{q1}:acme:minute 60 60000000 60 outbound:rl:{q1}:acme:day 2000 86400000000 2000"
+	if err != nil || got != want {
+		t.Errorf("Charge = %q, %v; want %q", got, err, want)
+	}
+	if _, err := Charge(TenantWindows("{q1}", "acme", Limit{}), 1); err == nil {
+		t.Error("a charge on a window of no allowance was written")
+	}
+}
