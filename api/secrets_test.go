@@ -9,18 +9,6 @@ import (
 )
 
 // fieldCode is the code the problem lists for field ("" when none).
-func fieldCode(t *testing.T, r response, field string) string {
-	t.Helper()
-	errs, _ := r.json(t)["errors"].([]any)
-	for _, e := range errs {
-		if m, _ := e.(map[string]any); m["field"] == field {
-			c, _ := m["code"].(string)
-			return c
-		}
-	}
-	return ""
-}
-
 // wantSecretRequired fails unless r is a 422 naming each field with
 // secret_required.
 func wantSecretRequired(t *testing.T, what string, r response, fields ...string) {
