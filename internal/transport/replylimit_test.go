@@ -350,3 +350,19 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+// A password a server echoes is scrubbed before the text is clipped: no
+// part of it is left where the clip cuts through it.
+func TestEchoedPasswordScrubbedBeforeClip(t *testing.T) {
+	filler := strings.Repeat("z", MaxReplyText-len("…")-6) // the cut falls after the password's sixth byte
+	reply := at("AUTH", true, func(w io.Writer) { io.WriteString(w, "535 5.7.8 "+filler+pass+" refused\r\n") })
+	_, srv, d := startHostile(t, true, reply)
+	_, err := d.Dial(context.Background(), srv)
+	e := mustTransportError(t, err)
+	if e.Code != CodeAuthFailed || len(e.Message) > MaxReplyText {
+		t.Fatalf("got %s with %d bytes", e.Code, len(e.Message))
+	}
+	if strings.Contains(e.Message, pass[:6]) || strings.Contains(e.Error(), pass[:6]) {
+		t.Errorf("part of the password left in %q", e.Message[len(e.Message)-20:])
+	}
+}
