@@ -80,10 +80,11 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		return nil, openingError(ctx, stage, err)
 	}
 
-	// The TLS connection is held here in both modes, for pipelining (see
-	// pipeline) and for the login's check that the session is encrypted.
+	// The TLS connection is held here in both modes, for the login's check
+	// that the session is encrypted; go-smtp and, for pipelining, this
+	// package speak over session, which is made on it (see pipeline).
 	var tc *tls.Conn
-	var session net.Conn // what go-smtp and the pipeline speak over
+	var session net.Conn
 	switch srv.Security {
 	case tenant.SecurityTLS:
 		tc = tls.Client(tracked, d.tlsConfig(srv.Host))
