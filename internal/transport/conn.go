@@ -88,7 +88,7 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	if err != nil {
 		return res, c.lostAfterBody(StageData, err)
 	}
-	res.Reply = resp.StatusText
+	res.Reply = clip(resp.StatusText)
 	return res, nil
 }
 

@@ -80,28 +80,33 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		return nil, openingError(ctx, stage, err)
 	}
 
-	// The TLS connection is held here in both modes, for pipelining (see
-	// pipeline) and for the login's check that the session is encrypted.
+	// The TLS connection is held here in both modes, for the login's check
+	// that the session is encrypted; go-smtp and, for pipelining, this
+	// package speak over session, which is made on it (see pipeline).
 	var tc *tls.Conn
-	var client *smtp.Client
+	var session net.Conn
 	switch srv.Security {
 	case tenant.SecurityTLS:
 		tc = tls.Client(tracked, d.tlsConfig(srv.Host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(StageTLS, err)
 		}
-		client = smtp.NewClient(tc)
+		session = tc
 	case tenant.SecurityStartTLS:
 		var e *Error
 		if tc, e = d.startTLS(ctx, tracked, srv.Host); e != nil {
 			raw.Close()
 			return nil, e
 		}
-		client = smtp.NewClient(&resumedConn{Conn: tc, greeting: strings.NewReader(resumedGreeting)})
+		session = &resumedConn{Conn: tc, greeting: strings.NewReader(resumedGreeting)}
 	default:
 		raw.Close()
 		return nil, &Error{Code: CodeProtocol, Stage: StageConnect, Message: "unknown security mode " + string(srv.Security)}
 	}
+	// Every reply from here on is read through one limiter, whichever
+	// reader reads it.
+	session = limitReplies(session)
+	client := smtp.NewClient(session)
 	client.CommandTimeout = time.Until(deadline(ctx))
 	client.SubmissionTimeout = d.DataTimeout
 	if err := client.Hello(d.HeloName); err != nil {
@@ -112,6 +117,12 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		if !auth.started {
 			// The greeting, EHLO or (STARTTLS) the handshake failed.
 			return fail(StageGreet, err)
+		}
+		// Scrubbed before classify clips the text, so that no part of a
+		// secret cut at the clip survives.
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			se.Message = scrub(se.Message, srv)
 		}
 		e := classify(StageAuth, err)
 		if e.Code == CodeRejected || e.Code == CodeProtocol {
@@ -132,7 +143,7 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 		Mechanism:  auth.mech,
 	}
 	if ok, _ := client.Extension("PIPELINING"); ok && !d.NoPipelining {
-		c.pipe = newPipeline(tc, client.Extension, d.CommandTimeout)
+		c.pipe = newPipeline(session, client.Extension, d.CommandTimeout)
 	}
 	return c, nil
 }

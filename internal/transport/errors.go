@@ -29,6 +29,7 @@ const (
 	CodeConnectionLost = "connection_lost" // the server went away mid-session
 	CodeRejected       = "rejected"        // the server answered a command with an error reply
 	CodeProtocol       = "protocol_error"  // the exchange cannot work with this server
+	CodeReplyTooLong   = "reply_too_long"  // a reply past the bounds of replylimit.go: a server fault
 )
 
 // Stage is the step of the session at which an error happened.
@@ -84,7 +85,7 @@ func (e *Error) Permanent() bool {
 		return e.SMTPCode >= 500
 	}
 	switch e.Code {
-	case CodeTLSFailed, CodeProtocol, CodeEgressDenied:
+	case CodeTLSFailed, CodeProtocol, CodeReplyTooLong, CodeEgressDenied:
 		return true
 	}
 	return false
@@ -98,7 +99,7 @@ func (e *Error) Stale() bool {
 }
 
 func replyError(stage Stage, se *smtp.SMTPError) *Error {
-	e := &Error{Code: CodeRejected, Stage: stage, SMTPCode: se.Code, Message: se.Message, Err: se}
+	e := &Error{Code: CodeRejected, Stage: stage, SMTPCode: se.Code, Message: clip(se.Message), Err: se}
 	if se.EnhancedCode != (smtp.EnhancedCode{}) && se.EnhancedCode != smtp.NoEnhancedCode {
 		e.EnhancedCode = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
 	}
@@ -118,7 +119,7 @@ func classify(stage Stage, err error) *Error {
 	if errors.As(err, &se) {
 		return replyError(stage, se)
 	}
-	e := &Error{Stage: stage, Err: err, Message: describe(err)}
+	e := &Error{Stage: stage, Err: err, Message: clip(describe(err))}
 	var dnsErr *egress.DNSError
 	var netDNSErr *net.DNSError
 	var unknownAuthority x509.UnknownAuthorityError
@@ -127,6 +128,9 @@ func classify(stage Stage, err error) *Error {
 	var verifyErr *tls.CertificateVerificationError
 	var recordErr tls.RecordHeaderError
 	switch {
+	case errors.Is(err, errReplyTooLong), errors.Is(err, smtp.ErrTooLongLine):
+		// Checked first: the session is not lost, the server broke it.
+		e.Code = CodeReplyTooLong
 	case errors.Is(err, egress.ErrDenied):
 		e.Code = CodeEgressDenied
 	case errors.As(err, &dnsErr), errors.As(err, &netDNSErr):

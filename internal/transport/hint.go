@@ -35,6 +35,8 @@ func hint(e *Error, srv Server) string {
 		return "The host resolves to a private, loopback or reserved address. Outbound connects only to public mail servers."
 	case CodeConnectionLost:
 		return "The server closed the connection unexpectedly. This is usually temporary."
+	case CodeReplyTooLong:
+		return "The server at " + srv.Addr() + " sent a reply longer than any mail server's; the session was ended. Check that the host and port are a mail server's."
 	}
 	return ""
 }

@@ -36,7 +36,7 @@ import (
 // so go-smtp's own reader never sees a byte meant for this one, and RSET
 // and QUIT can still go through go-smtp.
 type pipeline struct {
-	conn    net.Conn // the TLS connection
+	conn    net.Conn // the TLS connection, read through the session's replyLimiter
 	text    *textproto.Conn
 	ext     func(name string) (bool, string)
 	cmdTime time.Duration
@@ -182,7 +182,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 	if code != 250 {
 		return res, c.fail(StageData, smtpError(code, text))
 	}
-	res.Reply = text
+	res.Reply = clip(text)
 	return res, nil
 }
 
@@ -201,7 +201,7 @@ func (c *Conn) chunkedReply(res Result, refusal *Error) (Result, error) {
 		}
 		return res, e
 	case code == 250:
-		res.Reply = text
+		res.Reply = clip(text)
 		return res, nil
 	case refusal != nil:
 		// The refusal of the envelope says more than the reply to the

@@ -17,7 +17,10 @@ import (
 // caller closes conn on an error.
 func (d *Dialer) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.Conn, *Error) {
 	_ = conn.SetDeadline(deadline(ctx))
-	text := textproto.NewConn(conn)
+	// The limiter reads the clear text only: the TLS handshake below goes
+	// to conn itself, and crypto/tls bounds its own records.
+	lim := limitReplies(conn)
+	text := textproto.NewConn(lim)
 	if _, _, err := text.ReadResponse(220); err != nil {
 		return nil, openingError(ctx, StageGreet, replyErr(err))
 	}
@@ -38,7 +41,7 @@ func (d *Dialer) startTLS(ctx context.Context, conn net.Conn, host string) (*tls
 	if _, _, err := text.ReadResponse(220); err != nil {
 		return nil, openingError(ctx, StageTLS, replyErr(err))
 	}
-	if text.R.Buffered() > 0 {
+	if text.R.Buffered() > 0 || lim.buffered() > 0 {
 		// Bytes that came before encryption but would be read after it:
 		// the signature of a STARTTLS injection by someone on the path.
 		return nil, &Error{Code: CodeTLSFailed, Stage: StageTLS,

@@ -64,6 +64,10 @@ func TestSTARTTLSOpeningRefusals(t *testing.T) {
 		// came over TLS: the session is refused before the handshake.
 		{"data after the STARTTLS reply", "220 hi\r\n", []string{"250-hi\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 injected\r\n"},
 			CodeTLSFailed, StageTLS, 0, []string{"EHLO outbound.test", "STARTTLS"}},
+		// The same with the start of a line only, which the reply limiter
+		// holds back from textproto's buffer until its line ends.
+		{"partial line after the STARTTLS reply", "220 hi\r\n", []string{"250-hi\r\n250 STARTTLS\r\n", "220 go ahead\r\n250 inj"},
+			CodeTLSFailed, StageTLS, 0, []string{"EHLO outbound.test", "STARTTLS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port, lines := scriptedServer(t, tc.greeting, tc.replies...)
