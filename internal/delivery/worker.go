@@ -12,6 +12,10 @@ import (
 // readBatch bounds how many entries one read takes.
 const readBatch = 64
 
+// noBlock makes a stream read answer at once (go-redis sends no BLOCK for a
+// negative duration).
+const noBlock = -1
+
 // Start runs the workers and the loops that feed them: one reader per
 // stream partition, a reclaimer for entries whose worker died, a mover for
 // due retries, and a heartbeat for slow sends. It returns at once.
@@ -151,7 +155,15 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Started
 		if n == 0 {
 			return
 		}
-		es, err := s.queue.Read(ctx, p, s.cfg.Consumer, n, time.Second)
+		// Take what is there without waiting; only then wait for more, on
+		// one slot, so that a reader waiting on an empty partition holds no
+		// slot another partition's entries could use.
+		es, err := s.queue.Read(ctx, p, s.cfg.Consumer, n, noBlock)
+		if err == nil && len(es) == 0 {
+			unreserve(slots, n-1)
+			n = 1
+			es, err = s.queue.Read(ctx, p, s.cfg.Consumer, n, time.Second)
+		}
 		unreserve(slots, n-len(es))
 		if err != nil {
 			if ctx.Err() != nil {
