@@ -41,21 +41,22 @@ import (
 
 // options change how a harness is wired.
 type options struct {
-	workers      int
-	relay        *transport.Server
-	roots        *x509.CertPool
-	allowPrivate bool
-	resolver     egress.Resolver
-	retryBase    time.Duration
-	quotaHold    time.Duration
-	rateLimit    ratelimit.Limit
-	retryMaxAge  time.Duration
-	redisOpts    []redistest.Option
-	redis        *redistest.Server  // share this Redis instead of starting one (a second replica)
-	cluster      *redistest.Cluster // run on this Redis Cluster instead
-	partitions   int
-	smtpTimeout  time.Duration // connect, command and data timeouts (default 5s)
-	sealKey      string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
+	workers        int
+	relay          *transport.Server
+	roots          *x509.CertPool
+	allowPrivate   bool
+	resolver       egress.Resolver
+	retryBase      time.Duration
+	quotaHold      time.Duration
+	rateLimit      ratelimit.Limit
+	retryMaxAge    time.Duration
+	redisOpts      []redistest.Option
+	redis          *redistest.Server  // share this Redis instead of starting one (a second replica)
+	cluster        *redistest.Cluster // run on this Redis Cluster instead
+	partitions     int
+	smtpTimeout    time.Duration // connect, command and data timeouts (default 5s)
+	messageTimeout time.Duration // one message's time on its account (default: the service's)
+	sealKey        string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -141,7 +142,8 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	svc := delivery.New(delivery.Config{
 		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: o.retryMaxAge, QuotaHold: o.quotaHold,
-		Relay: o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
+		MessageTimeout: o.messageTimeout,
+		Relay:          o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
 		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
 		RateLimit: o.rateLimit,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),

@@ -1,10 +1,18 @@
 package api_test
 
 import (
+	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/outbound-mail/outbound/internal/oauthtest"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 )
 
@@ -64,5 +72,253 @@ func TestTenantsNeverShareAnOAuthSession(t *testing.T) {
 	if len(got) != 2 || got[0].ConnID == got[1].ConnID || s.account.Auths() != 2 {
 		t.Fatalf("sessions %v and %d logins for two tenants' messages; want two sessions, two logins",
 			sessionsOf(got), s.account.Auths())
+	}
+}
+
+// blackHole is an SMTP host that takes TCP connections and never says a
+// word, counting them.
+func blackHole(t *testing.T) (port int, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int32)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// putAccount gives tenant id a profile on 127.0.0.1:port that logs in as
+// acme@gmail.com.
+func (s sendSetup) putAccount(t *testing.T, id string, port int) {
+	t.Helper()
+	in := map[string]any{"sender_name": id, "email": "acme@gmail.com", "password": tenantPass,
+		"host": "127.0.0.1", "port": port, "security": "tls"}
+	if r := s.do("PUT", "/v1/tenants/"+id+"/smtp", s.adminToken, in); r.status != 200 && r.status != 201 {
+		t.Fatalf("PUT %s: %d %s", id, r.status, r.body)
+	}
+}
+
+// postFor queues n one-recipient messages for each tenant, in turn.
+func (s sendSetup) postFor(t *testing.T, n int, tenants ...string) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		for _, id := range tenants {
+			msg := oneRecipient(id)
+			msg["from"] = map[string]string{"email": "acme@gmail.com"}
+			msg["subject"] = fmt.Sprintf("%s %d", id, i)
+			ids = append(ids, s.accept(t, msg))
+		}
+	}
+	return ids
+}
+
+// allSent waits until every message is sent and says how long that took
+// since start.
+func (s sendSetup) allSent(t *testing.T, ids []string, start time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for _, id := range ids {
+		for {
+			r := s.do("GET", "/v1/messages/"+id, s.sendToken, nil)
+			if st := r.json(t)["status"]; st == "sent" {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("message %s is %v after %v: %s", id, st, within, r.body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
+}
+
+// The noisy neighbours: one tenant's host takes connections and never
+// answers, another's server takes seconds per message. Ten quiet tenants'
+// messages, posted after both backlogs, still go out about as fast as they
+// do alone, because neither account holds more than its sessions and as
+// many waiting messages, each wait is bounded, and the silent account's
+// circuit opens.
+func TestNoisyNeighboursDelayNoOne(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.workers, o.smtpTimeout = 16, 3*time.Second })
+	slow := smtptest.Start(t, smtptest.Options{Users: map[string]string{"acme@gmail.com": tenantPass}, TLS: s.leaf,
+		Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+			if stage == smtptest.StageData {
+				return 2 * time.Second
+			}
+			return 0
+		}}})
+	holePort, dials := blackHole(t)
+	s.putAccount(t, "silent", holePort)
+	s.putAccount(t, "slow", slow.Port())
+	quiet := make([]string, 10)
+	for i := range quiet {
+		quiet[i] = fmt.Sprintf("quiet%d", i)
+	}
+
+	start := time.Now()
+	alone := s.allSent(t, s.postFor(t, 10, quiet...), start, 30*time.Second)
+	s.postFor(t, 200, "silent")
+	s.postFor(t, 60, "slow")
+	start = time.Now()
+	behind := s.allSent(t, s.postFor(t, 10, quiet...), start, 30*time.Second)
+	t.Logf("100 quiet messages: %v alone, %v behind a silent and a slow account", alone, behind)
+	if behind > 15*time.Second {
+		t.Errorf("quiet tenants waited %v behind the neighbours (alone %v)", behind, alone)
+	}
+
+	// The silent account's circuit is open: its messages wait without new
+	// connections, and its profile says so.
+	deadline := time.Now().Add(20 * time.Second)
+	var le map[string]any
+	for {
+		le, _ = s.do("GET", "/v1/tenants/silent/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
+		if le["code"] == "circuit_open" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if le["code"] != "circuit_open" || le["retry_at"] == nil || !strings.Contains(le["hint"].(string), "tries again at") {
+		t.Fatalf("silent account's last_error: %v", le)
+	}
+	opened := dials.Load()
+	time.Sleep(2 * time.Second)
+	if later := dials.Load(); later != opened {
+		t.Errorf("%d more connections to the silent host while its circuit is open", later-opened)
+	}
+	if opened > 4 {
+		t.Errorf("%d connections to the silent host before its circuit opened, want at most 4", opened)
+	}
+}
+
+// A PUT of the profile closes the circuit: the waiting messages go out at
+// once on the account as it now is.
+func TestProfileWriteClosesTheCircuit(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.workers, o.smtpTimeout = 8, 300*time.Millisecond })
+	holePort, _ := blackHole(t)
+	s.putAccount(t, "acme", holePort)
+	ids := s.postFor(t, 10, "acme")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		le, _ := s.do("GET", "/v1/tenants/acme/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
+		if le["code"] == "circuit_open" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("circuit never opened: last_error %v", le)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.putAccount(t, "acme", s.account.Port())
+	s.allSent(t, ids, time.Now(), 10*time.Second)
+}
+
+// A server slower than the message's time on its account has its session
+// cut at that bound, not at the sum of its per-command timeouts.
+func TestSlowServerHoldsAWorkerForBoundedTime(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{Hooks: smtptest.Hooks{Stall: func(stage string) time.Duration {
+		if stage == smtptest.StageMail {
+			return 20 * time.Second
+		}
+		return 0
+	}}}, func(o *options) { o.smtpTimeout, o.messageTimeout = 30*time.Second, 500*time.Millisecond })
+	s.putProfile(t, nil)
+	start := time.Now()
+	done := s.waitStatus(t, s.accept(t, invoice()), "deferred")
+	took := time.Since(start)
+	a := attempts(done)
+	if len(a) == 0 {
+		t.Fatalf("no attempt: %v", done)
+	}
+	first := a[0]
+	if first["error"] != "timeout" || first["ambiguous"] == true || took > 5*time.Second {
+		t.Fatalf("after %v the attempt is %v", took, first)
+	}
+}
+
+// backlog is how many messages the bulk tenant has queued in the fairness
+// test: 1,000, or 10,000 with OUTBOUND_TEST_LONG=1.
+func backlog() int {
+	if os.Getenv("OUTBOUND_TEST_LONG") != "" {
+		return 10000
+	}
+	return 1000
+}
+
+// queueBulk queues n messages for tenant through the batch endpoint.
+func (s sendSetup) queueBulk(t *testing.T, tenantID string, n int) {
+	t.Helper()
+	for n > 0 {
+		var batch []any
+		for range min(n, 100) {
+			msg := oneRecipient(tenantID)
+			msg["from"] = map[string]string{"email": "acme@gmail.com"}
+			batch = append(batch, msg)
+		}
+		for _, r := range s.postBatch(t, s.sendToken, batch) {
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("bulk message: %d %+v", r.Status, r.Problem)
+			}
+		}
+		n -= len(batch)
+	}
+}
+
+// One tenant's backlog delays another tenant's single message by a small
+// amount, on an account of its own and on the default relay both share:
+// the backlog's account holds only its sessions and as many waiting
+// messages, the rest are set aside, and tenants of one account take turns.
+func TestBacklogDelaysAnotherTenantBriefly(t *testing.T) {
+	slowish := smtptest.Hooks{Stall: func(stage string) time.Duration {
+		if stage == smtptest.StageData {
+			return 20 * time.Millisecond // a provider tens of milliseconds away: the backlog takes a while
+		}
+		return 0
+	}}
+	s := newSendSetup(t, smtptest.Options{Hooks: slowish}, func(o *options) {
+		o.workers, o.rateLimit = 16, ratelimit.Limit{PerMinute: 100000, PerDay: 1000000}
+	})
+	s.relay.SetHooks(slowish)
+	s.putAccount(t, "bulk", s.account.Port())
+	one := func(tenantID string) time.Duration {
+		start := time.Now()
+		return s.allSent(t, []string{s.accept(t, oneRecipient(tenantID))}, start, time.Minute)
+	}
+	alone := one("quiet")
+	n := backlog()
+	s.queueBulk(t, "bulk", n)
+	ownAccount := one("quiet")
+	s.do("DELETE", "/v1/tenants/bulk/smtp", s.adminToken, nil) // later bulk messages take the relay
+	s.queueBulk(t, "bulk", n)
+	sharedRelay := one("quiet")
+	t.Logf("one message on the relay: %v alone; %v behind %d queued for another account; %v behind %d queued for the same relay",
+		alone, ownAccount, n, sharedRelay, n)
+	// Either backlog takes at least n×20 ms over 3 sessions (6.7 s) to go
+	// out: a message that waited for it would wait that long.
+	for _, d := range []time.Duration{ownAccount, sharedRelay} {
+		if d > 3*time.Second {
+			t.Errorf("a single message waited %v behind another tenant's backlog of %d (alone %v)", d, n, alone)
+		}
 	}
 }

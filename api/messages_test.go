@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"net"
@@ -29,6 +30,7 @@ type sendSetup struct {
 	*harness
 	account *smtptest.Server
 	relay   *smtptest.Server
+	leaf    *tls.Certificate // the servers' certificate, which the service trusts
 }
 
 func newSendSetup(t *testing.T, accountOpts smtptest.Options, tweaks ...func(*options)) sendSetup {
@@ -48,7 +50,7 @@ func newSendSetup(t *testing.T, accountOpts smtptest.Options, tweaks ...func(*op
 		tweak(&o)
 	}
 	h := newHarness(t, o)
-	return sendSetup{harness: h, account: account, relay: relay}
+	return sendSetup{harness: h, account: account, relay: relay, leaf: &leaf}
 }
 
 func (s sendSetup) putProfile(t *testing.T, extra map[string]any) {

@@ -60,6 +60,7 @@ type Config struct {
 	SMTPConnectTimeout time.Duration
 	SMTPCommandTimeout time.Duration
 	SMTPDataTimeout    time.Duration
+	SMTPMessageTimeout time.Duration
 	SMTPMaxConnections int
 	SMTPIdleTimeout    time.Duration
 
@@ -149,6 +150,7 @@ func (r *reader) load() Config {
 		SMTPConnectTimeout: r.duration("OUTBOUND_SMTP_CONNECT_TIMEOUT", 15*time.Second, 100*time.Millisecond),
 		SMTPCommandTimeout: r.duration("OUTBOUND_SMTP_COMMAND_TIMEOUT", 60*time.Second, 100*time.Millisecond),
 		SMTPDataTimeout:    r.duration("OUTBOUND_SMTP_DATA_TIMEOUT", 5*time.Minute, 100*time.Millisecond),
+		SMTPMessageTimeout: r.duration("OUTBOUND_SMTP_MESSAGE_TIMEOUT", 5*time.Minute, 100*time.Millisecond),
 		SMTPMaxConnections: r.integer("OUTBOUND_SMTP_MAX_CONNECTIONS", 3, 1, 1000),
 		SMTPIdleTimeout:    r.duration("OUTBOUND_SMTP_IDLE_TIMEOUT", 30*time.Second, 100*time.Millisecond),
 

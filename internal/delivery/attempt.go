@@ -99,6 +99,9 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
 			RetryIn: time.Until(until)}
 	}
+	if until, open := s.circuitOpen(r); open {
+		return s.waitForCircuit(rec, r, until)
+	}
 	if wait, paced := s.paced(ctx, r); paced {
 		// Not this account's turn yet: back in the queue, no attempt spent.
 		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: wait}
@@ -106,6 +109,9 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 
 	attempts := rec.Attempts
 	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
+	if isBusy(terr) {
+		return s.setAside(rec, r, attempts)
+	}
 	attempts = append(attempts, att)
 	retryIn := s.backoff(len(attempts))
 
@@ -116,6 +122,9 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 		if dr, err := s.resolve(ctx, &req, true); err == nil {
 			r = dr
 			res, att, terr = s.attempt(ctx, rec, &req, r, rcpts)
+			if isBusy(terr) {
+				return s.setAside(rec, r, attempts)
+			}
 			attempts = append(attempts, att)
 		}
 	}
@@ -194,7 +203,18 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		att.Error, att.Message = terr.Code, terr.Message
 		return transport.Result{}, att, terr
 	}
-	res, terr := s.sendWithToken(ctx, r, rcpts, body.Bytes())
+	res, err := s.sendWithToken(ctx, r, rcpts, body.Bytes())
+	if errors.Is(err, ErrBusy) {
+		return res, att, errAccountBusy
+	}
+	terr := asTransportError(err)
+	// A dial another message made and shared counts, and is shown, once:
+	// by that message's attempt.
+	shared := errors.As(err, new(*SharedDialError))
+	var circuitUntil time.Time
+	if !shared {
+		circuitUntil, _ = s.noteCircuit(r, terr)
+	}
 	if terr != nil {
 		att.SMTPCode, att.EnhancedCode, att.Message, att.Error, att.Ambiguous =
 			terr.SMTPCode, terr.EnhancedCode, terr.Message, terr.Code, terr.Ambiguous
@@ -213,8 +233,8 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		slog.Int("recipients", len(rcpts)), slog.Int("rejected", len(res.Rejected)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 
-	if r.name == RouteTenant {
-		s.noteProfile(ctx, r.profile, terr)
+	if r.name == RouteTenant && !shared {
+		s.noteProfile(ctx, r.profile, terr, circuitUntil)
 	}
 	if terr != nil && isQuota(terr) {
 		s.hold(r.server.Key(), s.cfg.QuotaHold)
@@ -228,8 +248,8 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 // sendWithToken sends on r, first getting an OAuth2 access token where
 // the profile logs in with one. A token the server refuses is dropped from
 // the cache and the send tried once more with a fresh one, on a new
-// session.
-func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, *transport.Error) {
+// session. Its error is ErrBusy, or holds a *transport.Error.
+func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
 	oauth := r.name == RouteTenant && r.server.Auth == tenant.AuthXOAuth2
 	for try := 0; ; try++ {
 		if oauth {
@@ -239,22 +259,33 @@ func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, bo
 			}
 		}
 		res, err := s.send(ctx, r, rcpts, body)
-		var terr *transport.Error
-		if err != nil && !errors.As(err, &terr) { // the context ended while waiting for a session
-			terr = &transport.Error{Code: transport.CodeTimeout, Stage: transport.StageConnect, Message: err.Error(), Err: err}
-		}
-		if oauth && try == 0 && terr != nil && terr.Code == transport.CodeAuthFailed {
+		if terr := asTransportError(err); oauth && try == 0 && terr != nil && terr.Code == transport.CodeAuthFailed {
 			s.forgetToken(ctx, r.profile)
 			continue
 		}
-		return res, terr
+		return res, err
 	}
 }
 
-// send runs the transaction on a pooled session. A pooled session the
-// server closed while idle fails on its first command; the message then
-// goes out on the next session at once and no attempt is spent on it.
+// asTransportError is err as a *transport.Error; any other error (the
+// context ended while waiting for a session) becomes a timeout.
+func asTransportError(err error) *transport.Error {
+	var terr *transport.Error
+	if err != nil && !errors.As(err, &terr) {
+		terr = &transport.Error{Code: transport.CodeTimeout, Stage: transport.StageConnect, Message: err.Error(), Err: err}
+	}
+	return terr
+}
+
+// send runs the transaction on a pooled session, within the message's
+// time on the account (Config.MessageTimeout: waiting, dialling and the
+// transaction together), so a slow server holds a worker for a bounded
+// time. A pooled session the server closed while idle fails on its first
+// command; the message then goes out on the next session at once and no
+// attempt is spent on it.
 func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
+	defer cancel()
 	maxConns := 0 // the pool's default
 	if r.name == RouteTenant {
 		maxConns = r.profile.MaxConnections
@@ -264,7 +295,14 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 		if err != nil {
 			return transport.Result{}, err
 		}
+		// The transaction's own timeouts are per command; the message's
+		// bound cuts the session wherever it is.
+		cut := context.AfterFunc(ctx, func() { conn.Close() })
 		res, err := conn.Send(r.mailFrom, rcpts, body)
+		if !cut() {
+			s.pool.Put(conn, false)
+			return res, s.outOfTime(err)
+		}
 		s.pool.Put(conn, conn.Reusable(err))
 		var terr *transport.Error
 		if reused && errors.As(err, &terr) && terr.Stale() {
@@ -274,6 +312,108 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 	}
 	return transport.Result{}, &transport.Error{Code: transport.CodeConnectionLost, Stage: transport.StageMail,
 		Message: "every pooled session was closed by the server"}
+}
+
+// outOfTime is the error of a transaction cut by the message's time bound:
+// a timeout, ambiguous where the body had gone. A transaction that ended
+// well just as the bound came stays a success.
+func (s *Service) outOfTime(err error) error {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return err
+	}
+	cut := *terr
+	cut.Code = transport.CodeTimeout
+	cut.Message = "the server took more than " + s.cfg.MessageTimeout.String() + " for one message: " + terr.Message
+	return &cut
+}
+
+// codeAccountBusy marks an attempt that found every session of its
+// account busy; it is set aside, never recorded.
+const codeAccountBusy = "account_busy"
+
+var errAccountBusy = &transport.Error{Code: codeAccountBusy, Stage: transport.StageConnect, Err: ErrBusy}
+
+func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == codeAccountBusy }
+
+// setAside puts a message whose account was busy back in the queue, no
+// attempt spent, to come back about when the account can take it.
+func (s *Service) setAside(rec queue.Record, r route, attempts []queue.Attempt) queue.Outcome {
+	maxConns := 0
+	if r.name == RouteTenant {
+		maxConns = r.profile.MaxConnections
+	}
+	wait := s.asides.delay(r.server.Key(), rec.TenantID, s.pool.Spacing(r.server, maxConns), time.Now())
+	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected, RetryIn: wait}
+}
+
+// circuitKey names the account's circuit. A tenant's includes the
+// profile's version, so a PUT of the profile starts a closed circuit.
+func circuitKey(r route) string {
+	if r.name == RouteTenant {
+		return r.server.Key() + "/" + strconv.FormatInt(r.profile.Version, 10)
+	}
+	return r.server.Key()
+}
+
+// circuitOpen reports whether the route's account is not to be dialled
+// now, and until when. A tenant's open circuit is read from its profile,
+// where any replica may have opened it and a PUT or a verify may have
+// closed it; the default relay's is this replica's own.
+func (s *Service) circuitOpen(r route) (time.Time, bool) {
+	now := time.Now()
+	if r.name == RouteTenant {
+		if le := r.profile.LastError; le != nil && le.Code == CodeCircuitOpen && le.RetryAt.After(now) {
+			return le.RetryAt, true
+		}
+		return time.Time{}, false
+	}
+	return s.circuits.open(circuitKey(r), now)
+}
+
+// waitForCircuit defers a message whose account's circuit is open until
+// the circuit lets a connection through, without an attempt.
+func (s *Service) waitForCircuit(rec queue.Record, r route, until time.Time) queue.Outcome {
+	wait := time.Until(until)
+	out := queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
+		RetryIn: wait, HoldForTenant: r.name == RouteTenant}
+	if s.expired(rec, wait) {
+		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
+		out.Error = "retry window of " + s.cfg.RetryMaxAge.String() + " spent while the account did not answer (" +
+			CodeCircuitOpen + ")"
+	}
+	return out
+}
+
+// noteCircuit counts an attempt's session set-up for its account's
+// circuit: a failure to connect, secure or be greeted counts against it,
+// anything else shows the server answers and closes it. It reports when a
+// failure opened the circuit.
+func (s *Service) noteCircuit(r route, terr *transport.Error) (until time.Time, opened bool) {
+	if terr == nil || !isCircuitFault(terr) {
+		if s.circuits.any() { // the common case has nothing to close: skip the key's hash
+			s.circuits.succeeded(circuitKey(r))
+		}
+		return time.Time{}, false
+	}
+	key := circuitKey(r)
+	var lastOpenFor time.Duration
+	if r.name == RouteTenant {
+		if le := r.profile.LastError; le != nil && le.Code == CodeCircuitOpen {
+			lastOpenFor = le.RetryAt.Sub(le.At)
+		}
+	}
+	return s.circuits.failed(key, time.Now(), lastOpenFor)
+}
+
+// isCircuitFault reports failures of a session before the login: the
+// server is unreachable, silent or broken, whoever's message it was.
+func isCircuitFault(e *transport.Error) bool {
+	switch e.Stage {
+	case transport.StageConnect, transport.StageTLS, transport.StageGreet:
+		return true
+	}
+	return false
 }
 
 // paced reports whether the tenant's account must wait for its pace
@@ -335,13 +475,20 @@ func (s *Service) expired(rec queue.Record, delay time.Duration) bool {
 func (s *Service) backoff(n int) time.Duration { return retry.Delay(s.cfg.RetryBase, n) }
 
 // noteProfile shows a failure caused by the profile on the profile, and
-// clears it after the next success.
-func (s *Service) noteProfile(ctx context.Context, p *tenant.Profile, terr *transport.Error) {
+// clears it after the next success. circuitUntil, when set, is when the
+// circuit this failure opened lets a connection through again.
+func (s *Service) noteProfile(ctx context.Context, p *tenant.Profile, terr *transport.Error, circuitUntil time.Time) {
+	now := time.Now().UTC()
 	var le *tenant.LastError
 	switch {
+	case terr != nil && !circuitUntil.IsZero():
+		le = circuitError(terr, now, circuitUntil)
 	case terr != nil && isProfileFault(terr):
+		if cur := p.LastError; cur != nil && cur.Code == CodeCircuitOpen && cur.RetryAt.After(now) {
+			return // an attempt begun before the circuit opened: the open circuit says more
+		}
 		le = &tenant.LastError{Code: terr.Code, SMTPCode: terr.SMTPCode, EnhancedCode: terr.EnhancedCode,
-			Message: terr.Message, Hint: terr.Hint, At: time.Now().UTC()}
+			Message: terr.Message, Hint: terr.Hint, At: now}
 	case terr == nil && p.LastError != nil:
 	default:
 		return
@@ -351,6 +498,19 @@ func (s *Service) noteProfile(ctx context.Context, p *tenant.Profile, terr *tran
 	if err := s.profiles.SetLastError(store, p.TenantID, p.Version, le); err != nil {
 		s.log.Warn("record profile error", "tenant_id", p.TenantID, "error", err)
 	}
+}
+
+// circuitError is the profile error of an account whose circuit terr
+// opened: what failed, and when delivery tries again.
+func circuitError(terr *transport.Error, now, until time.Time) *tenant.LastError {
+	at := until.UTC().Format(time.RFC3339)
+	hint := "Outbound stopped connecting to this server after it failed to answer several times in a row; " +
+		"messages wait, and it tries again at " + at + ". Saving the profile or a successful test connection (verify) tries at once."
+	if terr.Hint != "" {
+		hint = terr.Hint + " " + hint
+	}
+	return &tenant.LastError{Code: CodeCircuitOpen, SMTPCode: terr.SMTPCode, EnhancedCode: terr.EnhancedCode,
+		Message: "no new connection until " + at + "; last failure: " + summary(terr), Hint: hint, At: now, RetryAt: until.UTC()}
 }
 
 // isProfileFault reports failures of the session set-up: the account's

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -11,12 +12,31 @@ import (
 // dialFunc opens an authenticated session; *transport.Dialer.Dial fits.
 type dialFunc func(ctx context.Context, srv transport.Server) (*transport.Conn, error)
 
-// Pool keeps authenticated SMTP sessions per account (server plus
+// ErrBusy means every session an account may have is in use and as many
+// callers already wait for one, or the wait ran out: the caller should set
+// its message aside rather than hold a worker for the account.
+var ErrBusy = errors.New("delivery: every session of the account is busy")
+
+// Defaults of a Pool's bounds; see Pool.
+const (
+	// A session normally turns over in well under a second (a transaction
+	// is one or two round trips); a caller that waited this long is
+	// behind a slow or unreachable server and is better set aside.
+	defaultMaxWait = 2 * time.Second
+	// Idle sessions kept across all accounts: each holds a socket and a TLS
+	// state, and with thousands of tenants each on its own account the
+	// idle ones would otherwise pile up until the reaper runs.
+	defaultMaxIdle = 512
+	// A guess at a message's time on a session, for an account not yet
+	// measured: a transaction to a provider tens of milliseconds away.
+	unmeasuredHold = 100 * time.Millisecond
+)
+
+// Pool keeps authenticated SMTP sessions per account (tenant, server and
 // credentials, see transport.Server.Key) so that many messages share one
 // login: a fresh TLS handshake and AUTH per message is the slowest way to
 // send mail. It caps the sessions open per account, because providers such
-// as Gmail refuse more than a few at once; callers beyond the cap wait for
-// a session to come back.
+// as Gmail refuse more than a few at once.
 //
 // Sessions of an account are dialled one at a time: while a dial is in
 // progress, other callers wait for it, or for a session given back, and
@@ -24,16 +44,27 @@ type dialFunc func(ctx context.Context, srv transport.Server) (*transport.Conn, 
 // login costs several round trips and a transaction two, so a handful of
 // messages for one account share a session or two instead of each opening
 // its own, while a steady stream still ramps up to the cap.
+//
+// The pool is also where one account's trouble stops. At most as many
+// callers wait as the account may have sessions, each for at most maxWait;
+// beyond that Get answers ErrBusy at once, so a slow or unreachable server
+// holds few workers. A dial that fails while the account has no session
+// open fails every caller waiting for it at once, instead of each waiting
+// for a dial of its own to fail in turn.
 type Pool struct {
 	dial        dialFunc
 	maxPerKey   int
 	idleTimeout time.Duration
+	maxWait     time.Duration
+	maxIdle     int
 
-	mu       sync.Mutex
-	accounts map[string]*account
-	closed   bool
-	stop     chan struct{}
-	done     chan struct{}
+	mu        sync.Mutex
+	accounts  map[string]*account
+	idleTotal int
+	leased    map[*transport.Conn]time.Time // sessions in use, since when
+	closed    bool
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 type account struct {
@@ -41,7 +72,17 @@ type account struct {
 	dialing int // dials in progress
 	max     int // the cap, as the latest caller gave it
 	idle    []idleConn
-	waiters []chan *transport.Conn // FIFO; a nil hand-off means "dial, a slot is yours"
+	waiters []chan handoff // FIFO
+	// hold is how long a message recently held a session (smoothed): what
+	// the account's sessions can carry, for pacing messages set aside.
+	hold time.Duration
+}
+
+// handoff is what a waiting caller is given.
+type handoff struct {
+	conn *transport.Conn // a session given back
+	dial bool            // a slot is yours: dial
+	err  error           // the dial everyone waited for failed
 }
 
 type idleConn struct {
@@ -51,15 +92,18 @@ type idleConn struct {
 
 // NewPool starts a pool and its idle reaper.
 func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
-	p := &Pool{dial: dial, maxPerKey: maxPerKey, idleTimeout: idleTimeout,
-		accounts: map[string]*account{}, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Pool{dial: dial, maxPerKey: maxPerKey, idleTimeout: idleTimeout, maxWait: defaultMaxWait,
+		maxIdle: defaultMaxIdle, accounts: map[string]*account{}, leased: map[*transport.Conn]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go p.reap()
 	return p
 }
 
 // Get returns a session for srv: an idle one (reused=true), a new one, or
 // the next one another caller gives back. maxConns caps the account's
-// sessions (0: the pool's default); the latest caller's cap applies.
+// sessions (0: the pool's default); the latest caller's cap applies. It
+// answers ErrBusy when the account already has as many callers waiting as
+// it may have sessions, or when no session came within the pool's wait.
 func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (conn *transport.Conn, reused bool, err error) {
 	key := srv.Key()
 	if maxConns <= 0 {
@@ -75,6 +119,8 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 	if n := len(a.idle); n > 0 {
 		c := a.idle[n-1].conn // most recently used: the least likely to have been closed by the server
 		a.idle = a.idle[:n-1]
+		p.idleTotal--
+		p.leased[c] = time.Now()
 		p.mu.Unlock()
 		return c, true, nil
 	}
@@ -84,63 +130,118 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)
 	}
-	ch := make(chan *transport.Conn, 1)
+	if len(a.waiters) >= a.max {
+		p.mu.Unlock()
+		return nil, false, ErrBusy
+	}
+	ch := make(chan handoff, 1)
 	a.waiters = append(a.waiters, ch)
 	p.mu.Unlock()
 
+	wait := time.NewTimer(p.maxWait)
+	defer wait.Stop()
 	select {
-	case c := <-ch:
-		if c == nil {
+	case h := <-ch:
+		switch {
+		case h.err != nil:
+			return nil, false, h.err
+		case h.dial:
 			return p.dialSlot(ctx, key, srv)
 		}
-		return c, true, nil
+		return h.conn, true, nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		removed := removeWaiter(a, ch)
-		p.mu.Unlock()
-		if !removed { // handed something just as we gave up: pass it on
-			if c := <-ch; c != nil {
-				p.Put(c, true)
-			} else {
-				p.dialEnded(key, false)
-			}
-		}
+		p.giveUp(key, a, ch)
 		return nil, false, ctx.Err()
+	case <-wait.C:
+		p.giveUp(key, a, ch)
+		return nil, false, ErrBusy
+	}
+}
+
+// giveUp takes a waiting caller out of the line; whatever it was handed
+// just as it gave up is passed on.
+func (p *Pool) giveUp(key string, a *account, ch chan handoff) {
+	p.mu.Lock()
+	removed := removeWaiter(a, ch)
+	p.mu.Unlock()
+	if removed {
+		return
+	}
+	switch h := <-ch; {
+	case h.conn != nil:
+		p.Put(h.conn, true)
+	case h.dial:
+		p.dialEnded(key, nil, nil)
 	}
 }
 
 // dialSlot dials on a slot already counted in open and dialing.
 func (p *Pool) dialSlot(ctx context.Context, key string, srv transport.Server) (*transport.Conn, bool, error) {
 	c, err := p.dial(ctx, srv)
-	p.dialEnded(key, err == nil)
+	// A dial cut short by its caller's own deadline says nothing about the
+	// account; any other failure would meet every caller waiting.
+	var failed error
+	if err != nil && ctx.Err() == nil {
+		failed = err
+	}
+	p.dialEnded(key, c, failed)
 	if err != nil {
 		return nil, false, err
 	}
 	return c, false, nil
 }
 
-// dialEnded records the end of a dial; a failed one frees its slot.
-func (p *Pool) dialEnded(key string, ok bool) { p.ended(key, true, !ok) }
-
-// freeSlot records a closed session.
-func (p *Pool) freeSlot(key string) { p.ended(key, false, true) }
-
-// ended records a dial that ended and a slot that was freed, and lets the
-// next waiting caller dial.
-func (p *Pool) ended(key string, dialEnded, slotFreed bool) {
+// dialEnded records the end of a dial: a session (leased to the dialler)
+// or a failure, which frees its slot. When the account's own failure
+// (failed) leaves it with no session, every waiting caller gets it.
+func (p *Pool) dialEnded(key string, c *transport.Conn, failed error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.accounts[key]
 	if a == nil {
 		return
 	}
-	if dialEnded {
-		a.dialing--
+	a.dialing--
+	if c != nil {
+		p.leased[c] = time.Now()
+		return
 	}
-	if slotFreed {
-		a.open--
+	a.open--
+	if failed != nil && a.open == 0 {
+		for _, ch := range a.waiters {
+			ch <- handoff{err: sharedFailure(failed)}
+		}
+		a.waiters = nil
 	}
 	p.next(key, a)
+}
+
+// SharedDialError is what a caller that waited for another caller's dial
+// gets when that dial failed: the dial's own error (in a copy of its own,
+// which its attempt may annotate). It is one failure of the account, which
+// the caller that dialled already counts.
+type SharedDialError struct{ Err error }
+
+func (e *SharedDialError) Error() string { return e.Err.Error() }
+func (e *SharedDialError) Unwrap() error { return e.Err }
+
+func sharedFailure(err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		c := *te
+		err = &c
+	}
+	return &SharedDialError{Err: err}
+}
+
+// freeSlot records a closed session.
+func (p *Pool) freeSlot(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a := p.accounts[key]; a != nil {
+		a.open--
+		p.next(key, a)
+	}
 }
 
 // next lets the first waiting caller dial when the account is under its
@@ -152,7 +253,7 @@ func (p *Pool) next(key string, a *account) {
 		a.waiters = a.waiters[1:]
 		a.open++
 		a.dialing++
-		ch <- nil
+		ch <- handoff{dial: true}
 		return
 	}
 	if a.open == 0 && len(a.idle) == 0 && len(a.waiters) == 0 {
@@ -161,12 +262,19 @@ func (p *Pool) next(key string, a *account) {
 }
 
 // Put gives a session back. A session that cannot carry another message
-// (reusable false) is closed and its slot freed.
+// (reusable false) is closed and its slot freed, and so is one beyond the
+// pool's bound on idle sessions.
 func (p *Pool) Put(c *transport.Conn, reusable bool) {
 	key := c.Server().Key()
 	p.mu.Lock()
 	a := p.accounts[key]
-	if !reusable || p.closed || a == nil {
+	if since, ok := p.leased[c]; ok {
+		delete(p.leased, c)
+		if a != nil {
+			a.hold = smooth(a.hold, time.Since(since))
+		}
+	}
+	if !reusable || p.closed || a == nil || len(a.waiters) == 0 && p.idleTotal >= p.maxIdle {
 		p.mu.Unlock()
 		c.Close()
 		p.freeSlot(key)
@@ -175,15 +283,43 @@ func (p *Pool) Put(c *transport.Conn, reusable bool) {
 	if len(a.waiters) > 0 {
 		ch := a.waiters[0]
 		a.waiters = a.waiters[1:]
+		p.leased[c] = time.Now()
 		p.mu.Unlock()
-		ch <- c
+		ch <- handoff{conn: c}
 		return
 	}
 	a.idle = append(a.idle, idleConn{conn: c, since: time.Now()})
+	p.idleTotal++
 	p.mu.Unlock()
 }
 
-func removeWaiter(a *account, ch chan *transport.Conn) bool {
+// smooth is an exponentially weighted mean giving the newest sample 1/8.
+func smooth(mean, sample time.Duration) time.Duration {
+	if mean == 0 {
+		return sample
+	}
+	return mean + (sample-mean)/8
+}
+
+// Spacing is the time between two messages the account's sessions can
+// take, as recently measured: its cap of sessions, each held for about
+// as long as the last messages held one. Before anything was measured
+// (the first dial is in progress) a message is taken to hold a session
+// for unmeasuredHold.
+func (p *Pool) Spacing(srv transport.Server, maxConns int) time.Duration {
+	if maxConns <= 0 {
+		maxConns = p.maxPerKey
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accounts[srv.Key()]
+	if a == nil || a.hold == 0 {
+		return unmeasuredHold / time.Duration(maxConns)
+	}
+	return a.hold / time.Duration(maxConns)
+}
+
+func removeWaiter(a *account, ch chan handoff) bool {
 	for i, w := range a.waiters {
 		if w == ch {
 			a.waiters = append(a.waiters[:i], a.waiters[i+1:]...)
@@ -231,6 +367,7 @@ func (p *Pool) closeIdle(cutoff time.Time) {
 			if ic.since.Before(cutoff) {
 				expired = append(expired, ic.conn)
 				a.open--
+				p.idleTotal--
 			} else {
 				kept = append(kept, ic)
 			}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,7 @@ func TestPoolCapsSessionsPerAccount(t *testing.T) {
 	var inUse, peak atomic.Int32
 	for i := range 20 {
 		wg.Go(func() {
-			c, _, err := pool.Get(context.Background(), srv, 0)
+			c, err := getPatiently(pool, srv)
 			if err != nil {
 				t.Error(err)
 				return
@@ -180,44 +181,205 @@ func TestPoolDialsOneAtATime(t *testing.T) {
 	t.Logf("5 messages, %d logins", dials.Load())
 }
 
-// When a dial fails, a waiting caller gets to dial in its place.
-func TestPoolFailedDialPassesOn(t *testing.T) {
+// getPatiently is Get for a caller that tries again while the account is
+// busy, as a message set aside comes back.
+func getPatiently(pool *Pool, srv transport.Server) (*transport.Conn, error) {
+	for {
+		c, _, err := pool.Get(context.Background(), srv, 0)
+		if !errors.Is(err, ErrBusy) {
+			return c, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A dial cut short by its own caller's deadline says nothing about the
+// account: a waiting caller gets to dial in its place.
+func TestPoolDialCutByItsCallerPassesOn(t *testing.T) {
 	_, d, srv := testAccount(t)
 	var dials atomic.Int32
 	pool := NewPool(func(ctx context.Context, srv transport.Server) (*transport.Conn, error) {
 		if dials.Add(1) == 1 {
-			time.Sleep(50 * time.Millisecond)
-			return nil, &transport.Error{Code: transport.CodeConnectFailed, Stage: transport.StageConnect, Message: "refused"}
+			<-ctx.Done()
+			return nil, ctx.Err()
 		}
 		return d.Dial(ctx, srv)
 	}, 2, time.Minute)
 	defer pool.Close()
 
-	errs := make(chan error, 2)
-	for range 2 {
-		go func() {
-			c, _, err := pool.Get(context.Background(), srv, 0)
-			if err == nil {
-				pool.Put(c, true)
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := pool.Get(short, srv, 0)
+		first <- err
+	}()
+	for dials.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c, _, err := pool.Get(context.Background(), srv, 0)
+	if err != nil {
+		t.Fatalf("the waiting caller failed with the first caller's deadline: %v", err)
+	}
+	pool.Put(c, true)
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first caller: %v", err)
+	}
+	if dials.Load() != 2 || pool.Open() != 1 {
+		t.Errorf("%d dials, %d open; want 2, 1", dials.Load(), pool.Open())
+	}
+}
+
+// blackHole is a server that accepts connections and never says a word,
+// counting the connections.
+func blackHole(t *testing.T) (port int, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int32)
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
 			}
+			accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// A server that takes connections and never greets: the one dial in
+// progress fails at its connect timeout, and every caller waiting for it
+// fails with it at once, instead of each dialling and timing out in turn.
+func TestPoolFailedDialFailsEveryWaiter(t *testing.T) {
+	port, accepted := blackHole(t)
+	d := &transport.Dialer{AllowPrivate: true, HeloName: "test", ConnectTimeout: 300 * time.Millisecond,
+		CommandTimeout: time.Second, DataTimeout: time.Second}
+	srv := transport.Server{Host: "127.0.0.1", Port: port, Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
+		Username: "u", Password: secret.New("p"), Tenant: "acme"}
+	pool := NewPool(d.Dial, 3, time.Minute)
+	pool.maxWait = 10 * time.Second // longer than the dial: the waiters must learn from it
+	defer pool.Close()
+
+	start := time.Now()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, _, err := pool.Get(context.Background(), srv, 0)
 			errs <- err
 		}()
 	}
-	var failed, ok int
-	for range 2 {
+	var codes []string
+	for range 4 {
 		select {
 		case err := <-errs:
-			if err != nil {
-				failed++
-			} else {
-				ok++
+			var te *transport.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("caller got %v, want the dial's *transport.Error", err)
 			}
+			codes = append(codes, te.Code)
 		case <-time.After(5 * time.Second):
-			t.Fatal("a caller is stuck")
+			t.Fatal("a caller is stuck behind the black hole")
 		}
 	}
-	if failed != 1 || ok != 1 || pool.Open() != 1 {
-		t.Errorf("%d failed, %d got a session, %d open; want 1, 1, 1", failed, ok, pool.Open())
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("4 callers took %v: they failed in turn, not at once", took)
+	}
+	if accepted.Load() != 1 {
+		t.Errorf("%d connections to the black hole for 4 callers, want 1", accepted.Load())
+	}
+	t.Logf("codes %v after %v", codes, time.Since(start))
+	if pool.Open() != 0 {
+		t.Errorf("open = %d after the failed dial", pool.Open())
+	}
+}
+
+// An account holds at most its cap of sessions and as many waiting
+// callers; the next caller is told at once that the account is busy, and a
+// waiter that gets nothing within the pool's wait is told so too.
+func TestPoolBoundsWaiting(t *testing.T) {
+	_, d, srv := testAccount(t)
+	pool := NewPool(d.Dial, 1, time.Minute)
+	pool.maxWait = 300 * time.Millisecond
+	defer pool.Close()
+	held, _, err := pool.Get(context.Background(), srv, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, _, err := pool.Get(context.Background(), srv, 0)
+		waited <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the waiter is in line
+	start := time.Now()
+	if _, _, err := pool.Get(context.Background(), srv, 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a caller past the cap and its waiter: %v, want ErrBusy", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("ErrBusy took %v, want at once", took)
+	}
+	if err := <-waited; !errors.Is(err, ErrBusy) {
+		t.Fatalf("a waiter past the pool's wait: %v, want ErrBusy", err)
+	}
+	// Another tenant's account with the same server and login is its own.
+	other := srv
+	other.Tenant = "globex"
+	c, _, err := pool.Get(context.Background(), other, 0)
+	if err != nil {
+		t.Fatalf("another tenant waited on the first: %v", err)
+	}
+	pool.Put(c, true)
+	pool.Put(held, true)
+	if pool.Open() != 2 {
+		t.Errorf("open = %d, want 2", pool.Open())
+	}
+}
+
+// Idle sessions are bounded across accounts: beyond the bound a session
+// given back is closed.
+func TestPoolBoundsIdleSessions(t *testing.T) {
+	s, d, srv := testAccount(t)
+	pool := NewPool(d.Dial, 1, time.Minute)
+	pool.maxIdle = 1
+	defer pool.Close()
+	other := srv
+	other.Tenant = "globex"
+	a, _, err := pool.Get(context.Background(), srv, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := pool.Get(context.Background(), other, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Put(a, true)
+	pool.Put(b, true)
+	if pool.Open() != 1 {
+		t.Fatalf("open = %d with an idle bound of 1", pool.Open())
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s.OpenConnections() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("server sees %d connections, want 1", s.OpenConnections())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -171,5 +171,25 @@ func (s *Service) Verify(ctx context.Context, p tenant.Profile, stored bool) (tr
 		v, err = s.dialer.Verify(ctx, srv)
 	}
 	v.Latency = time.Since(start)
+	if err == nil && stored {
+		s.verified(ctx, p)
+	}
 	return v, err
+}
+
+// verified closes the stored profile's circuit and clears its last error
+// after a successful verify, and wakes the messages held for it: the
+// account answers again.
+func (s *Service) verified(ctx context.Context, p tenant.Profile) {
+	s.circuits.succeeded(circuitKey(route{name: RouteTenant, server: transport.FromProfile(p), profile: &p}))
+	if p.LastError == nil {
+		return
+	}
+	if err := s.profiles.SetLastError(ctx, p.TenantID, p.Version, nil); err != nil {
+		s.log.Warn("clear profile error after verify", "tenant_id", p.TenantID, "error", err)
+		return
+	}
+	if err := s.TenantChanged(ctx, p.TenantID); err != nil {
+		s.log.Warn("wake held messages after verify", "tenant_id", p.TenantID, "error", err)
+	}
 }

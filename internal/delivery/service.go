@@ -30,11 +30,14 @@ type Config struct {
 	RetryBase   time.Duration // first retry delay, doubled each time
 	RetryMaxAge time.Duration // give up this long after acceptance
 	QuotaHold   time.Duration // pause an account this long after a sending-quota reply
-	Relay       *transport.Server
-	DefaultFrom mail.Address
-	Limits      message.Limits
-	RateLimit   ratelimit.Limit // per tenant, unless its profile has its own
-	Consumer    string          // this process's consumer name in the stream groups
+	// MessageTimeout bounds one message's time on its account: waiting for
+	// a session, dialling and the transaction together.
+	MessageTimeout time.Duration
+	Relay          *transport.Server
+	DefaultFrom    mail.Address
+	Limits         message.Limits
+	RateLimit      ratelimit.Limit // per tenant, unless its profile has its own
+	Consumer       string          // this process's consumer name in the stream groups
 }
 
 // Profiles is the tenant store as delivery uses it.
@@ -81,6 +84,9 @@ type Service struct {
 	holdMu sync.Mutex
 	holds  map[string]time.Time // account key → paused until (sending quota)
 
+	circuits *circuits
+	asides   *asides
+
 	inflightMu sync.Mutex
 	inflight   map[queue.Entry]struct{}
 
@@ -107,6 +113,9 @@ func New(cfg Config, d Deps) *Service {
 	if cfg.QuotaHold <= 0 {
 		cfg.QuotaHold = time.Hour
 	}
+	if cfg.MessageTimeout <= 0 {
+		cfg.MessageTimeout = 5 * time.Minute
+	}
 	if cfg.RateLimit.PerMinute <= 0 {
 		cfg.RateLimit.PerMinute = 60
 	}
@@ -115,7 +124,7 @@ func New(cfg Config, d Deps) *Service {
 	}
 	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
-		holds: map[string]time.Time{}, inflight: map[queue.Entry]struct{}{}}
+		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), inflight: map[queue.Entry]struct{}{}}
 }
 
 // Accepted is the answer to a new message.
@@ -257,4 +266,23 @@ func (s *Service) Status(ctx context.Context, id string) (queue.Record, error) {
 func (s *Service) TenantChanged(ctx context.Context, tenantID string) error {
 	_, err := s.queue.WakeHeld(ctx, tenantID)
 	return err
+}
+
+// OpenCircuits is how many accounts this replica stopped connecting to
+// because their servers failed to answer (see circuits).
+func (s *Service) OpenCircuits() int { return s.circuits.count(time.Now()) }
+
+// HeldAccounts is how many accounts this replica holds after a
+// sending-quota reply.
+func (s *Service) HeldAccounts() int {
+	now := time.Now()
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	n := 0
+	for _, until := range s.holds {
+		if until.After(now) {
+			n++
+		}
+	}
+	return n
 }

@@ -87,6 +87,9 @@ type LastError struct {
 	Message      string    `json:"message"`
 	Hint         string    `json:"hint,omitempty"`
 	At           time.Time `json:"at"`
+	// RetryAt is when delivery tries the account again, while its circuit
+	// is open (Code "circuit_open"): no connection is made before then.
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // RateLimit is a tenant's own send allowance, in recipients.
