@@ -30,7 +30,9 @@ import (
 // The body (RFC 2045, RFC 2046) is a single text/plain or text/html part,
 // a multipart/alternative of both (text first), and with attachments a
 // multipart/mixed of that body and then each attachment, base64, with an
-// RFC 2183 Content-Disposition whose non-ASCII filename is in RFC 2231 form.
+// RFC 2183 Content-Disposition whose non-ASCII filename is in RFC 2231 form
+// and a Content-Type name parameter (see appendContentDisposition and
+// appendNameParam).
 // Text parts are UTF-8 in 7bit, quoted-printable or base64, whichever fits
 // (see textStats.encoding). Attachment content is decoded from base64 as it
 // is written, so no attachment is held twice in memory.
@@ -305,7 +307,7 @@ func writeAttachment(mw *textproto.MultipartWriter, a Attachment, buf []byte) er
 	var h textproto.Header
 	h.AddRaw(appendContentDisposition(nil, a.Filename))
 	h.AddRaw([]byte("Content-Transfer-Encoding: base64\r\n"))
-	h.AddRaw([]byte("Content-Type: " + ct + "\r\n"))
+	h.AddRaw(appendAttachmentType(nil, ct, a.Filename))
 	pw, err := mw.CreatePart(h)
 	if err != nil {
 		return err
@@ -319,6 +321,15 @@ func writeAttachment(mw *textproto.MultipartWriter, a Attachment, buf []byte) er
 		return err
 	}
 	return enc.Close()
+}
+
+// appendAttachmentType appends an attachment's Content-Type field: the
+// formatted media type ct and, on a line of its own, the name parameter.
+func appendAttachmentType(dst []byte, ct, filename string) []byte {
+	dst = append(dst, "Content-Type: "...)
+	dst = append(dst, ct...)
+	dst = appendNameParam(dst, filename)
+	return append(dst, "\r\n"...)
 }
 
 // lineWrapper breaks base64 output into lines of 76 characters with CRLF

@@ -140,13 +140,18 @@ func dispositionLen(filename string) int64 {
 	return int64(len(appendContentDisposition(buf[:0], filename)))
 }
 
+func nameParamLen(filename string) int64 {
+	var buf [4096]byte
+	return int64(len(appendNameParam(buf[:0], filename)))
+}
+
 // attachmentBound is the exact length of an attachment part after its
-// boundary line: its header (the formatted Content-Type of ctLen bytes,
-// base64, the Content-Disposition), the blank line and the base64 body of
-// the decoded bytes.
+// boundary line: its header (the formatted Content-Type of ctLen bytes and
+// its name parameter, base64, the Content-Disposition), the blank line and
+// the base64 body of the decoded bytes.
 func attachmentBound(filename string, ctLen int, decoded int64) int64 {
 	return int64(len("Content-Type: \r\n")+ctLen+transferEncodingFieldLen(encBase64)+len("\r\n")) +
-		dispositionLen(filename) + base64Wrapped(decoded)
+		nameParamLen(filename) + dispositionLen(filename) + base64Wrapped(decoded)
 }
 
 // boundariesLen is the exact length of the boundary lines of a multipart

@@ -254,7 +254,9 @@ func (v *checker) attachment(i int, a Attachment) {
 
 // formatContentType normalises an attachment's media type with
 // mime.FormatMediaType (non-ASCII parameters come out in RFC 2231 form),
-// defaulting to application/octet-stream. It refuses composite types:
+// defaulting to application/octet-stream. A name parameter is dropped: the
+// attachment's filename supplies it, so the two cannot disagree. It
+// refuses composite types:
 // multipart/* and message/* may not be base64-encoded (RFC 2045 section
 // 6.4, RFC 2046 section 5.2.1). The second result is a FieldError code,
 // empty when the type is good.
@@ -273,6 +275,7 @@ func formatContentType(ct string) (string, string) {
 		strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
 		return "", codeInvalidContentType
 	}
+	delete(params, "name")
 	f := mime.FormatMediaType(mt, params)
 	if f == "" || len(f) > maxFormattedType {
 		return "", codeInvalidContentType

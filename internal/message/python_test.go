@@ -1,0 +1,163 @@
+package message
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message/mail"
+)
+
+// pyMessage is one message as testdata/read_mail.py reports it, under
+// Python's two email policies ("default" and "compat32").
+type pyMessage map[string]pyRead
+
+type pyRead struct {
+	To       [][2]string `json:"to"`        // [display name, address]
+	Cc       [][2]string `json:"cc"`        // [display name, address]
+	ToFields int         `json:"to_fields"` // how many To fields the header has
+	Parts    []pyPart    `json:"parts"`
+	Defects  []string    `json:"defects"`
+}
+
+type pyPart struct {
+	Type     string   `json:"type"`
+	Content  *string  `json:"content"`  // text parts only
+	Filename *string  `json:"filename"` // get_filename()
+	Name     *string  `json:"name"`     // the Content-Type name parameter
+	Defects  []string `json:"defects"`
+}
+
+// pythonRead parses each raw message with Python's email package, a reader
+// no one here wrote (python3 is on every machine this runs on).
+func pythonRead(t *testing.T, raws ...[]byte) []pyMessage {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed to read composed mail as a stranger would; install it (apt-get install -y python3): %v", err)
+	}
+	dir := t.TempDir()
+	args := []string{filepath.Join("testdata", "read_mail.py")}
+	for i, raw := range raws {
+		p := filepath.Join(dir, fmt.Sprintf("%d.eml", i))
+		if err := os.WriteFile(p, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(py, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("read_mail.py: %v\n%s", err, stderr.String())
+	}
+	var msgs []pyMessage
+	if err := json.Unmarshal(out, &msgs); err != nil {
+		t.Fatalf("read_mail.py output: %v\n%s", err, out)
+	}
+	return msgs
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<none>"
+	}
+	return *s
+}
+
+// TestAttachmentNamesReadAlike composes attachments with names of every
+// shape and checks that Python's email package (both policies) and
+// go-message read the same name from Content-Disposition's filename and
+// Content-Type's name, with no defect recorded.
+func TestAttachmentNamesReadAlike(t *testing.T) {
+	names := []string{
+		"invoice-42.pdf",
+		arabicFilename,
+		"فاتورة-42.pdf",
+		"😀 party 🎉.png",
+		strings.Repeat("ف", 127) + ".", // 255 bytes, the longest allowed
+		strings.Repeat("🎉", 63) + ".a", // 254 bytes
+		`a "quoted"; name=x.pdf`,
+		`semi;colon=and\back.txt`,
+		"x=?utf-8?q?y?=z.txt",
+		"two  spaces and a\ttab.txt", // Python strips a leading or trailing space itself
+		"日本語のファイル名.xlsx",
+	}
+	var raws [][]byte
+	for _, name := range names {
+		r := mustExample(t)
+		r.Attachments[0].Filename = name
+		if err := r.Validate(Limits{}); err != nil {
+			t.Fatalf("%q: Validate: %v", name, err)
+		}
+		raw := mustCompose(t, r, headerFor(r))
+		if err := checkWire(raw); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		raws = append(raws, raw)
+	}
+	msgs := pythonRead(t, raws...)
+	for i, name := range names {
+		for _, policy := range []string{"default", "compat32"} {
+			var att *pyPart
+			for j := range msgs[i][policy].Parts {
+				if p := &msgs[i][policy].Parts[j]; p.Type == "application/pdf" {
+					att = p
+				}
+			}
+			if att == nil {
+				t.Errorf("%q, Python %s: no attachment part", name, policy)
+				continue
+			}
+			if got := deref(att.Filename); got != name {
+				t.Errorf("%q, Python %s: get_filename() = %q", name, policy, got)
+			}
+			if got := deref(att.Name); got != name {
+				t.Errorf("%q, Python %s: Content-Type name = %q", name, policy, got)
+			}
+			if len(att.Defects) > 0 {
+				t.Errorf("%q, Python %s: defects %v", name, policy, att.Defects)
+			}
+		}
+		filename, ctName, err := goMessageNames(raws[i])
+		if strings.Contains(name, "=?") {
+			// go-message decodes RFC 2047 inside every parameter, the
+			// already-decoded RFC 2231 value included, so a name that
+			// itself holds an encoded-word cannot come back from its
+			// filename: its quirk, not the message's.
+			filename = name
+		}
+		if err != nil || filename != name || ctName != name {
+			t.Errorf("%q, go-message: filename %q, Content-Type name %q, %v", name, filename, ctName, err)
+		}
+	}
+}
+
+// goMessageNames reads the first attachment's filename and Content-Type
+// name with go-message.
+func goMessageNames(raw []byte) (filename, name string, err error) {
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		return "", "", err
+	}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return "", "", err
+		}
+		if h, ok := part.Header.(*mail.AttachmentHeader); ok {
+			_, params, err := h.ContentType()
+			if err != nil {
+				return "", "", err
+			}
+			filename, err := h.Filename()
+			return filename, params["name"], err
+		}
+	}
+}
