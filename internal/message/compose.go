@@ -23,8 +23,10 @@ import (
 // Header fields, in order: From (h.From), To, Cc, Reply-To (h.ReplyTo),
 // Subject, Date, Message-ID, MIME-Version, the request's own headers in
 // sorted name order, then the MIME fields. Bcc is never written: blind
-// recipients appear only in the envelope (RFC 5322 section 3.6.3). With no
-// To or Cc the To field is the empty group "undisclosed-recipients:;".
+// recipients appear only in the envelope (RFC 5322 section 3.6.3). A
+// recipient listed more than once is written once, where it first appears
+// (see headerRecipients). With no To or Cc the To field is the empty group
+// "undisclosed-recipients:;".
 // Non-ASCII display names and subjects are RFC 2047 encoded-words.
 //
 // The body (RFC 2045, RFC 2046) is a single text/plain or text/html part,
@@ -170,11 +172,12 @@ func addFields(top *mail.Header, r *Request, h Header) {
 	top.SetDate(h.Date)
 	top.AddRaw(appendSubject(nil, r.Subject))
 	top.SetAddressList("Reply-To", mailAddresses(h.ReplyTo))
-	top.SetAddressList("Cc", mailAddresses(r.Cc))
-	if len(r.To)+len(r.Cc) == 0 {
+	to, cc := r.headerRecipients()
+	top.SetAddressList("Cc", mailAddresses(cc))
+	if len(to)+len(cc) == 0 {
 		top.AddRaw([]byte(undisclosedTo))
 	} else {
-		top.SetAddressList("To", mailAddresses(r.To))
+		top.SetAddressList("To", mailAddresses(to))
 	}
 	top.SetAddressList("From", mailAddresses([]Address{h.From}))
 }

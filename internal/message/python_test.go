@@ -161,3 +161,38 @@ func goMessageNames(raw []byte) (filename, name string, err error) {
 		}
 	}
 }
+
+// TestRepeatedRecipientsWrittenOnce lists recipients many times, in
+// different cases, across To and Cc: each is written once, where it first
+// appears, with its first spelling, and the header stays small.
+func TestRepeatedRecipientsWrittenOnce(t *testing.T) {
+	r := mustExample(t)
+	r.To = nil
+	for i := range 2000 {
+		r.To = append(r.To, Address{Name: "Client", Email: "client@example.com"},
+			Address{Email: "CLIENT@Example.COM"}, Address{Name: "Ann", Email: "ann" + fmt.Sprint(i%3) + "@example.com"})
+	}
+	r.Cc = []Address{{Email: "Ann1@EXAMPLE.com"}, {Name: "Bob", Email: "bob@example.com"}, {Email: "bob@example.com"}}
+	if err := r.Validate(Limits{}); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	raw := mustCompose(t, r, headerFor(r))
+	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if len(head) > 4096 {
+		t.Errorf("header of %d bytes", len(head))
+	}
+	wantTo := [][2]string{{"Client", "client@example.com"}, {"Ann", "ann0@example.com"},
+		{"Ann", "ann1@example.com"}, {"Ann", "ann2@example.com"}}
+	wantCc := [][2]string{{"Bob", "bob@example.com"}}
+	for policy, read := range pythonRead(t, raw)[0] {
+		if fmt.Sprint(read.To) != fmt.Sprint(wantTo) || read.ToFields != 1 {
+			t.Errorf("Python %s: To %q in %d fields, want %q", policy, read.To, read.ToFields, wantTo)
+		}
+		if fmt.Sprint(read.Cc) != fmt.Sprint(wantCc) {
+			t.Errorf("Python %s: Cc %q, want %q", policy, read.Cc, wantCc)
+		}
+	}
+	if got := r.Recipients(); len(got) != 6 { // 4 in To, bob, and the Bcc
+		t.Errorf("Recipients() = %q", got)
+	}
+}

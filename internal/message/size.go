@@ -183,16 +183,17 @@ func multipartFieldLen(subtype string) int64 {
 // given the text and HTML statistics and the exact length of the
 // attachment parts.
 func (r *Request) sizeBound(text, html textStats, attachments int64) int64 {
+	to, cc := r.headerRecipients()
 	n := addressListBound("From", nil, 1) +
-		addressListBound("Cc", r.Cc, 0) +
+		addressListBound("Cc", cc, 0) +
 		addressListBound("Reply-To", r.ReplyTo, 1) +
 		int64(len("Message-ID: \r\n")+maxMessageID+dateFieldMax+len(mimeVersion)) +
 		subjectLen(r.Subject) +
 		2 // the blank line after the header
-	if len(r.To)+len(r.Cc) == 0 {
+	if len(to)+len(cc) == 0 {
 		n += int64(len(undisclosedTo))
 	} else {
-		n += addressListBound("To", r.To, 0)
+		n += addressListBound("To", to, 0)
 	}
 	for name, value := range r.Headers {
 		n += customLen(name, value)
