@@ -29,8 +29,9 @@ import (
 // "undisclosed-recipients:;".
 // Non-ASCII display names and subjects are RFC 2047 encoded-words.
 //
-// The body (RFC 2045, RFC 2046) is a single text/plain or text/html part,
-// a multipart/alternative of both (text first), and with attachments a
+// The body (RFC 2045, RFC 2046) is a single text/plain part, or a
+// multipart/alternative of text and HTML (text first; from HTML alone the
+// text is generated, see withTextAlternative and htmlToText), and with attachments a
 // multipart/mixed of that body and then each attachment, base64, with an
 // RFC 2183 Content-Disposition whose non-ASCII filename is in RFC 2231 form
 // and a Content-Type name parameter (see appendContentDisposition and
@@ -46,6 +47,7 @@ import (
 // partial message in w: the caller must not send it (over SMTP, abort the
 // DATA rather than end it).
 func Compose(w io.Writer, r *Request, h Header) error {
+	r = r.withTextAlternative()
 	textSt, htmlSt, err := checkCompose(r, h)
 	if err != nil {
 		return fmt.Errorf("message: compose: %w", err)

@@ -177,10 +177,13 @@ func TestComposeStructure(t *testing.T) {
 		want        string
 	}{
 		{"text only", "hi", "", nil, "text/plain"},
-		{"html only", "", "<b>hi</b>", nil, "text/html"},
+		{"html only", "", "<b>hi</b>", nil, "multipart/alternative(text/plain,text/html)"},
+		{"html without text", "", `<img src="cid:x">`, nil, "text/html"},
 		{"both", "hi", "<b>hi</b>", nil, "multipart/alternative(text/plain,text/html)"},
 		{"text and attachments", "hi", "", att, "multipart/mixed(text/plain,application/octet-stream,text/plain)"},
-		{"html and attachment", "", "<b>hi</b>", att[:1], "multipart/mixed(text/html,application/octet-stream)"},
+		{"html and attachment", "", "<b>hi</b>", att[:1],
+			"multipart/mixed(multipart/alternative(text/plain,text/html),application/octet-stream)"},
+		{"html without text and attachment", "", "<br>", att[:1], "multipart/mixed(text/html,application/octet-stream)"},
 		{"both and attachments", "hi", "<b>hi</b>", att,
 			"multipart/mixed(multipart/alternative(text/plain,text/html),application/octet-stream,text/plain)"},
 	}

@@ -303,6 +303,7 @@ func checkCustomHeaders(p *parsed, r *Request) error {
 }
 
 func checkBodies(p *parsed, r *Request) error {
+	r = r.withTextAlternative() // HTML alone brings a text part
 	wantText, wantHTML := 0, 0
 	if r.Text != "" {
 		wantText = 1

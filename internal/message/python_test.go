@@ -196,3 +196,48 @@ func TestRepeatedRecipientsWrittenOnce(t *testing.T) {
 		t.Errorf("Recipients() = %q", got)
 	}
 }
+
+// TestHTMLOnlyGetsTextAlternative: a request with HTML and no text goes out
+// as multipart/alternative, a text part generated from the HTML first, and
+// Python's email package reads that text.
+func TestHTMLOnlyGetsTextAlternative(t *testing.T) {
+	html := `<html><head><style>p{margin:0}</style></head><body><h1>Invoice &#8470; 42</h1>` +
+		`<p>Dear client,<br>your invoice is <a href="https://acme.example/i/42">ready</a>.</p>` +
+		`<ul><li>Tea &amp; cakes</li><li>فاتورة</li></ul><script>track()</script></body></html>`
+	want := "Invoice № 42\n\nDear client,\nyour invoice is ready <https://acme.example/i/42>.\n\n" +
+		"- Tea & cakes\n- فاتورة"
+	for _, withAttachment := range []bool{false, true} {
+		r := mustExample(t)
+		r.Text, r.HTML = "", html
+		if !withAttachment {
+			r.Attachments = nil
+		}
+		if err := r.Validate(Limits{}); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		raw := mustCompose(t, r, headerFor(r))
+		if est := estimateSize(r); int64(len(raw)) > est {
+			t.Errorf("composed %d bytes, estimate %d", len(raw), est)
+		}
+		tree := mediaTree(t, raw)
+		wantTree := "multipart/alternative(text/plain,text/html)"
+		if withAttachment {
+			wantTree = "multipart/mixed(" + wantTree + ",application/pdf)"
+		}
+		if tree != wantTree {
+			t.Errorf("structure %s, want %s", tree, wantTree)
+		}
+		for policy, read := range pythonRead(t, raw)[0] {
+			if len(read.Parts) < 2 || read.Parts[0].Type != "text/plain" || read.Parts[1].Type != "text/html" {
+				t.Errorf("Python %s: parts %+v", policy, read.Parts)
+				continue
+			}
+			if got := strings.ReplaceAll(deref(read.Parts[0].Content), "\r\n", "\n"); got != want {
+				t.Errorf("Python %s: text part %q, want %q", policy, got, want)
+			}
+			if got := deref(read.Parts[1].Content); !strings.Contains(got, "<h1>Invoice &#8470; 42</h1>") {
+				t.Errorf("Python %s: html part %q", policy, got)
+			}
+		}
+	}
+}

@@ -225,6 +225,7 @@ func (r *Request) sizeBound(text, html textStats, attachments int64) int64 {
 // estimateSize is sizeBound for a request that has not been through
 // Validate.
 func estimateSize(r *Request) int64 {
+	r = r.withTextAlternative()
 	var att int64
 	for _, a := range r.Attachments {
 		ct, _ := formatContentType(a.ContentType)

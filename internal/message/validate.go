@@ -67,8 +67,11 @@ var reservedPrefixes = [...]string{"Content-", "Resent-", "Received", "DKIM-", "
 // Validate checks the request against every rule and lim (zero fields take
 // the defaults), and returns nil or a *ValidationError listing every bad
 // field. It decodes attachment content without keeping it and estimates the
-// composed size from lengths, so it is cheap enough for every POST.
+// composed size from lengths, so it is cheap enough for every POST. An
+// HTML-only request is measured with the text part Compose will generate
+// (withTextAlternative).
 func (r *Request) Validate(lim Limits) error {
+	r = r.withTextAlternative()
 	lim = lim.withDefaults()
 	var errs ValidationError
 	v := checker{errs: &errs, full: true}
