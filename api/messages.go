@@ -103,7 +103,7 @@ type messageView struct {
 // message reads a message's record; another tenant's message, for a
 // tenant-bound key, does not exist.
 func (s *Server) message(c echo.Context) (queue.Record, error) {
-	rec, err := s.Messages.Status(c.Request().Context(), c.Param("id"))
+	rec, err := s.Messages.Status(c.Request().Context(), pathParam(c, "id"))
 	if err != nil {
 		return queue.Record{}, err
 	}

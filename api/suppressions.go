@@ -15,7 +15,7 @@ func tenantAndEmail(c echo.Context) (tenantID, email string, err error) {
 	if tenantID, err = tenantParam(c); err != nil {
 		return "", "", err
 	}
-	email = c.Param("email")
+	email = pathParam(c, "email")
 	if !validation.IsEmail(email) {
 		var verr validation.Error
 		verr.Add("email", "invalid_email", "not an email address")

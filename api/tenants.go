@@ -69,7 +69,7 @@ func viewOf(p tenant.Profile) profileView {
 // tenantParam is the tenant the URL names; a tenant-bound key may name
 // only its own.
 func tenantParam(c echo.Context) (string, error) {
-	id := c.Param("tenant")
+	id := pathParam(c, "tenant")
 	if !tenant.ValidID(id) {
 		return "", tenant.ErrInvalidID
 	}

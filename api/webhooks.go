@@ -52,7 +52,7 @@ func (s *Server) listWebhooks(c echo.Context) error {
 }
 
 func (s *Server) getWebhook(c echo.Context) error {
-	h, err := s.Webhooks.Get(c.Request().Context(), c.Param("name"))
+	h, err := s.Webhooks.Get(c.Request().Context(), pathParam(c, "name"))
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (s *Server) putWebhook(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	name := c.Param("name")
+	name := pathParam(c, "name")
 	existing, err := s.Webhooks.Get(ctx, name)
 	var stored *webhook.Hook
 	switch {
@@ -96,7 +96,7 @@ func (s *Server) putWebhook(c echo.Context) error {
 }
 
 func (s *Server) deleteWebhook(c echo.Context) error {
-	if err := s.Webhooks.Delete(c.Request().Context(), c.Param("name")); err != nil {
+	if err := s.Webhooks.Delete(c.Request().Context(), pathParam(c, "name")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -104,10 +104,10 @@ func (s *Server) deleteWebhook(c echo.Context) error {
 
 func (s *Server) webhookDeliveries(c echo.Context) error {
 	ctx := c.Request().Context()
-	if _, err := s.Webhooks.Get(ctx, c.Param("name")); err != nil {
+	if _, err := s.Webhooks.Get(ctx, pathParam(c, "name")); err != nil {
 		return err
 	}
-	ds, err := s.Webhooks.Deliveries(ctx, c.Param("name"), 100)
+	ds, err := s.Webhooks.Deliveries(ctx, pathParam(c, "name"), 100)
 	if err != nil {
 		return err
 	}

@@ -23,14 +23,19 @@ import (
 // Header fields, in order: From (h.From), To, Cc, Reply-To (h.ReplyTo),
 // Subject, Date, Message-ID, MIME-Version, the request's own headers in
 // sorted name order, then the MIME fields. Bcc is never written: blind
-// recipients appear only in the envelope (RFC 5322 section 3.6.3). With no
-// To or Cc the To field is the empty group "undisclosed-recipients:;".
+// recipients appear only in the envelope (RFC 5322 section 3.6.3). A
+// recipient listed more than once is written once, where it first appears
+// (see headerRecipients). With no To or Cc the To field is the empty group
+// "undisclosed-recipients:;".
 // Non-ASCII display names and subjects are RFC 2047 encoded-words.
 //
-// The body (RFC 2045, RFC 2046) is a single text/plain or text/html part,
-// a multipart/alternative of both (text first), and with attachments a
+// The body (RFC 2045, RFC 2046) is a single text/plain part, or a
+// multipart/alternative of text and HTML (text first; from HTML alone the
+// text is generated, see withTextAlternative and htmlToText), and with attachments a
 // multipart/mixed of that body and then each attachment, base64, with an
-// RFC 2183 Content-Disposition whose non-ASCII filename is in RFC 2231 form.
+// RFC 2183 Content-Disposition whose non-ASCII filename is in RFC 2231 form
+// and a Content-Type name parameter (see appendContentDisposition and
+// appendNameParam).
 // Text parts are UTF-8 in 7bit, quoted-printable or base64, whichever fits
 // (see textStats.encoding). Attachment content is decoded from base64 as it
 // is written, so no attachment is held twice in memory.
@@ -42,6 +47,7 @@ import (
 // partial message in w: the caller must not send it (over SMTP, abort the
 // DATA rather than end it).
 func Compose(w io.Writer, r *Request, h Header) error {
+	r = r.withTextAlternative()
 	textSt, htmlSt, err := checkCompose(r, h)
 	if err != nil {
 		return fmt.Errorf("message: compose: %w", err)
@@ -168,11 +174,12 @@ func addFields(top *mail.Header, r *Request, h Header) {
 	top.SetDate(h.Date)
 	top.AddRaw(appendSubject(nil, r.Subject))
 	top.SetAddressList("Reply-To", mailAddresses(h.ReplyTo))
-	top.SetAddressList("Cc", mailAddresses(r.Cc))
-	if len(r.To)+len(r.Cc) == 0 {
+	to, cc := r.headerRecipients()
+	top.SetAddressList("Cc", mailAddresses(cc))
+	if len(to)+len(cc) == 0 {
 		top.AddRaw([]byte(undisclosedTo))
 	} else {
-		top.SetAddressList("To", mailAddresses(r.To))
+		top.SetAddressList("To", mailAddresses(to))
 	}
 	top.SetAddressList("From", mailAddresses([]Address{h.From}))
 }
@@ -305,7 +312,7 @@ func writeAttachment(mw *textproto.MultipartWriter, a Attachment, buf []byte) er
 	var h textproto.Header
 	h.AddRaw(appendContentDisposition(nil, a.Filename))
 	h.AddRaw([]byte("Content-Transfer-Encoding: base64\r\n"))
-	h.AddRaw([]byte("Content-Type: " + ct + "\r\n"))
+	h.AddRaw(appendAttachmentType(nil, ct, a.Filename))
 	pw, err := mw.CreatePart(h)
 	if err != nil {
 		return err
@@ -319,6 +326,15 @@ func writeAttachment(mw *textproto.MultipartWriter, a Attachment, buf []byte) er
 		return err
 	}
 	return enc.Close()
+}
+
+// appendAttachmentType appends an attachment's Content-Type field: the
+// formatted media type ct and, on a line of its own, the name parameter.
+func appendAttachmentType(dst []byte, ct, filename string) []byte {
+	dst = append(dst, "Content-Type: "...)
+	dst = append(dst, ct...)
+	dst = appendNameParam(dst, filename)
+	return append(dst, "\r\n"...)
 }
 
 // lineWrapper breaks base64 output into lines of 76 characters with CRLF

@@ -110,17 +110,18 @@ func TestComposeExample(t *testing.T) {
 		if a.filename != arabicFilename || !bytes.Equal(a.data, pdf) {
 			t.Errorf("attachment 1 = %q %q", a.filename, a.data)
 		}
-		// The standard RFC 2231 form, not RFC 2047 words inside quotes.
-		if !bytes.Contains(raw, []byte("filename*0*=utf-8''%D9%81%D8%A7")) {
+		// The standard RFC 2231 form alone: no RFC 2047 words inside
+		// quotes, no plain filename beside it for readers to prefer.
+		if !bytes.Contains(raw, []byte("Content-Disposition: attachment;\r\n filename*=utf-8''%D9%81%D8%A7")) {
 			t.Errorf("no RFC 2231 filename in\n%s", raw)
 		}
-		if bytes.Contains(raw, []byte(`filename="=?`)) {
-			t.Error("RFC 2047 encoded-word inside a quoted filename")
+		if bytes.Contains(raw, []byte(`filename="=?`)) || bytes.Contains(raw, []byte(`filename="____`)) {
+			t.Error("a quoted filename beside the RFC 2231 one")
 		}
 		// And the standard library's RFC 2231 decoder agrees.
-		i := bytes.Index(raw, []byte("Content-Disposition: attachment;\r\n filename=\"____"))
+		i := bytes.Index(raw, []byte("Content-Disposition: attachment;\r\n filename*="))
 		if i < 0 {
-			t.Fatalf("no ASCII fallback filename in\n%s", raw)
+			t.Fatalf("no RFC 2231 filename in\n%s", raw)
 		}
 		field, _, _ := bytes.Cut(raw[i+len("Content-Disposition:"):], []byte("\r\n\r\n"))
 		_, params, err := mime.ParseMediaType(strings.ReplaceAll(string(field), "\r\n", ""))
@@ -176,10 +177,13 @@ func TestComposeStructure(t *testing.T) {
 		want        string
 	}{
 		{"text only", "hi", "", nil, "text/plain"},
-		{"html only", "", "<b>hi</b>", nil, "text/html"},
+		{"html only", "", "<b>hi</b>", nil, "multipart/alternative(text/plain,text/html)"},
+		{"html without text", "", `<img src="cid:x">`, nil, "text/html"},
 		{"both", "hi", "<b>hi</b>", nil, "multipart/alternative(text/plain,text/html)"},
 		{"text and attachments", "hi", "", att, "multipart/mixed(text/plain,application/octet-stream,text/plain)"},
-		{"html and attachment", "", "<b>hi</b>", att[:1], "multipart/mixed(text/html,application/octet-stream)"},
+		{"html and attachment", "", "<b>hi</b>", att[:1],
+			"multipart/mixed(multipart/alternative(text/plain,text/html),application/octet-stream)"},
+		{"html without text and attachment", "", "<br>", att[:1], "multipart/mixed(text/html,application/octet-stream)"},
 		{"both and attachments", "hi", "<b>hi</b>", att,
 			"multipart/mixed(multipart/alternative(text/plain,text/html),application/octet-stream,text/plain)"},
 	}

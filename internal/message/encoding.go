@@ -248,65 +248,139 @@ func attrChar(c byte) bool {
 		strings.IndexByte("!#$&+-.^_`|~", c) >= 0
 }
 
-// maxParamPiece is the longest value of one RFC 2231 continuation, so that
-// the first continuation line (its name, the charset, the value and ";")
-// stays within 76 characters.
-const maxParamPiece = 54
-
 // appendContentDisposition appends the Content-Disposition field of an
-// attachment (RFC 2183). A plain name travels as filename="..."; any other
-// (non-ASCII, say) as an ASCII fallback filename="..." followed by the
-// standard RFC 2231 form, split into continuations of short lines:
+// attachment (RFC 2183). A name that is quotable travels as
+// filename="..."; any other (non-ASCII, say) as
+// one RFC 2231 extended parameter and nothing else:
 //
-//	filename*0*=utf-8''%D9%81...; filename*1*=...
+//	filename*=utf-8''%D9%81%D8%A7...
 //
-// Readers that know RFC 2231 prefer the starred form.
+// A plain filename="..." beside it would be a second value for the same
+// parameter, and readers disagree on which wins: Python's email package and
+// SpamAssassin take the plain one. The extended parameter goes on a line of
+// its own and is split into continuations (filename*0*=, filename*1*=,
+// RFC 2231 section 4.1) only where that line would pass 998 octets.
 func appendContentDisposition(dst []byte, filename string) []byte {
-	dst = append(dst, "Content-Disposition: attachment;\r\n filename=\""...)
-	// A quoted-string is read back unchanged under the same conditions as
-	// an unstructured value.
-	plain := plainUnstructured(filename)
-	for i := 0; i < len(filename); {
-		r, size := utf8.DecodeRuneInString(filename[i:])
-		i += size
-		switch {
-		case r == '"' || r == '\\':
-			dst = append(dst, '\\', byte(r))
-		case r >= ' ' && r <= '~':
-			dst = append(dst, byte(r))
-		default:
-			dst = append(dst, '_')
-		}
+	dst = append(dst, "Content-Disposition: attachment;\r\n"...)
+	if quotable(filename, len(" filename=")) {
+		dst = append(dst, " filename="...)
+		dst = appendQuoted(dst, filename)
+	} else {
+		dst = appendExtendedParam(dst, "filename", filename)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// appendNameParam appends the Content-Type name parameter of an attachment,
+// its own folded line, for the readers that look there (RFC 2046 section
+// 4.5.1 defines it for application/octet-stream; Outlook and others read it
+// for every type). A plain name is a quoted-string; any other is RFC 2047
+// encoded-words inside the quotes, the form Outlook, Thunderbird and Apple
+// Mail read there and write themselves, and which Python's email package
+// (policy.default directly, compat32 through decode_header) and
+// go-message decode. Each word has a line of its own; readers drop the
+// folding between encoded-words.
+func appendNameParam(dst []byte, filename string) []byte {
+	dst = append(dst, ";\r\n name="...)
+	if quotable(filename, len(" name=")) {
+		return appendQuoted(dst, filename)
 	}
 	dst = append(dst, '"')
-	if plain {
-		return append(dst, "\r\n"...)
+	dst = appendEncodedWords(dst, filename, maxEncodedLine-len(` name="`), maxEncodedWord, "\r\n ")
+	return append(dst, '"')
+}
+
+// quotable reports whether s reads back unchanged from a quoted-string
+// (plainUnstructured) that fits, after prefix octets, on one line.
+func quotable(s string, prefix int) bool {
+	if !plainUnstructured(s) {
+		return false
 	}
-	piece, used := 0, maxParamPiece // used > max opens the first piece
-	for i := 0; i < len(filename); i++ {
-		c := filename[i]
-		n := 3
-		if attrChar(c) {
-			n = 1
+	n := prefix + len(s) + 2 + strings.Count(s, `"`) + strings.Count(s, `\`)
+	return n <= maxExtendedLine
+}
+
+// appendQuoted appends s as a quoted-string (RFC 5322 section 3.2.4): '"'
+// and '\\' escaped. Only quotable values are written this way.
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			dst = append(dst, '\\')
 		}
-		if used+n > maxParamPiece {
-			dst = append(dst, ";\r\n filename*"...)
-			dst = appendInt(dst, piece)
-			dst = append(dst, "*="...)
-			if piece == 0 {
-				dst = append(dst, "utf-8''"...)
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
+
+// maxExtendedLine is the longest line appendExtendedParam writes: the
+// hard limit, less room for the ";" that ends a continuation.
+const maxExtendedLine = maxLineOctets - 1
+
+// appendExtendedParam appends " name*=utf-8”value" (RFC 2231 section 4),
+// the value's bytes percent-encoded unless attrChar. When that line would
+// be longer than maxExtendedLine it appends continuations instead, each on
+// its own line and split between characters, never inside one:
+//
+//	name*0*=utf-8''...;
+//	 name*1*=...
+func appendExtendedParam(dst []byte, name, value string) []byte {
+	single := 1 + len(name) + len("*=utf-8''")
+	for i := 0; i < len(value); i++ {
+		single += percentLen(value[i])
+	}
+	if single <= maxExtendedLine {
+		dst = append(dst, ' ')
+		dst = append(dst, name...)
+		dst = append(dst, "*=utf-8''"...)
+		return appendPercent(dst, value)
+	}
+	for piece, i := 0, 0; i < len(value); piece++ {
+		if piece > 0 {
+			dst = append(dst, ";\r\n"...)
+		}
+		line := len(dst)
+		dst = append(dst, ' ')
+		dst = append(dst, name...)
+		dst = append(dst, '*')
+		dst = appendInt(dst, piece)
+		dst = append(dst, "*="...)
+		if piece == 0 {
+			dst = append(dst, "utf-8''"...)
+		}
+		for start := i; i < len(value); {
+			_, size := utf8.DecodeRuneInString(value[i:])
+			n := 0
+			for k := i; k < i+size; k++ {
+				n += percentLen(value[k])
 			}
-			piece++
-			used = 0
+			if i > start && len(dst)-line+n > maxExtendedLine {
+				break
+			}
+			dst = appendPercent(dst, value[i:i+size])
+			i += size
 		}
-		if n == 1 {
+	}
+	return dst
+}
+
+func percentLen(c byte) int {
+	if attrChar(c) {
+		return 1
+	}
+	return 3
+}
+
+// appendPercent appends s with every byte but attrChar ones as %XX.
+func appendPercent(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; attrChar(c) {
 			dst = append(dst, c)
 		} else {
 			dst = append(dst, '%', hexUpper[c>>4], hexUpper[c&0x0f])
 		}
-		used += n
 	}
-	return append(dst, "\r\n"...)
+	return dst
 }
 
 func appendInt(dst []byte, n int) []byte {

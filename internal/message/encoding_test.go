@@ -105,10 +105,14 @@ func TestPlainUnstructured(t *testing.T) {
 }
 
 func TestContentDisposition(t *testing.T) {
-	for _, name := range []string{
-		"invoice.pdf", arabicFilename, `a "b" \c.txt`, "a  b", " lead.txt", strings.Repeat("ف", 127) + ".",
-		strings.Repeat("%", 255), "x=?y?=z", "tab\tname", "日本語のファイル名.xlsx",
-	} {
+	long := strings.Repeat("ف", 400) + ".pdf" // past maxFilename: only continuations fit
+	names := []string{
+		"invoice.pdf", arabicFilename, `a "b" \c.txt`, "a  b", "tab\tname", strings.Repeat("ف", 127) + ".",
+		strings.Repeat("%", 255), "x=?y?=z", "日本語のファイル名.xlsx", long, strings.Repeat("a b", 400),
+		strings.Repeat("🎉", 300),
+	}
+	var raws [][]byte
+	for _, name := range names {
 		out := string(appendContentDisposition(nil, name))
 		for _, line := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
 			if len(line) > maxLineOctets {
@@ -118,10 +122,27 @@ func TestContentDisposition(t *testing.T) {
 				t.Errorf("%q: non-ASCII line %q", name, line)
 			}
 		}
+		// One parameter: plain or extended, continued only past 998 octets.
+		continued := strings.Contains(out, "filename*0*=")
+		if n := strings.Count(out, "filename"); n != 1 && !continued {
+			t.Errorf("%q: %d filename parameters in %q", name, n, out)
+		}
+		if continued != (len(name) > 300) { // only the long ones need more than one line
+
+			t.Errorf("%q: continued %v in %q", name, continued, out)
+		}
 		v := strings.TrimPrefix(unfold(strings.TrimSuffix(out, "\r\n")), "Content-Disposition: ")
 		disp, params, err := mime.ParseMediaType(v)
 		if err != nil || disp != "attachment" || params["filename"] != name {
 			t.Errorf("%q: ParseMediaType(%q) = %q %q %v", name, v, disp, params["filename"], err)
+		}
+		raws = append(raws, []byte("MIME-Version: 1.0\r\nContent-Type: application/pdf\r\n"+out+"\r\nx\r\n"))
+	}
+	for i, m := range pythonRead(t, raws...) {
+		for policy, read := range m {
+			if len(read.Parts) != 1 || deref(read.Parts[0].Filename) != names[i] || len(read.Parts[0].Defects) > 0 {
+				t.Errorf("%q, Python %s: read %+v", names[i], policy, read.Parts)
+			}
 		}
 	}
 }

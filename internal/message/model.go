@@ -94,9 +94,20 @@ type Header struct {
 	Date      time.Time
 }
 
+// recipientKey is how two recipients are compared, the one rule for the
+// envelope (Recipients) and the header (headerRecipients): the whole
+// address, case-insensitively (Unicode lower case, for SMTPUTF8 addresses
+// too). RFC 5321 section 2.4 lets a server treat local parts
+// case-sensitively but says doing so "impedes interoperability and is
+// discouraged"; the providers mail goes to (Gmail, Outlook, Yahoo, and
+// Exchange, Postfix and others by default) fold case, so "Ann@x.com" and
+// "ann@x.com" are one mailbox and sending to both would deliver twice. The
+// suppression list compares the same way.
+func recipientKey(email string) string { return strings.ToLower(email) }
+
 // Recipients returns the envelope recipients (RFC 5321 RCPT TO): the
 // to, cc and bcc emails in that order, without empty ones, de-duplicated
-// case-insensitively; the first spelling of each is kept.
+// by recipientKey; the first spelling of each is kept.
 func (r *Request) Recipients() []string {
 	n := len(r.To) + len(r.Cc) + len(r.Bcc)
 	out := make([]string, 0, n)
@@ -106,7 +117,7 @@ func (r *Request) Recipients() []string {
 			if a.Email == "" {
 				continue
 			}
-			key := strings.ToLower(a.Email)
+			key := recipientKey(a.Email)
 			if _, dup := seen[key]; dup {
 				continue
 			}
@@ -115,6 +126,39 @@ func (r *Request) Recipients() []string {
 		}
 	}
 	return out
+}
+
+// headerRecipients returns the To and Cc addresses to write: each address
+// once across both, where it first appears (To before Cc) and as first
+// spelled, compared by recipientKey. A list without repeats is returned as
+// is, without allocating.
+func (r *Request) headerRecipients() (to, cc []Address) {
+	if len(r.To)+len(r.Cc) < 2 {
+		return r.To, r.Cc
+	}
+	seen := make(map[string]struct{}, len(r.To)+len(r.Cc))
+	unique := func(list []Address) []Address {
+		out := list[:0:0]
+		repeated := false
+		for i, a := range list {
+			key := recipientKey(a.Email)
+			if _, dup := seen[key]; dup {
+				if !repeated {
+					out, repeated = append(out, list[:i]...), true
+				}
+				continue
+			}
+			seen[key] = struct{}{}
+			if repeated {
+				out = append(out, a)
+			}
+		}
+		if !repeated {
+			return list
+		}
+		return out
+	}
+	return unique(r.To), unique(r.Cc)
 }
 
 // RecipientCount is len(Recipients()): what rate limits count.

@@ -140,13 +140,18 @@ func dispositionLen(filename string) int64 {
 	return int64(len(appendContentDisposition(buf[:0], filename)))
 }
 
+func nameParamLen(filename string) int64 {
+	var buf [4096]byte
+	return int64(len(appendNameParam(buf[:0], filename)))
+}
+
 // attachmentBound is the exact length of an attachment part after its
-// boundary line: its header (the formatted Content-Type of ctLen bytes,
-// base64, the Content-Disposition), the blank line and the base64 body of
-// the decoded bytes.
+// boundary line: its header (the formatted Content-Type of ctLen bytes and
+// its name parameter, base64, the Content-Disposition), the blank line and
+// the base64 body of the decoded bytes.
 func attachmentBound(filename string, ctLen int, decoded int64) int64 {
 	return int64(len("Content-Type: \r\n")+ctLen+transferEncodingFieldLen(encBase64)+len("\r\n")) +
-		dispositionLen(filename) + base64Wrapped(decoded)
+		nameParamLen(filename) + dispositionLen(filename) + base64Wrapped(decoded)
 }
 
 // boundariesLen is the exact length of the boundary lines of a multipart
@@ -178,16 +183,17 @@ func multipartFieldLen(subtype string) int64 {
 // given the text and HTML statistics and the exact length of the
 // attachment parts.
 func (r *Request) sizeBound(text, html textStats, attachments int64) int64 {
+	to, cc := r.headerRecipients()
 	n := addressListBound("From", nil, 1) +
-		addressListBound("Cc", r.Cc, 0) +
+		addressListBound("Cc", cc, 0) +
 		addressListBound("Reply-To", r.ReplyTo, 1) +
 		int64(len("Message-ID: \r\n")+maxMessageID+dateFieldMax+len(mimeVersion)) +
 		subjectLen(r.Subject) +
 		2 // the blank line after the header
-	if len(r.To)+len(r.Cc) == 0 {
+	if len(to)+len(cc) == 0 {
 		n += int64(len(undisclosedTo))
 	} else {
-		n += addressListBound("To", r.To, 0)
+		n += addressListBound("To", to, 0)
 	}
 	for name, value := range r.Headers {
 		n += customLen(name, value)
@@ -219,6 +225,7 @@ func (r *Request) sizeBound(text, html textStats, attachments int64) int64 {
 // estimateSize is sizeBound for a request that has not been through
 // Validate.
 func estimateSize(r *Request) int64 {
+	r = r.withTextAlternative()
 	var att int64
 	for _, a := range r.Attachments {
 		ct, _ := formatContentType(a.ContentType)

@@ -67,8 +67,11 @@ var reservedPrefixes = [...]string{"Content-", "Resent-", "Received", "DKIM-", "
 // Validate checks the request against every rule and lim (zero fields take
 // the defaults), and returns nil or a *ValidationError listing every bad
 // field. It decodes attachment content without keeping it and estimates the
-// composed size from lengths, so it is cheap enough for every POST.
+// composed size from lengths, so it is cheap enough for every POST. An
+// HTML-only request is measured with the text part Compose will generate
+// (withTextAlternative).
 func (r *Request) Validate(lim Limits) error {
+	r = r.withTextAlternative()
 	lim = lim.withDefaults()
 	var errs ValidationError
 	v := checker{errs: &errs, full: true}
@@ -254,7 +257,9 @@ func (v *checker) attachment(i int, a Attachment) {
 
 // formatContentType normalises an attachment's media type with
 // mime.FormatMediaType (non-ASCII parameters come out in RFC 2231 form),
-// defaulting to application/octet-stream. It refuses composite types:
+// defaulting to application/octet-stream. A name parameter is dropped: the
+// attachment's filename supplies it, so the two cannot disagree. It
+// refuses composite types:
 // multipart/* and message/* may not be base64-encoded (RFC 2045 section
 // 6.4, RFC 2046 section 5.2.1). The second result is a FieldError code,
 // empty when the type is good.
@@ -273,6 +278,7 @@ func formatContentType(ct string) (string, string) {
 		strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
 		return "", codeInvalidContentType
 	}
+	delete(params, "name")
 	f := mime.FormatMediaType(mt, params)
 	if f == "" || len(f) > maxFormattedType {
 		return "", codeInvalidContentType
