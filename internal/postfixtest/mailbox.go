@@ -3,6 +3,8 @@ package postfixtest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,6 +59,44 @@ func (s *Server) WaitDeliveries(tb testing.TB, n int, timeout time.Duration) []D
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// WaitQueueEmpty waits until Postfix's queue holds no message (none
+// received and not yet delivered, none deferred or held), so that the
+// mailbox holds every copy it will ever get of what was accepted so far.
+func (s *Server) WaitQueueEmpty(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := s.queued()
+		if err != nil {
+			tb.Fatalf("postfixtest: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("postfixtest: %d messages still in Postfix's queue after %v\nlog:\n%s", n, timeout, tail(s.Log(), 4000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// queued counts the queue files in the queues a message passes through.
+func (s *Server) queued() (int, error) {
+	n := 0
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
+		err := filepath.WalkDir(filepath.Join(s.Dir, "queue", q), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("queue %s: %w", q, err)
+		}
+	}
+	return n, nil
 }
 
 // deliveredTo reads the first Delivered-To header.

@@ -29,7 +29,9 @@ func TestPostfixTakesSubmissionsOnBothPorts(t *testing.T) {
 	send(t, addr(s.SubmissionPort), true, cfg, "beta", "beta-pass", "<two@beta.test>",
 		map[string]int{"b@example.org": 250})
 
-	got := s.WaitDeliveries(t, 2, 10*time.Second)
+	s.WaitDeliveries(t, 2, 10*time.Second)
+	s.WaitQueueEmpty(t, 10*time.Second)
+	got := s.Deliveries(t)
 	seen := map[string]string{}
 	for _, d := range got {
 		seen[d.Recipient] = string(d.Raw)
