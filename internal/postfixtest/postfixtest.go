@@ -65,6 +65,9 @@ func Start(tb testing.TB, opts Options) *Server {
 				"(Debian: DEBIAN_FRONTEND=noninteractive apt-get install postfix sasl2-bin libsasl2-modules; .ci/run does): %v", prog, err)
 		}
 	}
+	if os.Geteuid() != 0 {
+		tb.Fatalf("postfixtest: Postfix starts only as root (its master then runs the daemons as the postfix user); run the tests as root, as .ci/run does")
+	}
 	if opts.Hostname == "" {
 		opts.Hostname = "postfix.test"
 	}
