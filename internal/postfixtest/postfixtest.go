@@ -76,12 +76,15 @@ func Start(tb testing.TB, opts Options) *Server {
 	if err != nil {
 		tb.Fatalf("postfixtest: %v", err)
 	}
+	data := configData{Dir: s.Dir, Conf: s.conf(), Hostname: opts.Hostname, UID: owner.uid, GID: owner.gid}
+	if err := s.configure(tb, data, owner, opts); err != nil {
+		tb.Fatalf("postfixtest: %v", err)
+	}
 	var lastErr error
 	for range 5 { // a free port can be taken between probing and binding
 		s.SMTPSPort, s.SubmissionPort = freePort(tb), freePort(tb)
-		data := configData{Dir: s.Dir, Conf: s.conf(), Hostname: opts.Hostname, SMTPSPort: s.SMTPSPort,
-			SubmissionPort: s.SubmissionPort, UID: owner.uid, GID: owner.gid}
-		if err := s.configure(tb, data, owner, opts); err != nil {
+		data.SMTPSPort, data.SubmissionPort = s.SMTPSPort, s.SubmissionPort
+		if err := s.writeTemplate("conf/master.cf", masterCF, data); err != nil {
 			tb.Fatalf("postfixtest: %v", err)
 		}
 		if lastErr = s.start(); lastErr == nil {
@@ -137,8 +140,8 @@ func postfixOwner() (owner, error) {
 	return owner{uid: uid, gid: gid}, nil
 }
 
-// configure writes main.cf, master.cf, the TLS files, the SASL
-// configuration and users, and the access map.
+// configure writes main.cf, the TLS files, the SASL configuration and
+// users, and the access map: all but master.cf, which names the ports.
 func (s *Server) configure(tb testing.TB, data configData, own owner, opts Options) error {
 	tb.Helper()
 	// The queue is root's (`postfix start` makes its subdirectories with
@@ -154,18 +157,11 @@ func (s *Server) configure(tb testing.TB, data configData, own owner, opts Optio
 			return fmt.Errorf("configure: %w", err)
 		}
 	}
-	files := []struct {
-		path string
-		tmpl *template.Template
-	}{{"conf/main.cf", mainCF}, {"conf/master.cf", masterCF}, {"conf/sasl/smtpd.conf", smtpdConf}}
-	for _, f := range files {
-		var b bytes.Buffer
-		if err := f.tmpl.Execute(&b, data); err != nil {
-			return fmt.Errorf("configure: %s: %w", f.path, err)
-		}
-		if err := os.WriteFile(filepath.Join(s.Dir, f.path), b.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("configure: %w", err)
-		}
+	if err := s.writeTemplate("conf/main.cf", mainCF, data); err != nil {
+		return err
+	}
+	if err := s.writeTemplate("conf/sasl/smtpd.conf", smtpdConf, data); err != nil {
+		return err
 	}
 	if err := s.writeTLS(tb); err != nil {
 		return err
@@ -174,6 +170,18 @@ func (s *Server) configure(tb testing.TB, data configData, own owner, opts Optio
 		return err
 	}
 	return s.SetRefusals(opts.Refuse)
+}
+
+// writeTemplate fills tmpl with data into path (under Dir).
+func (s *Server) writeTemplate(path string, tmpl *template.Template, data configData) error {
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		return fmt.Errorf("configure: %s: %w", path, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, path), b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	return nil
 }
 
 // writeTLS writes the server's key and certificate (smtpd reads them as
