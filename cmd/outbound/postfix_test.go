@@ -114,9 +114,10 @@ func senderName(tenant string) string {
 }
 
 const (
-	richSubject = "فاتورة رقم 42 — café ✓"
-	richText    = "مرحبا، الفاتورة مرفقة.\nYour invoice is attached.\n"
-	richToName  = "عميل عزيز"
+	richSubject   = "فاتورة رقم 42 — café ✓"
+	richText      = "مرحبا، الفاتورة مرفقة.\nYour invoice is attached.\n"
+	richToName    = "عميل عزيز"
+	richReplyName = "خدمة العملاء"
 	// asciiName is the attachment whose name Python must read as sent.
 	// TODO(issue 16, RFC 2231 names): once non-ASCII names are written as
 	// one filename*= parameter, check nonASCIIName's name too.
@@ -134,10 +135,11 @@ var (
 func richMessage(tenant string) map[string]any {
 	return map[string]any{
 		"tenant_id": tenant, "subject": richSubject, "text": richText,
-		"to":      []map[string]string{{"email": "client@example.com", "name": richToName}},
-		"cc":      []map[string]string{{"email": "accounts@example.com"}},
-		"bcc":     []map[string]string{{"email": "archive@example.com"}},
-		"headers": map[string]string{"X-Test-Case": "rich-" + tenant},
+		"to":       []map[string]string{{"email": "client@example.com", "name": richToName}},
+		"cc":       []map[string]string{{"email": "accounts@example.com"}},
+		"bcc":      []map[string]string{{"email": "archive@example.com"}},
+		"reply_to": []map[string]string{{"email": "support@" + tenant + ".test", "name": richReplyName}},
+		"headers":  map[string]string{"X-Test-Case": "rich-" + tenant},
 		"attachments": []map[string]string{
 			{"filename": asciiName, "content_type": "application/pdf", "content": base64.StdEncoding.EncodeToString(asciiContent)},
 			{"filename": nonASCIIName, "content_type": "application/pdf", "content": base64.StdEncoding.EncodeToString(nonASCIIContent)},
@@ -208,6 +210,10 @@ func checkRich(t *testing.T, tenant string, r pyReading) {
 		checkAddrs(t, where+": From", v.policy, p.From, from)
 		checkAddrs(t, where+": To", v.policy, p.To, pyAddr{Name: richToName, Email: "client@example.com"})
 		checkAddrs(t, where+": Cc", v.policy, p.Cc, pyAddr{Email: "accounts@example.com"})
+		checkAddrs(t, where+": Reply-To", v.policy, p.ReplyTo, pyAddr{Name: richReplyName, Email: "support@" + tenant + ".test"})
+		if !strings.HasSuffix(p.MessageID, "@"+tenant+".test>") {
+			t.Errorf("%s: Message-ID %s, want one on the sender's domain", where, p.MessageID)
+		}
 		if p.HasBcc {
 			t.Errorf("%s: the copy shows a Bcc header", where)
 		}
@@ -224,6 +230,13 @@ func checkRich(t *testing.T, tenant string, r pyReading) {
 		if other.ContentType != "application/pdf" || !bytes.Equal(other.Content, nonASCIIContent) {
 			t.Errorf("%s: second attachment (%q) %s %q, want application/pdf %q", where, other.Filename, other.ContentType, other.Content, nonASCIIContent)
 		}
+	}
+	// Postfix was told not to add a missing Date, so this one is Outbound's.
+	if r.Modern.Date == nil || *r.Modern.Date == "" {
+		t.Errorf("%s: no Date header", r.Modern.TestCase)
+	}
+	if want := "<" + tenant + "@" + tenant + ".test>"; r.Modern.ReturnPath != want {
+		t.Errorf("%s: envelope sender %s, want %s", r.Modern.TestCase, r.Modern.ReturnPath, want)
 	}
 	if r.Modern.Text == nil || strings.ReplaceAll(*r.Modern.Text, "\r\n", "\n") != richText {
 		t.Errorf("%s: text part %v, want %q", r.Modern.TestCase, r.Modern.Text, richText)

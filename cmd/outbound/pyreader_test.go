@@ -29,7 +29,9 @@ def modern(raw):
     return {
         "subject": str(m["subject"]), "message_id": str(m["message-id"]).strip(),
         "test_case": str(m["x-test-case"]), "has_bcc": "bcc" in m,
-        "from": addrs("from"), "to": addrs("to"), "cc": addrs("cc"),
+        "return_path": str(m["return-path"]),
+        "date": m["date"].datetime.isoformat() if m["date"] is not None else None,
+        "from": addrs("from"), "to": addrs("to"), "cc": addrs("cc"), "reply_to": addrs("reply-to"),
         "text": text.get_content() if text is not None else None,
         "attachments": [{"filename": p.get_filename(), "content_type": p.get_content_type(),
                          "content": b64(p.get_payload(decode=True))} for p in m.iter_attachments()],
@@ -44,7 +46,7 @@ def compat(raw):
     return {
         "subject": dec(m["subject"]), "message_id": m["message-id"].strip(),
         "test_case": m["x-test-case"], "has_bcc": "bcc" in m,
-        "from": addrs("from"), "to": addrs("to"), "cc": addrs("cc"),
+        "from": addrs("from"), "to": addrs("to"), "cc": addrs("cc"), "reply_to": addrs("reply-to"),
         "attachments": [{"filename": p.get_filename(), "content_type": p.get_content_type(),
                          "content": b64(p.get_payload(decode=True))}
                         for p in m.walk() if p.get_content_disposition() == "attachment"],
@@ -71,12 +73,17 @@ type pyAttachment struct {
 
 // pyView is one policy's reading of a message.
 type pyView struct {
-	Subject     string
-	MessageID   string `json:"message_id"`
-	TestCase    string `json:"test_case"`
-	HasBcc      bool   `json:"has_bcc"`
-	From, To    []pyAddr
-	Cc          []pyAddr
+	Subject   string
+	MessageID string `json:"message_id"`
+	TestCase  string `json:"test_case"`
+	HasBcc    bool   `json:"has_bcc"`
+	From, To  []pyAddr
+	Cc        []pyAddr
+	ReplyTo   []pyAddr `json:"reply_to"`
+	// ReturnPath (the envelope sender, as Postfix records it) and Date
+	// (ISO 8601, or "" when absent) are read under policy.default only.
+	ReturnPath  string `json:"return_path"`
+	Date        *string
 	Text        *string
 	Attachments []pyAttachment
 }
