@@ -29,15 +29,22 @@ func TestPostfixTakesSubmissionsOnBothPorts(t *testing.T) {
 	send(t, addr(s.SubmissionPort), true, cfg, "beta", "beta-pass", "<two@beta.test>",
 		map[string]int{"b@example.org": 250})
 
-	s.WaitDeliveries(t, 2, 10*time.Second)
+	// A new session sees a changed access map.
+	if err := s.SetRefusals(map[string]string{"gone@example.com": "550 5.1.1 no such user"}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, addr(s.SMTPSPort), false, cfg, "acme@gmail.test", "p@ss word", "<three@acme.test>",
+		map[string]int{"later@example.com": 250})
+
+	s.WaitDeliveries(t, 3, 10*time.Second)
 	s.WaitQueueEmpty(t, 10*time.Second)
 	got := s.Deliveries(t)
 	seen := map[string]string{}
 	for _, d := range got {
 		seen[d.Recipient] = string(d.Raw)
 	}
-	if len(got) != 2 || !strings.Contains(seen["a@example.com"], "<one@acme.test>") ||
-		!strings.Contains(seen["b@example.org"], "<two@beta.test>") {
+	if len(got) != 3 || !strings.Contains(seen["a@example.com"], "<one@acme.test>") ||
+		!strings.Contains(seen["b@example.org"], "<two@beta.test>") || !strings.Contains(seen["later@example.com"], "<three@acme.test>") {
 		t.Errorf("deliveries: %v", seen)
 	}
 	if w := s.Warnings(); len(w) > 0 {
