@@ -13,7 +13,9 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -76,6 +78,13 @@ func Start(tb testing.TB, opts Options) *Server {
 	if err != nil {
 		tb.Fatalf("postfixtest: %v", err)
 	}
+	// Registered before anything starts, so a failing start is stopped too.
+	tb.Cleanup(func() {
+		s.stop()
+		if tb.Failed() {
+			tb.Logf("postfix log:\n%s", tail(s.Log(), 6000))
+		}
+	})
 	data := configData{Dir: s.Dir, Conf: s.conf(), Hostname: opts.Hostname, UID: owner.uid, GID: owner.gid}
 	if err := s.configure(tb, data, owner, opts); err != nil {
 		tb.Fatalf("postfixtest: %v", err)
@@ -87,6 +96,10 @@ func Start(tb testing.TB, opts Options) *Server {
 		if err := s.writeTemplate("conf/master.cf", masterCF, data); err != nil {
 			tb.Fatalf("postfixtest: %v", err)
 		}
+		// A failed attempt's log (a fatal bind) is not this instance's.
+		if err := os.Remove(filepath.Join(s.Dir, "maillog")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			tb.Fatalf("postfixtest: %v", err)
+		}
 		if lastErr = s.start(); lastErr == nil {
 			break
 		}
@@ -95,12 +108,6 @@ func Start(tb testing.TB, opts Options) *Server {
 	if lastErr != nil {
 		tb.Fatalf("postfixtest: %v\nlog:\n%s", lastErr, tail(s.Log(), 4000))
 	}
-	tb.Cleanup(func() {
-		s.stop()
-		if tb.Failed() {
-			tb.Logf("postfix log:\n%s", tail(s.Log(), 6000))
-		}
-	})
 	return s
 }
 
