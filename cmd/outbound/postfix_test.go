@@ -118,9 +118,7 @@ const (
 	richText      = "مرحبا، الفاتورة مرفقة.\nYour invoice is attached.\n"
 	richToName    = "عميل عزيز"
 	richReplyName = "خدمة العملاء"
-	// asciiName is the attachment whose name Python must read as sent.
-	// TODO(issue 16, RFC 2231 names): once non-ASCII names are written as
-	// one filename*= parameter, check nonASCIIName's name too.
+	// Python must read both attachments' names as sent.
 	asciiName    = "invoice-42.pdf"
 	nonASCIIName = "عقد-42.pdf"
 )
@@ -226,9 +224,9 @@ func checkRich(t *testing.T, tenant string, r pyReading) {
 			t.Errorf("%s: first attachment %q %s %q, want %q application/pdf %q",
 				where, ascii.Filename, ascii.ContentType, ascii.Content, asciiName, asciiContent)
 		}
-		// Only the bytes: today Python reads this name as underscores.
-		if other.ContentType != "application/pdf" || !bytes.Equal(other.Content, nonASCIIContent) {
-			t.Errorf("%s: second attachment (%q) %s %q, want application/pdf %q", where, other.Filename, other.ContentType, other.Content, nonASCIIContent)
+		if other.Filename != nonASCIIName || other.ContentType != "application/pdf" || !bytes.Equal(other.Content, nonASCIIContent) {
+			t.Errorf("%s: second attachment %q %s %q, want %q application/pdf %q",
+				where, other.Filename, other.ContentType, other.Content, nonASCIIName, nonASCIIContent)
 		}
 	}
 	// Postfix was told not to add a missing Date, so this one is Outbound's.
