@@ -202,6 +202,9 @@ func TestNoisyNeighboursDelayNoOne(t *testing.T) {
 	if le["code"] != "circuit_open" || le["retry_at"] == nil || !strings.Contains(le["hint"].(string), "tries again at") {
 		t.Fatalf("silent account's last_error: %v", le)
 	}
+	if m := string(s.do("GET", "/metrics", "", nil).body); !strings.Contains(m, "outbound_smtp_circuits_open 1\n") {
+		t.Errorf("/metrics does not count the open circuit:\n%s", grepLines(m, "outbound_smtp_"))
+	}
 	opened := dials.Load()
 	time.Sleep(2 * time.Second)
 	if later := dials.Load(); later != opened {
@@ -322,3 +325,4 @@ func TestBacklogDelaysAnotherTenantBriefly(t *testing.T) {
 		}
 	}
 }
+

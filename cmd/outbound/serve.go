@@ -116,10 +116,6 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		Consumer:       consumer,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
 		Tokens: tokens, Suppress: suppressions, Metrics: m, Listeners: hooks})
-	m.Gauge("outbound_smtp_circuits_open", "Accounts this process stopped connecting to after their servers failed to answer several times in a row.",
-		func() float64 { return float64(svc.OpenCircuits()) })
-	m.Gauge("outbound_smtp_accounts_held", "Accounts this process holds after a sending-quota reply.",
-		func() float64 { return float64(svc.HeldAccounts()) })
 	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer},
 		hooks, q, rdb, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 10*time.Second), log)
 

@@ -122,9 +122,17 @@ func New(cfg Config, d Deps) *Service {
 	if cfg.RateLimit.PerDay <= 0 {
 		cfg.RateLimit.PerDay = 2000
 	}
-	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
+	s := &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
 		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), inflight: map[queue.Entry]struct{}{}}
+	if d.Metrics != nil {
+		d.Metrics.Gauge("outbound_smtp_circuits_open",
+			"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",
+			func() float64 { return float64(s.openCircuits()) })
+		d.Metrics.Gauge("outbound_smtp_accounts_held", "Accounts this process holds after a sending-quota reply.",
+			func() float64 { return float64(s.heldAccounts()) })
+	}
+	return s
 }
 
 // Accepted is the answer to a new message.
@@ -268,13 +276,13 @@ func (s *Service) TenantChanged(ctx context.Context, tenantID string) error {
 	return err
 }
 
-// OpenCircuits is how many accounts this replica stopped connecting to
+// openCircuits is how many accounts this replica stopped connecting to
 // because their servers failed to answer (see circuits).
-func (s *Service) OpenCircuits() int { return s.circuits.count(time.Now()) }
+func (s *Service) openCircuits() int { return s.circuits.count(time.Now()) }
 
-// HeldAccounts is how many accounts this replica holds after a
+// heldAccounts is how many accounts this replica holds after a
 // sending-quota reply.
-func (s *Service) HeldAccounts() int {
+func (s *Service) heldAccounts() int {
 	now := time.Now()
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
