@@ -325,4 +325,3 @@ func TestBacklogDelaysAnotherTenantBriefly(t *testing.T) {
 		}
 	}
 }
-
