@@ -48,7 +48,7 @@ func pageThroughDeliveries(t *testing.T, s *harness, name string, all []any) {
 	if !reflect.DeepEqual(got, all) {
 		t.Fatalf("%d pages add up to\n%v\nnot\n%v", pages, got, all)
 	}
-	for _, q := range []string{"after=yesterday", "after=1-2-3", "limit=0", "limit=1001", "limit=x"} {
+	for _, q := range []string{"after=yesterday", "after=1-2-3", "after=0-0", "after=99999999999999999999-0", "limit=0", "limit=1001", "limit=x"} {
 		if r := s.do("GET", "/v1/webhooks/"+name+"/deliveries?"+q, s.adminToken, nil); r.status != 400 || r.code(t) != "invalid_query" {
 			t.Errorf("?%s: %d, want 400 invalid_query", q, r.status)
 		}

@@ -120,11 +120,11 @@ return {trimmed, dropped}
 // webhooks group has read and acknowledged (AckEvents deletes most as it
 // goes; this frees the rest), never one it has not: an event no webhook
 // has had yet stays however many pile up behind a stalled dispatcher, up
-// to max entries (0: no cap). Past max the oldest are dropped all the
+// to maxLen entries (0: no cap). Past maxLen the oldest are dropped all the
 // same, so Redis cannot run out of memory, and dropped says how many:
 // events lost before any webhook was told.
-func (q *Queue) TrimEvents(ctx context.Context, p int, max int64) (trimmed, dropped int64, err error) {
-	res, err := trimEventsScript.Run(ctx, q.rdb, []string{eventsKey(p)}, eventGroup, max).Int64Slice()
+func (q *Queue) TrimEvents(ctx context.Context, p int, maxLen int64) (trimmed, dropped int64, err error) {
+	res, err := trimEventsScript.Run(ctx, q.rdb, []string{eventsKey(p)}, eventGroup, maxLen).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("queue: trim events of partition %d: %w", p, err)
 	}

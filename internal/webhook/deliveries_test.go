@@ -76,8 +76,13 @@ func TestDeliveriesPaged(t *testing.T) {
 		if want != -1 || pages != 3 {
 			t.Fatalf("walk ended at evt_%d after %d pages", want, pages)
 		}
-		if _, _, err := store.Deliveries(ctx, "ops", "evt_3", 10); !errors.Is(err, ErrBadCursor) {
-			t.Fatalf("made-up cursor: %v", err)
+		for _, bad := range []string{"evt_3", "0-0", "1-", "-1", "1-2-3", "+1-0", "18446744073709551616-0", "1-18446744073709551616"} {
+			if _, _, err := store.Deliveries(ctx, "ops", bad, 10); !errors.Is(err, ErrBadCursor) {
+				t.Errorf("cursor %q: %v", bad, err)
+			}
+		}
+		if ds, next, err := store.Deliveries(ctx, "ops", "18446744073709551615-18446744073709551615", 1); err != nil || len(ds) != 1 || next == "" {
+			t.Errorf("the largest cursor: %+v %q %v", ds, next, err)
 		}
 	})
 }

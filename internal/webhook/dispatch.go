@@ -27,7 +27,7 @@ type Events interface {
 	ReadEvents(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]queue.Event, error)
 	ReclaimEvents(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]queue.Event, error)
 	AckEvents(ctx context.Context, p int, streamIDs ...string) error
-	TrimEvents(ctx context.Context, p int, max int64) (trimmed, dropped int64, err error)
+	TrimEvents(ctx context.Context, p int, maxLen int64) (trimmed, dropped int64, err error)
 }
 
 // DropCounter counts events dropped before delivery (metrics.Metrics).

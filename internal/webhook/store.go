@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -301,7 +303,17 @@ type Delivery struct {
 // ErrBadCursor means a page's cursor is not one Deliveries handed out.
 var ErrBadCursor = errors.New("webhook: not a cursor of the delivery log")
 
-var cursorPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+// validCursor reports whether c is a stream id XREVRANGE can start before:
+// two unsigned 64-bit numbers, not 0-0 (nothing is before it).
+func validCursor(c string) bool {
+	ms, seq, ok := strings.Cut(c, "-")
+	if !ok {
+		return false
+	}
+	a, errA := strconv.ParseUint(ms, 10, 64)
+	b, errB := strconv.ParseUint(seq, 10, 64)
+	return errA == nil && errB == nil && (a > 0 || b > 0)
+}
 
 // Bounds of each webhook's delivery log, applied on every write.
 const (
@@ -332,7 +344,7 @@ return redis.call('XREVRANGE', KEYS[2], max, '-', 'COUNT', tonumber(ARGV[2]))
 // older than the cursor after ("" for the newest), and the cursor of the
 // next page ("" when this one is the last).
 func (s *Store) Deliveries(ctx context.Context, name, after string, limit int) ([]Delivery, string, error) {
-	if after != "" && !cursorPattern.MatchString(after) {
+	if after != "" && !validCursor(after) {
 		return nil, "", ErrBadCursor
 	}
 	reply, err := deliveriesScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, after, limit).Slice()
