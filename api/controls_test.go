@@ -190,6 +190,7 @@ func TestWebhooks(t *testing.T) {
 	if tries != 4 {
 		t.Errorf("%d attempts listed for the first event, want 4 (three 500s, then delivered)", tries)
 	}
+	pageThroughDeliveries(t, s.harness, "ops", ds)
 
 	r = s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL, "events": []string{"message.failed"}})
 	if r.status != http.StatusOK || r.json(t)["secret"] != nil {

@@ -114,6 +114,8 @@ func toProblem(err error) *Problem {
 		return operatorOnly("replace or remove an entry a hard bounce added")
 	case errors.Is(err, suppression.ErrNotFound):
 		return problem("not_found", "this address is not on the tenant's suppression list")
+	case errors.Is(err, webhook.ErrBadCursor):
+		return problem("invalid_query", "after is the next of an earlier page")
 	case errors.Is(err, webhook.ErrNotFound):
 		return problem("not_found", "no webhook has this name")
 	case errors.Is(err, delivery.ErrFromMismatch):

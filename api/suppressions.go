@@ -24,6 +24,19 @@ func tenantAndEmail(c echo.Context) (tenantID, email string, err error) {
 	return tenantID, email, nil
 }
 
+// pageLimit is a listing's ?limit=: 1 to 1000, 100 when absent.
+func pageLimit(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return 100, nil
+	}
+	limit, err := strconv.Atoi(v)
+	if err != nil || limit < 1 || limit > 1000 {
+		return 0, problem("invalid_query", "limit is 1 to 1000")
+	}
+	return limit, nil
+}
+
 type suppressionList struct {
 	Suppressions []suppression.Entry `json:"suppressions"`
 	Next         string              `json:"next,omitempty"`
@@ -35,11 +48,9 @@ func (s *Server) listSuppressions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return problem("invalid_query", "limit is 1 to 1000")
-		}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
 	}
 	entries, err := s.Suppressions.List(c.Request().Context(), id, c.QueryParam("after"), limit)
 	if err != nil {

@@ -17,7 +17,7 @@ type Webhooks interface {
 	Get(ctx context.Context, name string) (webhook.Hook, error)
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context) ([]webhook.Hook, error)
-	Deliveries(ctx context.Context, name string, limit int) ([]webhook.Delivery, error)
+	Deliveries(ctx context.Context, name, after string, limit int) ([]webhook.Delivery, string, error)
 }
 
 // webhookView never shows the secret, except (Secret) once, in the answer
@@ -102,14 +102,25 @@ func (s *Server) deleteWebhook(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+type deliveryList struct {
+	Deliveries []webhook.Delivery `json:"deliveries"`
+	Next       string             `json:"next,omitempty"`
+}
+
+// webhookDeliveries pages through the delivery log, newest first:
+// ?after=<next of the page before>&limit=N.
 func (s *Server) webhookDeliveries(c echo.Context) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	if _, err := s.Webhooks.Get(ctx, pathParam(c, "name")); err != nil {
 		return err
 	}
-	ds, err := s.Webhooks.Deliveries(ctx, pathParam(c, "name"), 100)
+	ds, next, err := s.Webhooks.Deliveries(ctx, pathParam(c, "name"), c.QueryParam("after"), limit)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"deliveries": ds})
+	return c.JSON(http.StatusOK, deliveryList{Deliveries: ds, Next: next})
 }

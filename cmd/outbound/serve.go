@@ -116,7 +116,7 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 		Consumer:       consumer,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
 		Tokens: tokens, Suppress: suppressions, Metrics: m, Listeners: hooks})
-	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer},
+	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: consumer, Dropped: m},
 		hooks, q, rdb, (&egress.Guard{AllowPrivate: cfg.AllowPrivateNetworks}).HTTPClient(cfg.SMTPRoots, 10*time.Second), log)
 
 	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}

@@ -27,6 +27,7 @@ type Metrics struct {
 	attempts    *prometheus.HistogramVec
 	ambiguous   *prometheus.CounterVec
 	http        *prometheus.HistogramVec
+	dropped     prometheus.Counter
 }
 
 // New makes the collectors and a registry holding them and the Go runtime's.
@@ -56,8 +57,12 @@ func New(tenantLabels bool) *Metrics {
 			Help:    "HTTP requests by route pattern, method and status.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method", "status"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbound_events_dropped_total",
+			Help: "Message events dropped before webhooks were told of them: the event stream was over its cap because no dispatcher kept up.",
+		}),
 	}
-	m.registry.MustRegister(m.messages, m.rateLimited, m.attempts, m.ambiguous, m.http,
+	m.registry.MustRegister(m.messages, m.rateLimited, m.attempts, m.ambiguous, m.http, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -95,6 +100,14 @@ func (m *Metrics) Attempt(route string, ok, ambiguous bool, d time.Duration) {
 	m.attempts.WithLabelValues(route, result).Observe(d.Seconds())
 	if ambiguous {
 		m.ambiguous.WithLabelValues(route).Inc()
+	}
+}
+
+// EventsDropped counts n events dropped from a partition's event stream
+// before they were delivered to webhooks.
+func (m *Metrics) EventsDropped(n int64) {
+	if m != nil {
+		m.dropped.Add(float64(n))
 	}
 }
 

@@ -222,7 +222,8 @@ type Outcome struct {
 // delay. A change a webhook may want to hear of is appended, in the same
 // step, to the partition's event stream: sent, failed, suppressed, and
 // deferred (flagged "first" the first time for the message), unless no
-// webhook listens for it.
+// webhook listens for it. The stream is not capped here, where the event
+// might be dropped unread: TrimEvents trims what was delivered.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
@@ -259,7 +260,7 @@ if status ~= 'queued' and ARGV[9] == '1' then
   if status == 'deferred' then
     if redis.call('HSETNX', KEYS[2], 'deferred_notified', '1') == 0 then first = '0' end
   end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '1000000', '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
+  redis.call('XADD', KEYS[5], '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
     'tenant_id', r[1], 'route', ARGV[8], 'meta', r[2] or '', 'created_at', r[3] or '', 'at', now,
     'first', first, 'attempt', ARGV[7])
 end

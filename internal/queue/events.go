@@ -85,6 +85,52 @@ func (q *Queue) AckEvents(ctx context.Context, p int, streamIDs ...string) error
 	return nil
 }
 
+// trimEventsScript trims the event stream below the oldest entry the
+// webhooks group still needs: its oldest pending entry (read, not yet
+// acknowledged) or, with none pending, the entry after the last one it
+// read. Then, as a last resort for Redis's memory, it drops the oldest
+// entries past the cap, unread or not, and says how many.
+// KEYS: events. ARGV: group, cap (0: none). Returns {trimmed, dropped}.
+var trimEventsScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local floor
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then
+    if tonumber(f['pending']) > 0 then
+      floor = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
+    else
+      local last = f['last-delivered-id']
+      local sep = string.find(last, '-', 1, true)
+      floor = string.sub(last, 1, sep - 1) .. '-' .. string.format('%d', tonumber(string.sub(last, sep + 1)) + 1)
+    end
+  end
+end
+local trimmed, dropped = 0, 0
+if floor then trimmed = redis.call('XTRIM', KEYS[1], 'MINID', floor) end
+local cap = tonumber(ARGV[2])
+if cap > 0 and redis.call('XLEN', KEYS[1]) > cap then
+  dropped = redis.call('XTRIM', KEYS[1], 'MAXLEN', cap)
+end
+return {trimmed, dropped}
+`)
+
+// TrimEvents removes from partition p's event stream the entries the
+// webhooks group has read and acknowledged (AckEvents deletes most as it
+// goes; this frees the rest), never one it has not: an event no webhook
+// has had yet stays however many pile up behind a stalled dispatcher, up
+// to maxLen entries (0: no cap). Past maxLen the oldest are dropped all the
+// same, so Redis cannot run out of memory, and dropped says how many:
+// events lost before any webhook was told.
+func (q *Queue) TrimEvents(ctx context.Context, p int, maxLen int64) (trimmed, dropped int64, err error) {
+	res, err := trimEventsScript.Run(ctx, q.rdb, []string{eventsKey(p)}, eventGroup, maxLen).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue: trim events of partition %d: %w", p, err)
+	}
+	return res[0], res[1], nil
+}
+
 func toEvents(p int, msgs []redis.XMessage) []Event {
 	out := make([]Event, 0, len(msgs))
 	for _, m := range msgs {

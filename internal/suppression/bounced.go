@@ -12,6 +12,8 @@ import (
 // unless the entry there now came from a bounce, in one step, so a bounce
 // recorded between a look and a write is never overwritten. It answers -1
 // for a bounce entry, 0 when there was nothing to delete, 1 when done.
+// KEYS: hash, index (see listScript). ARGV: address, entry JSON or "",
+// the bounce source.
 var unlessBouncedScript = redis.NewScript(`
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
@@ -22,8 +24,10 @@ elseif ARGV[2] == '' then
 end
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
 end
 return 1
 `)
@@ -52,7 +56,7 @@ func (s *Store) RemoveUnlessBounced(ctx context.Context, tenantID, email string)
 }
 
 func (s *Store) unlessBounced(ctx context.Context, tenantID, email, value string) error {
-	n, err := unlessBouncedScript.Run(ctx, s.rdb, []string{key(tenantID)}, email, value, SourceBounce).Int()
+	n, err := unlessBouncedScript.Run(ctx, s.rdb, keys(tenantID), email, value, SourceBounce).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("suppression: write: %w", err)

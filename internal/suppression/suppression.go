@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -39,7 +38,17 @@ type Entry struct {
 }
 
 // Store keeps the lists in Redis, one hash per tenant keyed by lower-cased
-// address.
+// address, and beside it a sorted set of the same addresses (all scored 0,
+// so ordered by bytes) that List pages through without reading the hash
+// whole. Both keys carry the tenant's hash tag and every write changes
+// both in one script.
+//
+// Entries do not expire. A hard bounce is the provider's word that the
+// address does not exist; sending to it again, however long after, is what
+// Gmail and Microsoft count against a sender. A manual entry is someone's
+// request to stop, which does not lapse either. A list grows only by
+// addresses the tenant really sent to that bounced, or that were added by
+// hand, and is removed entry by entry through the API.
 type Store struct {
 	rdb   redis.UniversalClient
 	now   func() time.Time
@@ -87,6 +96,27 @@ func (s *Store) sizesOf(ctx context.Context, tenantIDs []string) ([]int64, error
 
 func key(tenantID string) string { return "outbound:supp:{" + tenantID + "}" }
 
+// indexKey is the sorted set of the addresses in key(tenantID).
+func indexKey(tenantID string) string { return key(tenantID) + ":by-address" }
+
+func keys(tenantID string) []string { return []string{key(tenantID), indexKey(tenantID)} }
+
+// putScript writes one entry and its place in the index.
+// KEYS: hash, index. ARGV: address, entry JSON.
+var putScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+`)
+
+// removeScript deletes one entry and its place in the index; it answers
+// how many entries it removed. KEYS: hash, index. ARGV: address.
+var removeScript = redis.NewScript(`
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
+`)
+
 func norm(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Add puts an address on the tenant's list (replacing an earlier entry).
@@ -96,7 +126,7 @@ func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (Entry, error
 	if err != nil {
 		return Entry{}, fmt.Errorf("suppression: %w", err)
 	}
-	if err := s.rdb.HSet(ctx, key(tenantID), e.Email, b).Err(); err != nil {
+	if err := putScript.Run(ctx, s.rdb, keys(tenantID), e.Email, string(b)).Err(); err != nil {
 		return Entry{}, fmt.Errorf("suppression: add: %w", err)
 	}
 	s.changed(ctx, tenantID)
@@ -114,7 +144,7 @@ func (s *Store) stamped(e Entry) Entry {
 
 // Remove takes an address off the list.
 func (s *Store) Remove(ctx context.Context, tenantID, email string) error {
-	n, err := s.rdb.HDel(ctx, key(tenantID), norm(email)).Result()
+	n, err := removeScript.Run(ctx, s.rdb, keys(tenantID), norm(email)).Int64()
 	if err != nil {
 		return fmt.Errorf("suppression: remove: %w", err)
 	}
@@ -141,27 +171,62 @@ func (s *Store) Get(ctx context.Context, tenantID, email string) (Entry, error) 
 	return e, nil
 }
 
-// List returns the tenant's entries, sorted by address, up to limit after
-// the address after (for paging).
+// listScript reads one page: the addresses after ARGV[1] from the index,
+// then their entries, so a page costs its own size however long the list.
+// An index that does not hold exactly the hash's addresses (a list written
+// before the index existed, or by an older replica during an upgrade) is
+// built again from the hash first, once; writes keep it whole after that.
+// Since writes add to both keys or neither, equal sizes mean equal sets;
+// an address the index has and the hash lacks shows up as a missing entry
+// and sends the page through a rebuild too.
+// KEYS: hash, index. ARGV: after ("" for the start), limit.
+var listScript = redis.NewScript(`
+local function rebuild()
+  redis.call('DEL', KEYS[2])
+  local emails = redis.call('HKEYS', KEYS[1])
+  for i = 1, #emails, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #emails) do
+      args[#args + 1] = 0
+      args[#args + 1] = emails[j]
+    end
+    redis.call('ZADD', KEYS[2], unpack(args))
+  end
+end
+local function page()
+  local min = '-'
+  if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
+  local emails = redis.call('ZRANGEBYLEX', KEYS[2], min, '+', 'LIMIT', 0, tonumber(ARGV[2]))
+  if #emails == 0 then return {} end
+  local vals = redis.call('HMGET', KEYS[1], unpack(emails))
+  for i = 1, #emails do
+    if not vals[i] then return nil end
+  end
+  return vals
+end
+if redis.call('ZCARD', KEYS[2]) ~= redis.call('HLEN', KEYS[1]) then rebuild() end
+local vals = page()
+if not vals then
+  rebuild()
+  vals = page()
+end
+return vals
+`)
+
+// List returns the tenant's entries, sorted by address (bytewise, as
+// stored: lower-cased), up to limit after the address after (for paging).
+// A page reads only its own entries, and an address present throughout a
+// walk of pages is on exactly one page, whatever is added or removed
+// meanwhile.
 func (s *Store) List(ctx context.Context, tenantID, after string, limit int) ([]Entry, error) {
-	all, err := s.rdb.HGetAll(ctx, key(tenantID)).Result()
+	vals, err := listScript.Run(ctx, s.rdb, keys(tenantID), norm(after), limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("suppression: list: %w", err)
 	}
-	emails := make([]string, 0, len(all))
-	for email := range all {
-		if email > norm(after) {
-			emails = append(emails, email)
-		}
-	}
-	sort.Strings(emails)
-	if len(emails) > limit {
-		emails = emails[:limit]
-	}
-	out := make([]Entry, 0, len(emails))
-	for _, email := range emails {
+	out := make([]Entry, 0, len(vals))
+	for _, v := range vals {
 		var e Entry
-		if json.Unmarshal([]byte(all[email]), &e) == nil {
+		if json.Unmarshal([]byte(v), &e) == nil {
 			out = append(out, e)
 		}
 	}

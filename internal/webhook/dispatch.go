@@ -27,6 +27,12 @@ type Events interface {
 	ReadEvents(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]queue.Event, error)
 	ReclaimEvents(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]queue.Event, error)
 	AckEvents(ctx context.Context, p int, streamIDs ...string) error
+	TrimEvents(ctx context.Context, p int, maxLen int64) (trimmed, dropped int64, err error)
+}
+
+// DropCounter counts events dropped before delivery (metrics.Metrics).
+type DropCounter interface {
+	EventsDropped(n int64)
 }
 
 // Options tune the dispatcher; New fills defaults.
@@ -36,6 +42,11 @@ type Options struct {
 	MaxAge    time.Duration // give up after this (24h)
 	Timeout   time.Duration // one POST (10s)
 	Senders   int           // POSTs in flight (8)
+	// EventsMax caps each partition's event stream (1,000,000). Events
+	// are trimmed once acknowledged; only past this many waiting are the
+	// oldest dropped unread, counted in Dropped and logged.
+	EventsMax int64
+	Dropped   DropCounter // may be nil
 }
 
 // Dispatcher turns message events into signed POSTs.
@@ -47,9 +58,10 @@ type Dispatcher struct {
 	client *http.Client
 	log    *slog.Logger
 
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	inflight chan struct{}
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	inflight  chan struct{}
+	trimEvery time.Duration
 }
 
 // NewDispatcher returns a dispatcher; client makes the POSTs (through the
@@ -67,8 +79,11 @@ func NewDispatcher(opts Options, store *Store, events Events, rdb redis.Universa
 	if opts.Senders <= 0 {
 		opts.Senders = 8
 	}
+	if opts.EventsMax <= 0 {
+		opts.EventsMax = 1_000_000
+	}
 	return &Dispatcher{opts: opts, store: store, events: events, rdb: rdb, client: client, log: log,
-		inflight: make(chan struct{}, opts.Senders)}
+		inflight: make(chan struct{}, opts.Senders), trimEvery: 10 * time.Second}
 }
 
 // Start runs the fan-out and the senders.
@@ -79,6 +94,7 @@ func (d *Dispatcher) Start() {
 		d.wg.Go(func() { d.fanOut(ctx, p) })
 	}
 	d.wg.Go(func() { d.reclaim(ctx) })
+	d.wg.Go(func() { d.trim(ctx) })
 	d.wg.Go(func() { d.send(ctx) })
 }
 
@@ -130,6 +146,26 @@ func (d *Dispatcher) reclaim(ctx context.Context) {
 			}
 			if err != nil && ctx.Err() == nil {
 				d.log.Warn("reclaim webhook events", "partition", p, "error", err)
+			}
+		}
+	}
+}
+
+// trim keeps the event streams to what webhooks have not had yet (see
+// queue.TrimEvents), and to EventsMax each whatever happens.
+func (d *Dispatcher) trim(ctx context.Context) {
+	for retry.Sleep(ctx, d.trimEvery) {
+		for p := range d.events.Partitions() {
+			_, dropped, err := d.events.TrimEvents(ctx, p, d.opts.EventsMax)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				d.log.Warn("trim webhook events", "partition", p, "error", err)
+			case dropped > 0:
+				if d.opts.Dropped != nil {
+					d.opts.Dropped.EventsDropped(dropped)
+				}
+				d.log.Warn("webhook events dropped unread: the event stream was over its cap", "partition", p,
+					"count", dropped, "events_max", d.opts.EventsMax)
 			}
 		}
 	}

@@ -52,7 +52,7 @@ func TestDeliveryErrorsHideTheQuery(t *testing.T) {
 			d.deliver(ctx, id)
 		}
 	}
-	ds, err := store.Deliveries(ctx, "ops", 10)
+	ds, _, err := store.Deliveries(ctx, "ops", "", 10)
 	if err != nil || len(ds) < 2 {
 		t.Fatalf("deliveries %+v, %v", ds, err)
 	}

@@ -45,7 +45,7 @@ func TestWebhookEgressGuard(t *testing.T) {
 		t.Fatalf("jobs: %v", ids)
 	}
 	d.deliver(ctx, ids[0])
-	ds, _ := store.Deliveries(ctx, "ops", 10)
+	ds, _, _ := store.Deliveries(ctx, "ops", "", 10)
 	if hits.Load() != 0 || len(ds) != 1 || ds[0].Delivered || !strings.Contains(ds[0].Error, "not allowed") {
 		t.Fatalf("hits %d, deliveries %+v", hits.Load(), ds)
 	}

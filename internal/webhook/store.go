@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -145,8 +147,15 @@ const (
 	dueKey   = "outbound:{wh}:due"
 )
 
-func jobKey(id string) string   { return "outbound:{wh}:job:" + id }
-func logKey(name string) string { return "outbound:{wh}:log:" + name }
+func jobKey(id string) string { return "outbound:{wh}:job:" + id }
+
+// logKey is a webhook's delivery log, a stream whose ids are the cursors
+// of its pages.
+func logKey(name string) string { return "outbound:{wh}:deliveries:" + name }
+
+// listLogKey is where versions before the stream kept the log, as a list
+// (newest first); the first read or write of the log moves it over.
+func listLogKey(name string) string { return "outbound:{wh}:log:" + name }
 
 type stored struct {
 	URL           string    `json:"url"`
@@ -194,17 +203,18 @@ func (s *Store) Get(ctx context.Context, name string) (Hook, error) {
 
 // deleteScript removes a webhook and its delivery log in one step, so no
 // log outlives its webhook to be shown to a new one of the same name.
-// KEYS: hooks, log (one {wh} slot). ARGV: name. Returns 0 when none was.
+// KEYS: hooks, log, list log (one {wh} slot). ARGV: name. Returns 0 when
+// none was.
 var deleteScript = redis.NewScript(`
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 `)
 
 // Delete removes a webhook and its delivery log; its pending deliveries
 // are dropped when due.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	n, err := deleteScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name).Int()
+	n, err := deleteScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, name).Int()
 	if err != nil {
 		return fmt.Errorf("webhook: delete %s: %w", name, err)
 	}
@@ -290,36 +300,103 @@ type Delivery struct {
 	GaveUp bool `json:"gave_up,omitempty"`
 }
 
-// Deliveries returns the webhook's most recent attempts, newest first.
-func (s *Store) Deliveries(ctx context.Context, name string, limit int) ([]Delivery, error) {
-	vals, err := s.rdb.LRange(ctx, logKey(name), 0, int64(limit)-1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("webhook: deliveries of %s: %w", name, err)
+// ErrBadCursor means a page's cursor is not one Deliveries handed out.
+var ErrBadCursor = errors.New("webhook: not a cursor of the delivery log")
+
+// validCursor reports whether c is a stream id XREVRANGE can start before:
+// two unsigned 64-bit numbers, not 0-0 (nothing is before it).
+func validCursor(c string) bool {
+	ms, seq, ok := strings.Cut(c, "-")
+	if !ok {
+		return false
 	}
-	out := make([]Delivery, 0, len(vals))
-	for _, v := range vals {
+	a, errA := strconv.ParseUint(ms, 10, 64)
+	b, errB := strconv.ParseUint(seq, 10, 64)
+	return errA == nil && errB == nil && (a > 0 || b > 0)
+}
+
+// Bounds of each webhook's delivery log, applied on every write.
+const (
+	logSize = 1000
+	logAge  = 7 * 24 * time.Hour
+)
+
+// moveListLog is Lua that moves a log kept as a list (KEYS[3], newest
+// first) into the stream (KEYS[2]), oldest first, so the order holds.
+const moveListLog = `
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local old = redis.call('LRANGE', KEYS[3], 0, -1)
+  for i = #old, 1, -1 do redis.call('XADD', KEYS[2], '*', 'd', old[i]) end
+  redis.call('DEL', KEYS[3])
+end
+`
+
+// deliveriesScript reads one page of a log, newest first, before the
+// cursor ARGV[1] ("" for the newest). KEYS: hooks, log, list log.
+// ARGV: cursor, limit.
+var deliveriesScript = redis.NewScript(moveListLog + `
+local max = '+'
+if ARGV[1] ~= '' then max = '(' .. ARGV[1] end
+return redis.call('XREVRANGE', KEYS[2], max, '-', 'COUNT', tonumber(ARGV[2]))
+`)
+
+// Deliveries returns up to limit of the webhook's attempts, newest first,
+// older than the cursor after ("" for the newest), and the cursor of the
+// next page ("" when this one is the last).
+func (s *Store) Deliveries(ctx context.Context, name, after string, limit int) ([]Delivery, string, error) {
+	if after != "" && !validCursor(after) {
+		return nil, "", ErrBadCursor
+	}
+	reply, err := deliveriesScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, after, limit).Slice()
+	if err != nil {
+		return nil, "", fmt.Errorf("webhook: deliveries of %s: %w", name, err)
+	}
+	out := make([]Delivery, 0, len(reply))
+	last := ""
+	for _, r := range reply {
+		id, v := logEntry(r)
 		var d Delivery
 		if json.Unmarshal([]byte(v), &d) == nil {
 			out = append(out, d)
 		}
+		last = id
 	}
-	return out, nil
+	if len(reply) < limit {
+		last = ""
+	}
+	return out, last, nil
 }
 
-// logSize bounds each webhook's delivery log.
-const logSize = 200
+// logEntry is the id and the delivery JSON of one stream entry as a
+// script returns it: {id, {"d", json}}.
+func logEntry(r any) (id, v string) {
+	e, _ := r.([]any)
+	if len(e) != 2 {
+		return "", ""
+	}
+	id, _ = e[0].(string)
+	if fields, _ := e[1].([]any); len(fields) == 2 {
+		v, _ = fields[1].(string)
+	}
+	return id, v
+}
 
 // recordScript appends to a webhook's log only while the webhook exists:
 // an attempt still in flight when its webhook is deleted must not write
-// the log back. KEYS: hooks, log. ARGV: name, entry, log size.
-var recordScript = redis.NewScript(`
+// the log back. The log keeps its newest logSize entries of the last
+// logAge. KEYS: hooks, log, list log. ARGV: name, entry, log size, log
+// age ms.
+var recordScript = redis.NewScript(moveListLog + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), '*', 'd', ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[4]))
 return 1
 `)
 
 func (s *Store) record(ctx context.Context, name string, d Delivery) error {
 	b, _ := json.Marshal(d)
-	return recordScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name)}, name, b, logSize).Err()
+	return recordScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, name, b, logSize,
+		logAge.Milliseconds()).Err()
 }

@@ -92,7 +92,7 @@ func TestDeleteDropsTheDeliveryLog(t *testing.T) {
 			if err := store.record(ctx, "ops", Delivery{EventID: "evt_1", Attempt: 1, Error: "receiver answered 500"}); err != nil {
 				t.Fatal(err)
 			}
-			if ds, _ := store.Deliveries(ctx, "ops", 10); len(ds) != 1 {
+			if ds, _, _ := store.Deliveries(ctx, "ops", "", 10); len(ds) != 1 {
 				t.Fatalf("deliveries before delete: %+v", ds)
 			}
 			if err := store.Delete(ctx, "ops"); err != nil {
@@ -111,7 +111,7 @@ func TestDeleteDropsTheDeliveryLog(t *testing.T) {
 			if _, err := store.Put(ctx, hook); err != nil {
 				t.Fatal(err)
 			}
-			if ds, _ := store.Deliveries(ctx, "ops", 10); len(ds) != 0 {
+			if ds, _, _ := store.Deliveries(ctx, "ops", "", 10); len(ds) != 0 {
 				t.Fatalf("a new webhook of the same name shows the old one's deliveries: %+v", ds)
 			}
 			if err := store.Delete(ctx, "ops"); err != nil {
