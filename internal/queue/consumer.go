@@ -270,7 +270,9 @@ type Outcome struct {
 // finishScript acknowledges the entry and records the outcome; a deferred
 // (or paced, or held) message goes to the retry set, due at Redis's clock
 // plus the delay, and its record is kept until then and the retention
-// after; a final outcome keeps the record for the retention from now. A change a webhook may want to hear of is appended, in the same
+// after, as is the tenant's held set when it joins it (a paused tenant's
+// messages wake from it on resume, however long the pause); a final
+// outcome keeps the record for the retention from now. A change a webhook may want to hear of is appended, in the same
 // step, to the partition's event stream: sent, failed, suppressed, and
 // deferred (flagged "first" the first time for the message), unless no
 // webhook listens for it.
@@ -298,10 +300,11 @@ for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 if due then
   redis.call('ZADD', KEYS[3], due, ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], due - now + tonumber(ARGV[6]))
+  local keep = due - now + tonumber(ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], keep)
   if ARGV[5] == '1' then
     redis.call('SADD', KEYS[4], ARGV[2])
-    redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    if redis.call('PTTL', KEYS[4]) < keep then redis.call('PEXPIRE', KEYS[4], keep) end
   end
 else
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')

@@ -98,6 +98,10 @@ func recordsLiveWhileTheirMessagesDo(t *testing.T, q *Queue, rdb redis.Universal
 		}
 		waiting[name] = a.ID
 	}
+	// The tenant's held set, which resuming it wakes, lives as long.
+	if ttl := rdb.PTTL(ctx, heldKey(q.tenantPartition("acme"), "acme")).Val(); ttl < tenDays {
+		t.Errorf("held set TTL %v: a resume after it would not wake the held message", ttl)
+	}
 
 	// Due at last: sent, and kept for the retention from then.
 	makeDue(t, rdb, scheduled.ID)
