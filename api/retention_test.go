@@ -109,6 +109,9 @@ func TestMissingRecordEndsFailed(t *testing.T) {
 	if m := s.do("GET", "/metrics", "", nil); !strings.Contains(string(m.body), "outbound_records_missing_total 1\n") {
 		t.Fatalf("/metrics does not count it:\n%s", m.body)
 	}
+	if logs := s.logs.String(); !strings.Contains(logs, id+": queue: the message's record was gone; failed as record_missing") {
+		t.Errorf("no log line names the message:\n%s", logs)
+	}
 }
 
 // The retry window starts when a message falls due, not at accept: a
