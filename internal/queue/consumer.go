@@ -272,10 +272,10 @@ type Outcome struct {
 // plus the delay, and its record is kept until then and the retention
 // after, as is the tenant's held set when it joins it (a paused tenant's
 // messages wake from it on resume, however long the pause); a final
-// outcome keeps the record for the retention from now. A change a webhook may want to hear of is appended, in the same
-// step, to the partition's event stream: sent, failed, suppressed, and
-// deferred (flagged "first" the first time for the message), unless no
-// webhook listens for it.
+// outcome keeps the record for the retention from now. A change a webhook
+// may want to hear of is appended, in the same step, to the partition's
+// event stream: sent, failed, suppressed, and deferred (flagged "first"
+// the first time for the message), unless no webhook listens for it.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
