@@ -50,6 +50,7 @@ type options struct {
 	quotaHold      time.Duration
 	rateLimit      ratelimit.Limit
 	retryMaxAge    time.Duration
+	retention      time.Duration // OUTBOUND_RETENTION (default 1h)
 	redisOpts      []redistest.Option
 	redis          *redistest.Server  // share this Redis instead of starting one (a second replica)
 	cluster        *redistest.Cluster // run on this Redis Cluster instead
@@ -116,7 +117,10 @@ func newHarness(t *testing.T, o options) *harness {
 	profiles := tenant.NewStore(rdb, sealer)
 	stopProfileCache := profiles.UseCache(30 * time.Second) // as in production: cached, invalidated on write
 	t.Cleanup(func() { stopProfileCache() })
-	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: time.Hour, IdempotencyTTL: 24 * time.Hour})
+	if o.retention == 0 {
+		o.retention = time.Hour
+	}
+	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: o.retention, IdempotencyTTL: 24 * time.Hour})
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
 		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)

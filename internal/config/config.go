@@ -170,9 +170,6 @@ func (r *reader) load() Config {
 		// accept script and WAIT would have to be pinned to the same shard.
 		r.fail("OUTBOUND_REDIS_WAIT_REPLICAS", "is not supported with OUTBOUND_REDIS_CLUSTER=true yet")
 	}
-	if c.RetryMaxAge > c.Retention {
-		r.fail("OUTBOUND_RETRY_MAX_AGE", "must not exceed OUTBOUND_RETENTION (%s), or records expire while still retrying", c.Retention)
-	}
 	return c
 }
 

@@ -56,6 +56,16 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// The retention counts from a message's final outcome, so a retry window
+// longer than it is fine: records live while their messages do.
+func TestRetryWindowMayExceedTheRetention(t *testing.T) {
+	env := validEnv(t)
+	env["OUTBOUND_RETRY_MAX_AGE"], env["OUTBOUND_RETENTION"] = "72h", "24h"
+	if c, err := load(env); err != nil || c.RetryMaxAge != 72*time.Hour || c.Retention != 24*time.Hour {
+		t.Fatalf("retry window past the retention: %+v %v", c, err)
+	}
+}
+
 func TestRelay(t *testing.T) {
 	env := validEnv(t)
 	env["OUTBOUND_DEFAULT_RELAY"] = "smtps://relay%40platform.example:p%40ss%3Aw0rd@mail.platform.example"

@@ -466,9 +466,11 @@ func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, r
 }
 
 // expired reports whether a retry after delay would fall past the retry
-// window.
+// window, which starts when the message first fell due: scheduled mail
+// gets the whole window from its send time, not what is left of it since
+// accept.
 func (s *Service) expired(rec queue.Record, delay time.Duration) bool {
-	return time.Now().Add(delay).After(rec.CreatedAt.Add(s.cfg.RetryMaxAge))
+	return time.Now().Add(delay).After(rec.FirstDue().Add(s.cfg.RetryMaxAge))
 }
 
 // backoff is the delay before retry number n (n ≥ 1).

@@ -152,6 +152,7 @@ type QueueReader interface {
 	Partitions() int
 	Depth(ctx context.Context, partition int) (int64, error)
 	OldestAge(ctx context.Context, partition int) (time.Duration, error)
+	RecordsMissing() uint64
 }
 
 // WatchQueue registers queue depth and the age of the oldest waiting
@@ -163,18 +164,25 @@ func (m *Metrics) WatchQueue(q QueueReader, log *slog.Logger) {
 			[]string{"partition"}, nil),
 		oldest: prometheus.NewDesc("outbound_queue_oldest_age_seconds", "Age of the oldest message waiting in the stream, by partition.",
 			[]string{"partition"}, nil),
+		missing: prometheus.NewDesc("outbound_records_missing_total",
+			"Messages whose record was gone when their delivery began, failed as record_missing by this process.", nil, nil),
 	})
 }
 
 type queueCollector struct {
-	q             QueueReader
-	log           *slog.Logger
-	depth, oldest *prometheus.Desc
+	q                      QueueReader
+	log                    *slog.Logger
+	depth, oldest, missing *prometheus.Desc
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth; ch <- c.oldest }
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.oldest
+	ch <- c.missing
+}
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.missing, prometheus.CounterValue, float64(c.q.RecordsMissing()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for p := range c.q.Partitions() {

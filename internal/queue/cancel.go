@@ -13,7 +13,8 @@ var ErrNotCancellable = errors.New("queue: message is being sent or is done")
 
 // cancelScript cancels a message that has not started sending: its
 // record says cancelled and it leaves the retry set; a stream entry left
-// behind is skipped by Begin. KEYS: record, retry. ARGV: id, now ms.
+// behind is skipped by Begin; the record is kept for the retention from
+// now. KEYS: record, retry. ARGV: id, now ms, retention ms.
 var cancelScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {0, ''} end
@@ -21,6 +22,7 @@ if st == 'scheduled' or st == 'queued' or st == 'deferred' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2])
   redis.call('HDEL', KEYS[1], 'payload', 'next_attempt_at')
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1, 'cancelled'}
 end
 return {2, st}
@@ -32,7 +34,7 @@ func (q *Queue) Cancel(ctx context.Context, id string) error {
 	if !ok || p >= q.opts.Partitions {
 		return ErrNotFound
 	}
-	res, err := cancelScript.Run(ctx, q.rdb, []string{recordKey(p, id), retryKey(p)}, id, ms(q.now())).Slice()
+	res, err := cancelScript.Run(ctx, q.rdb, []string{recordKey(p, id), retryKey(p)}, id, ms(q.now()), q.opts.Retention.Milliseconds()).Slice()
 	if err != nil {
 		return fmt.Errorf("queue: cancel %s: %w", id, err)
 	}

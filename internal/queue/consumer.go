@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/ratelimit"
@@ -105,8 +106,14 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 
 // beginScript marks a message as being sent and returns its record, or
 // acknowledges the entry and returns false when there is nothing to do:
-// the record expired, or the message is already final (a duplicate entry).
-// KEYS: stream, record. ARGV: stream id, now ms.
+// the message is already final (a duplicate entry). A message whose
+// record is gone (evicted, deleted, or expired under an older replica's
+// rules) is failed where it can be seen: a record that says failed with
+// the reason, kept for the retention, and a message.failed event; the
+// reply is 'missing'. Its tenant is not known any more: the event names
+// none.
+// KEYS: stream, record, events. ARGV: stream id, now ms, message id,
+// created ms, retention ms, error, attempt JSON.
 var beginScript = newBatchScript("", "", `
 local h = redis.call('HGETALL', KEYS[2])
 local st
@@ -116,12 +123,33 @@ end
 if (not st) or h[st] == 'sent' or h[st] == 'failed' or h[st] == 'suppressed' or h[st] == 'cancelled' then
   redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
   redis.call('XDEL', KEYS[1], ARGV[1])
-  return false
+  if st then return false end
+  redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[6], 'created_at', ARGV[4], 'updated_at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('XADD', KEYS[3], '*', 'type', 'message.failed', 'message_id', ARGV[3],
+    'tenant_id', '', 'route', '', 'meta', '', 'created_at', ARGV[4], 'at', ARGV[2], 'first', '1', 'attempt', ARGV[7])
+  return 'missing'
 end
 h[st] = 'sending'
 redis.call('HSET', KEYS[2], 'status', 'sending', 'updated_at', ARGV[2])
 return h
 `)
+
+// CodeRecordMissing is the error code of a message failed because its
+// record was gone when its delivery began.
+const CodeRecordMissing = "record_missing"
+
+// ErrRecordMissing is reported by Begin for each entry whose message it
+// failed as record_missing.
+var ErrRecordMissing = errors.New("queue: the message's record was gone; failed as " + CodeRecordMissing)
+
+// recordMissingText is the failed record's error and the event's reason.
+const recordMissingText = CodeRecordMissing + ": the message's record was gone when its delivery began " +
+	"(evicted or deleted from Redis, or expired under an older version's retention); it was not sent"
+
+// RecordsMissing is how many messages this process failed as
+// record_missing since it started.
+func (q *Queue) RecordsMissing() uint64 { return q.missing.Load() }
 
 // Started is an entry whose delivery has begun, with its message.
 type Started struct {
@@ -131,10 +159,11 @@ type Started struct {
 
 // Begin starts the delivery of entries read together from one partition
 // (one hash slot on Redis Cluster), in one round trip, and returns those
-// with something to deliver; the others (expired, already final, or
-// without a message id) are acknowledged. An entry whose record cannot be
-// read is left pending, to be reclaimed, and reported in err along with
-// the others.
+// with something to deliver; the others (already final, or without a
+// message id) are acknowledged; those whose record is gone are
+// failed as record_missing and reported in err (ErrRecordMissing). An
+// entry whose record cannot be read is left pending, to be reclaimed, and
+// reported in err along with the others.
 func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 	if len(es) == 0 {
 		return nil, nil
@@ -142,7 +171,12 @@ func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 	calls := make([]invocation, 0, len(es))
 	valid := make([]Entry, 0, len(es))
 	var errs []error
-	now := ms(q.now())
+	at := q.now()
+	now := ms(at)
+	missing, err := json.Marshal(Attempt{At: at.UTC(), Error: CodeRecordMissing, Message: recordMissingText})
+	if err != nil {
+		return nil, fmt.Errorf("queue: begin: %w", err)
+	}
 	for _, e := range es {
 		if e.ID == "" { // an entry without a message id cannot be delivered
 			if err := q.ack(ctx, e); err != nil {
@@ -151,8 +185,8 @@ func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 			continue
 		}
 		valid = append(valid, e)
-		calls = append(calls, invocation{[]string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
-			[]any{e.StreamID, now}})
+		calls = append(calls, invocation{[]string{streamKey(e.Partition), recordKey(e.Partition, e.ID), eventsKey(e.Partition)},
+			[]any{e.StreamID, now, e.ID, createdOf(e.ID), q.opts.Retention.Milliseconds(), recordMissingText, missing}})
 	}
 	if len(calls) == 0 {
 		return nil, errors.Join(errs...)
@@ -165,6 +199,11 @@ func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 	for i, e := range valid {
 		if err := replyErr(replies[i]); err != nil {
 			errs = append(errs, fmt.Errorf("queue: begin %s: %w", e.ID, err))
+			continue
+		}
+		if replies[i] == "missing" {
+			q.missing.Add(1)
+			errs = append(errs, fmt.Errorf("queue: begin %s: %w", e.ID, ErrRecordMissing))
 			continue
 		}
 		res, ok := replies[i].([]any)
@@ -185,6 +224,17 @@ func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 		out = append(out, Started{Entry: e, Record: rec})
 	}
 	return out, errors.Join(errs...)
+}
+
+// createdOf is when a message was accepted, in ms, read from its id (a
+// ULID holds its time): what a record that is gone no longer says.
+func createdOf(id string) int64 {
+	u, _, _ := strings.Cut(id, "-")
+	parsed, err := ulid.ParseStrict(u)
+	if err != nil {
+		return 0
+	}
+	return int64(parsed.Time())
 }
 
 func (q *Queue) ack(ctx context.Context, e Entry) error {
@@ -218,12 +268,16 @@ type Outcome struct {
 }
 
 // finishScript acknowledges the entry and records the outcome; a deferred
-// (or paced) message goes to the retry set, due at Redis's clock plus the
-// delay. A change a webhook may want to hear of is appended, in the same
-// step, to the partition's event stream: sent, failed, suppressed, and
-// deferred (flagged "first" the first time for the message), unless no
-// webhook listens for it. The stream is not capped here, where the event
-// might be dropped unread: TrimEvents trims what was delivered.
+// (or paced, or held) message goes to the retry set, due at Redis's clock
+// plus the delay, and its record is kept until then and the retention
+// after, as is the tenant's held set when it joins it (a paused tenant's
+// messages wake from it on resume, however long the pause); a final
+// outcome keeps the record for the retention from now. A change a webhook
+// may want to hear of is appended, in the same step, to the partition's
+// event stream: sent, failed, suppressed, and deferred (flagged "first"
+// the first time for the message), unless no webhook listens for it. The
+// stream is not capped here, where the event might be dropped unread:
+// TrimEvents trims what was delivered.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
@@ -248,12 +302,15 @@ for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 if due then
   redis.call('ZADD', KEYS[3], due, ARGV[2])
+  local keep = due - now + tonumber(ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], keep)
   if ARGV[5] == '1' then
     redis.call('SADD', KEYS[4], ARGV[2])
-    redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    if redis.call('PTTL', KEYS[4]) < keep then redis.call('PEXPIRE', KEYS[4], keep) end
   end
 else
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
 if status ~= 'queued' and ARGV[9] == '1' then
   local first = '1'
@@ -346,31 +403,68 @@ func (q *Queue) Release(ctx context.Context, e Entry) error {
 // goes without a second charge. The windows and the record live in the
 // partition's slot, as the retry set does, so this is one script on one
 // shard of a Redis Cluster, though it names the records it reads itself.
-// KEYS: retry, stream. ARGV: limit, record key prefix.
+//
+// Records live while their messages do (see recordTTL): one rescheduled is
+// kept until it is due and the retention after, and one moved at least
+// half the retention from now (an older replica's, or one whose move came
+// late). A scheduled message moved for the first time records when
+// (due_at), where its retry window starts. Then a few members of the retry
+// set (a ZSCAN cursor kept in KEYS[3]) have their records' TTL checked:
+// records an older replica wrote expire the retention after accept, even
+// when due later, and are given the same TTL. A pass over the set done, the
+// next starts a quarter of the retention later.
+// KEYS: retry, stream, sweep cursor. ARGV: limit, record key prefix,
+// retention ms, sweep count.
 // Returns how many due entries it handled, moved or rescheduled.
 var moveDueScript = redis.NewScript(ratelimit.Lua + `
 local now = gcra_now()
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', math.floor(now / 1000), 'LIMIT', 0, tonumber(ARGV[1]))
+local nowms = math.floor(now / 1000)
+local keep = tonumber(ARGV[3])
+-- keepFor gives a record that has a TTL at least ms - keep/2 left: ms.
+local function keepFor(rec, ms)
+  local ttl = redis.call('PTTL', rec)
+  if ttl >= 0 and ttl < ms - keep / 2 then redis.call('PEXPIRE', rec, ms) end
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowms, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(due) do
   local rec = ARGV[2] .. id
-  local charge = redis.call('HGET', rec, 'charge')
+  local f = redis.call('HMGET', rec, 'charge', 'status')
   local at = now
-  if charge then
-    at = gcra_charge(charge)
+  if f[1] then
+    at = gcra_charge(f[1])
     redis.call('HDEL', rec, 'charge')
   end
   if at > now then
     local ms = math.ceil(at / 1000)
     redis.call('ZADD', KEYS[1], ms, id)
     redis.call('HSET', rec, 'next_attempt_at', ms)
+    redis.call('PEXPIRE', rec, ms - nowms + keep)
   else
     redis.call('XADD', KEYS[2], '*', 'id', id)
     redis.call('ZREM', KEYS[1], id)
+    keepFor(rec, keep)
+    if f[2] == 'scheduled' then redis.call('HSETNX', rec, 'due_at', nowms) end
   end
 end
 pcall(gcra_flush)
+local cursor = redis.call('GET', KEYS[3])
+if cursor ~= 'done' then
+  local page = redis.call('ZSCAN', KEYS[1], cursor or '0', 'COUNT', tonumber(ARGV[4]))
+  for i = 1, #page[2], 2 do keepFor(ARGV[2] .. page[2][i], tonumber(page[2][i + 1]) - nowms + keep) end
+  if page[1] == '0' then
+    redis.call('SET', KEYS[3], 'done', 'PX', math.max(1, math.floor(keep / 4)))
+  else
+    redis.call('SET', KEYS[3], page[1], 'PX', keep)
+  end
+end
 return #due
 `)
+
+// sweepCount is how many members of the retry set each MoveDue call checks
+// the records of: at the mover's pace (every second or faster, per
+// partition and replica) a pass over a million waiting messages takes a few
+// hours, well inside the quarter retention it has.
+const sweepCount = 100
 
 // MoveDue requeues up to limit due retries and scheduled messages of
 // partition p and says how many due entries it handled: moved to the
@@ -379,7 +473,8 @@ return #due
 // due, so a caller that calls again while the answer is limit reaches the
 // other tenants' due messages in the same pass.
 func (q *Queue) MoveDue(ctx context.Context, p, limit int) (int, error) {
-	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p)}, limit, tag(p)+"msg:").Int()
+	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p), sweepKey(p)}, limit, tag(p)+"msg:",
+		q.opts.Retention.Milliseconds(), sweepCount).Int()
 	if err != nil {
 		return 0, fmt.Errorf("queue: move due retries of partition %d: %w", p, err)
 	}

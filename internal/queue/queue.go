@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,7 @@ import (
 // Options configure a Queue.
 type Options struct {
 	Partitions     int           // stream partitions; only ever raise it
-	Retention      time.Duration // how long records live
+	Retention      time.Duration // how long a record is kept after its final outcome (see recordTTL)
 	IdempotencyTTL time.Duration // how long an Idempotency-Key is remembered
 	// WaitReplicas, when above zero, makes Enqueue wait (Redis WAIT, at
 	// most WaitTimeout) until that many replicas hold the new message.
@@ -36,6 +37,7 @@ type Queue struct {
 	// accepts and finishes write, per partition, the messages that arrive
 	// together in one script call.
 	accepts, finishes []*coalesce.Group[invocation, any]
+	missing           atomic.Uint64 // messages failed as record_missing
 }
 
 // batchMax bounds the invocations of one script call: large enough to
@@ -82,6 +84,7 @@ func retryKey(p int) string                 { return tag(p) + "retry" }
 func recordKey(p int, id string) string     { return tag(p) + "msg:" + id }
 func heldKey(p int, tenantID string) string { return tag(p) + "held:" + tenantID }
 func eventsKey(p int) string                { return tag(p) + "events" }
+func sweepKey(p int) string                 { return tag(p) + "sweep" }
 func idemKey(p int, tenantID, k string) string {
 	sum := sha256.Sum256([]byte(k))
 	return tag(p) + "idem:" + tenantID + ":" + hex.EncodeToString(sum[:16])
@@ -138,9 +141,9 @@ type Accepted struct {
 // the stream, or, for a message scheduled for later, into the retry set
 // due at its send time. A repeat or a refusal writes nothing.
 // KEYS: stream, record, retry, idempotency key, rate windows...
-// ARGV: id, request hash, idempotency TTL ms, retention ms, send at ms (0:
-// now), has idempotency key, cost, window count, window triples..., field
-// pairs...
+// ARGV: id, request hash, idempotency TTL ms, record TTL ms (see
+// recordTTL), send at ms (0: now), has idempotency key, cost, window
+// count, window triples..., field pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
 //
@@ -211,7 +214,7 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
 	keys = append(keys, rateKeys...)
-	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.opts.Retention.Milliseconds(), sendAt,
+	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.recordTTL(time.UnixMilli(sendAt)).Milliseconds(), sendAt,
 		hasIdem, m.Cost, len(windows)}
 	args = append(args, windowArgs...)
 	args = append(args,
@@ -260,6 +263,16 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
 		a.RateLimit, _ = ratelimit.Decode(windows, true, nums)
 	}
 	return a, nil
+}
+
+// recordTTL is how long a new record is kept: until it is due and the
+// retention after, so a message scheduled past the retention still has its
+// record when it falls due. Each later step that makes the message wait
+// sets the same (finishScript, moveDueScript), and its final outcome sets
+// the retention. A TTL rather than none at all: a record an older replica
+// finishes (one that sets no TTL at the end) still expires.
+func (q *Queue) recordTTL(due time.Time) time.Duration {
+	return q.opts.Retention + max(0, due.Sub(q.now()))
 }
 
 // spending is what accepting m spends: the tenant's sending windows for a
@@ -324,7 +337,7 @@ func (q *Queue) runEnqueue(ctx context.Context, calls []invocation) ([]any, erro
 // statusFields are what Get reads: everything but the payload, which can be
 // megabytes.
 var statusFields = []string{"tenant_id", "status", "route", "message_id", "created_at", "updated_at",
-	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at"}
+	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at", "due_at"}
 
 // Get returns a message's status record, without its payload.
 func (q *Queue) Get(ctx context.Context, id string) (Record, error) {

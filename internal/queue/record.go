@@ -83,8 +83,22 @@ type Record struct {
 	Rejected      []Rejection
 	Suppressed    []Suppression
 	SendAt        time.Time // zero unless scheduled
+	DueAt         time.Time // when a scheduled message was first moved to the stream (see FirstDue)
 	Error         string    // why it failed, when it did
 	Payload       []byte    // the request as accepted; dropped once final
+}
+
+// FirstDue is when the message first fell due, where its retry window
+// starts: when the mover first moved it (scheduled mail), else its send_at
+// (a record from before due_at was written), else its accept.
+func (r Record) FirstDue() time.Time {
+	switch {
+	case !r.DueAt.IsZero():
+		return r.DueAt
+	case !r.SendAt.IsZero():
+		return r.SendAt
+	}
+	return r.CreatedAt
 }
 
 // maxAttempts bounds the history kept per message.
@@ -135,6 +149,7 @@ func decodeRecord(id string, h map[string]string) (Record, error) {
 		SentAt:        parseMS(h["sent_at"]),
 		NextAttemptAt: parseMS(h["next_attempt_at"]),
 		SendAt:        parseMS(h["send_at"]),
+		DueAt:         parseMS(h["due_at"]),
 		Error:         h["error"],
 	}
 	if p, ok := h["payload"]; ok {
