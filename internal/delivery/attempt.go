@@ -22,15 +22,18 @@ import (
 	"github.com/outbound-mail/outbound/internal/transport"
 )
 
-// handle delivers one begun entry and records the outcome.
+// handle delivers one begun entry and records the outcome; an outcome that
+// only waits briefly is kept aside in memory instead (see parking).
 func (s *Service) handle(ctx context.Context, st queue.Started) {
+	rec := st.Record
+	out := s.deliver(ctx, rec)
+	if s.keepAside(st, out) {
+		return
+	}
 	defer s.done(st.Entry)
 	// Bookkeeping in Redis must finish even when the send was cut short.
 	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-
-	rec := st.Record
-	out := s.deliver(ctx, rec)
 	out.Unheard = !s.heard(store, rec.TenantID, out.Status)
 	if err := s.queue.Finish(store, st.Entry, rec.TenantID, out); err != nil {
 		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
@@ -39,6 +42,19 @@ func (s *Service) handle(ctx context.Context, st queue.Started) {
 	if out.Status != queue.StatusQueued { // queued: paced, no attempt made
 		s.metrics.Message(string(out.Status), out.Route, rec.TenantID)
 	}
+}
+
+// keepAside parks a message that waits briefly without anything attempted
+// (its account busy, or not yet its pace): there is nothing to write, and
+// it comes back to a worker when due. False when it must go back to Redis:
+// a long wait, an attempt to record, no memory left, or the service
+// stopping.
+func (s *Service) keepAside(st queue.Started, out queue.Outcome) bool {
+	if out.Status != queue.StatusQueued || out.HoldForTenant || out.RetryIn > parkWait ||
+		len(out.Attempts) != len(st.Record.Attempts) {
+		return false
+	}
+	return s.parking.add(parked{st: st, due: time.Now().Add(out.RetryIn), size: len(st.Record.Payload) + parkOverhead})
 }
 
 // heard reports whether a webhook listens for the outcome; when that is
@@ -108,6 +124,9 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 	}
 
 	attempts := rec.Attempts
+	if s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
+		return s.setAside(rec, r, attempts)
+	}
 	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
 	if isBusy(terr) {
 		return s.setAside(rec, r, attempts)
@@ -286,12 +305,8 @@ func asTransportError(err error) *transport.Error {
 func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
 	defer cancel()
-	maxConns := 0 // the pool's default
-	if r.name == RouteTenant {
-		maxConns = r.profile.MaxConnections
-	}
 	for range 10 {
-		conn, reused, err := s.pool.Get(ctx, r.server, maxConns)
+		conn, reused, err := s.pool.Get(ctx, r.server, r.maxConns())
 		if err != nil {
 			return transport.Result{}, err
 		}
@@ -339,11 +354,7 @@ func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == cod
 // setAside puts a message whose account was busy back in the queue, no
 // attempt spent, to come back about when the account can take it.
 func (s *Service) setAside(rec queue.Record, r route, attempts []queue.Attempt) queue.Outcome {
-	maxConns := 0
-	if r.name == RouteTenant {
-		maxConns = r.profile.MaxConnections
-	}
-	wait := s.asides.delay(r.server.Key(), rec.TenantID, s.pool.Spacing(r.server, maxConns), time.Now())
+	wait := s.asides.delay(r.server.Key(), rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
 	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected, RetryIn: wait}
 }
 

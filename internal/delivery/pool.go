@@ -46,7 +46,8 @@ const (
 // its own, while a steady stream still ramps up to the cap.
 //
 // The pool is also where one account's trouble stops. At most as many
-// callers wait as the account may have sessions, each for at most maxWait;
+// callers wait as the account may have sessions (twice that for an account
+// whose sessions turn over fast, see waitBound), each for at most maxWait;
 // beyond that Get answers ErrBusy at once, so a slow or unreachable server
 // holds few workers. A dial that fails while the account has no session
 // open fails every caller waiting for it at once, instead of each waiting
@@ -130,7 +131,7 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)
 	}
-	if len(a.waiters) >= a.max {
+	if len(a.waiters) >= p.waitBound(a) {
 		p.mu.Unlock()
 		return nil, false, ErrBusy
 	}
@@ -317,6 +318,35 @@ func (p *Pool) Spacing(srv transport.Server, maxConns int) time.Duration {
 		return unmeasuredHold / time.Duration(maxConns)
 	}
 	return a.hold / time.Duration(maxConns)
+}
+
+// waitBound is how many callers may wait for the account's sessions: as
+// many as it may have, or up to twice that while its sessions turn over
+// fast enough to serve them within the pool's wait. A slow or silent
+// account holds few workers; a fast, busy one keeps its sessions fed.
+// p.mu is held.
+func (p *Pool) waitBound(a *account) int {
+	if a.hold <= 0 {
+		return a.max
+	}
+	servable := int(time.Duration(a.max) * p.maxWait / a.hold)
+	return min(max(servable, a.max), 2*a.max)
+}
+
+// Busy reports whether Get would answer ErrBusy at once for srv, so a
+// caller can set its message aside before preparing it.
+func (p *Pool) Busy(srv transport.Server, maxConns int) bool {
+	if maxConns <= 0 {
+		maxConns = p.maxPerKey
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.accounts[srv.Key()]
+	if a == nil || len(a.idle) > 0 || a.open < maxConns && a.dialing == 0 {
+		return false
+	}
+	a.max = maxConns
+	return len(a.waiters) >= p.waitBound(a)
 }
 
 func removeWaiter(a *account, ch chan handoff) bool {

@@ -48,6 +48,15 @@ type route struct {
 	status   tenant.Status   // whether the tenant's sending is paused
 }
 
+// maxConns is the cap on the route's sessions: the tenant's own, or 0 for
+// the pool's default.
+func (r route) maxConns() int {
+	if r.name == RouteTenant {
+		return r.profile.MaxConnections
+	}
+	return 0
+}
+
 // resolve picks the route for req: the tenant's enabled profile, else the
 // default relay. forceDefault skips the profile (fallback_to_default).
 func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefault bool) (route, error) {

@@ -86,6 +86,7 @@ type Service struct {
 
 	circuits *circuits
 	asides   *asides
+	parking  *parking
 
 	inflightMu sync.Mutex
 	inflight   map[queue.Entry]struct{}
@@ -124,7 +125,7 @@ func New(cfg Config, d Deps) *Service {
 	}
 	s := &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
-		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), inflight: map[queue.Entry]struct{}{}}
+		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(), inflight: map[queue.Entry]struct{}{}}
 	if d.Metrics != nil {
 		d.Metrics.Gauge("outbound_smtp_circuits_open",
 			"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",

@@ -43,6 +43,7 @@ func (s *Service) Start() {
 	for p := range s.queue.Partitions() {
 		s.feeders.Go(func() { s.readLoop(feedCtx, p, jobs, slots) })
 	}
+	s.feeders.Go(func() { s.unparkLoop(feedCtx, jobs, slots) })
 	s.feeders.Go(func() { s.reclaimLoop(feedCtx, jobs, slots) })
 	s.feeders.Go(func() { s.moveLoop(feedCtx) })
 	s.feeders.Go(func() { s.touchLoop(feedCtx) })
@@ -138,6 +139,36 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- qu
 			unreserve(slots, len(started)-i)
 			return
 		}
+	}
+}
+
+// unparkLoop hands messages kept aside back to workers as they fall due.
+// When the service stops, those still aside go back to the stream, to be
+// read at once by any replica.
+func (s *Service) unparkLoop(ctx context.Context, jobs chan<- queue.Started, slots chan struct{}) {
+	for {
+		p, ok := s.parking.next(ctx)
+		if !ok {
+			break
+		}
+		if reserve(ctx, slots, 1) == 0 {
+			s.parking.add(p)
+			break
+		}
+		select {
+		case jobs <- p.st:
+		case <-ctx.Done():
+			unreserve(slots, 1)
+			s.parking.add(p)
+		}
+	}
+	for _, p := range s.parking.close() {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.queue.Release(rctx, p.st.Entry); err != nil {
+			s.log.Warn("release entry", "message_id", p.st.ID, "error", err)
+		}
+		cancel()
+		s.done(p.st.Entry)
 	}
 }
 
