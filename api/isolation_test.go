@@ -2,12 +2,9 @@ package api_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,40 +72,6 @@ func TestTenantsNeverShareAnOAuthSession(t *testing.T) {
 	}
 }
 
-// blackHole is an SMTP host that takes TCP connections and never says a
-// word, counting them.
-func blackHole(t *testing.T) (port int, accepted *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted = new(atomic.Int32)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port, accepted
-}
-
 // putAccount gives tenant id a profile on 127.0.0.1:port that logs in as
 // acme@gmail.com.
 func (s sendSetup) putAccount(t *testing.T, id string, port int) {
@@ -169,8 +132,8 @@ func TestNoisyNeighboursDelayNoOne(t *testing.T) {
 			}
 			return 0
 		}}})
-	holePort, dials := blackHole(t)
-	s.putAccount(t, "silent", holePort)
+	silent := smtptest.StartSilent(t)
+	s.putAccount(t, "silent", silent.Port())
 	s.putAccount(t, "slow", slow.Port())
 	quiet := make([]string, 10)
 	for i := range quiet {
@@ -205,9 +168,9 @@ func TestNoisyNeighboursDelayNoOne(t *testing.T) {
 	if m := string(s.do("GET", "/metrics", "", nil).body); !strings.Contains(m, "outbound_smtp_circuits_open 1\n") {
 		t.Errorf("/metrics does not count the open circuit:\n%s", grepLines(m, "outbound_smtp_"))
 	}
-	opened := dials.Load()
+	opened := silent.Connections()
 	time.Sleep(2 * time.Second)
-	if later := dials.Load(); later != opened {
+	if later := silent.Connections(); later != opened {
 		t.Errorf("%d more connections to the silent host while its circuit is open", later-opened)
 	}
 	if opened > 4 {
@@ -219,8 +182,7 @@ func TestNoisyNeighboursDelayNoOne(t *testing.T) {
 // once on the account as it now is.
 func TestProfileWriteClosesTheCircuit(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.workers, o.smtpTimeout = 8, 300*time.Millisecond })
-	holePort, _ := blackHole(t)
-	s.putAccount(t, "acme", holePort)
+	s.putAccount(t, "acme", smtptest.StartSilent(t).Port())
 	ids := s.postFor(t, 10, "acme")
 	deadline := time.Now().Add(20 * time.Second)
 	for {

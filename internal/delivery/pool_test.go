@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -230,48 +229,14 @@ func TestPoolDialCutByItsCallerPassesOn(t *testing.T) {
 	}
 }
 
-// blackHole is a server that accepts connections and never says a word,
-// counting the connections.
-func blackHole(t *testing.T) (port int, accepted *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted = new(atomic.Int32)
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port, accepted
-}
-
 // A server that takes connections and never greets: the one dial in
 // progress fails at its connect timeout, and every caller waiting for it
 // fails with it at once, instead of each dialling and timing out in turn.
 func TestPoolFailedDialFailsEveryWaiter(t *testing.T) {
-	port, accepted := blackHole(t)
+	silent := smtptest.StartSilent(t)
 	d := &transport.Dialer{AllowPrivate: true, HeloName: "test", ConnectTimeout: 300 * time.Millisecond,
 		CommandTimeout: time.Second, DataTimeout: time.Second}
-	srv := transport.Server{Host: "127.0.0.1", Port: port, Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
+	srv := transport.Server{Host: "127.0.0.1", Port: silent.Port(), Security: tenant.SecurityTLS, Auth: tenant.AuthPlain,
 		Username: "u", Password: secret.New("p"), Tenant: "acme"}
 	pool := NewPool(d.Dial, 3, time.Minute)
 	pool.maxWait = 10 * time.Second // longer than the dial: the waiters must learn from it
@@ -301,8 +266,8 @@ func TestPoolFailedDialFailsEveryWaiter(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("4 callers took %v: they failed in turn, not at once", took)
 	}
-	if accepted.Load() != 1 {
-		t.Errorf("%d connections to the black hole for 4 callers, want 1", accepted.Load())
+	if silent.Connections() != 1 {
+		t.Errorf("%d connections to the black hole for 4 callers, want 1", silent.Connections())
 	}
 	t.Logf("codes %v after %v", codes, time.Since(start))
 	if pool.Open() != 0 {
