@@ -287,3 +287,36 @@ func TestBacklogDelaysAnotherTenantBriefly(t *testing.T) {
 		}
 	}
 }
+
+// A successful verify closes the circuit too: the server answers again, and
+// the waiting messages go out at once.
+func TestVerifyClosesTheCircuit(t *testing.T) {
+	mute := smtptest.Hooks{Stall: func(stage string) time.Duration {
+		if stage == smtptest.StageGreeting {
+			return time.Minute
+		}
+		return 0
+	}}
+	s := newSendSetup(t, smtptest.Options{Hooks: mute}, func(o *options) { o.workers, o.smtpTimeout = 8, 300*time.Millisecond })
+	s.putAccount(t, "acme", s.account.Port())
+	ids := s.postFor(t, 5, "acme")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		le, _ := s.do("GET", "/v1/tenants/acme/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
+		if le["code"] == "circuit_open" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("circuit never opened: last_error %v", le)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.account.SetHooks(smtptest.Hooks{})
+	if r := s.do("POST", "/v1/tenants/acme/smtp/verify", s.adminToken, nil); r.json(t)["ok"] != true {
+		t.Fatalf("verify: %s", r.body)
+	}
+	if le := s.do("GET", "/v1/tenants/acme/smtp", s.adminToken, nil).json(t)["last_error"]; le != nil {
+		t.Errorf("last_error after a successful verify: %v", le)
+	}
+	s.allSent(t, ids, time.Now(), 10*time.Second)
+}
