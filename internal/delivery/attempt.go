@@ -26,9 +26,9 @@ import (
 // only waits briefly is kept aside in memory instead (see parking).
 func (s *Service) handle(ctx context.Context, st queue.Started) {
 	rec := st.Record
-	out := s.deliver(ctx, rec)
-	if s.keepAside(st, out) {
-		return
+	out := s.deliver(ctx, st)
+	if out.Status == keptAside {
+		return // its claim stays fresh; a worker takes it up again
 	}
 	defer s.done(st.Entry)
 	// Bookkeeping in Redis must finish even when the send was cut short.
@@ -42,19 +42,6 @@ func (s *Service) handle(ctx context.Context, st queue.Started) {
 	if out.Status != queue.StatusQueued { // queued: paced, no attempt made
 		s.metrics.Message(string(out.Status), out.Route, rec.TenantID)
 	}
-}
-
-// keepAside parks a message that waits briefly without anything attempted
-// (its account busy, or not yet its pace): there is nothing to write, and
-// it comes back to a worker when due. False when it must go back to Redis:
-// a long wait, an attempt to record, no memory left, or the service
-// stopping.
-func (s *Service) keepAside(st queue.Started, out queue.Outcome) bool {
-	if out.Status != queue.StatusQueued || out.HoldForTenant || out.RetryIn > parkWait ||
-		len(out.Attempts) != len(st.Record.Attempts) {
-		return false
-	}
-	return s.parking.add(parked{st: st, due: time.Now().Add(out.RetryIn), size: len(st.Record.Payload) + parkOverhead})
 }
 
 // heard reports whether a webhook listens for the outcome; when that is
@@ -80,7 +67,8 @@ var storedRequest = json.JoinOptions(
 // deliver tries the message once on its route (and once more on the
 // default relay when the tenant's login fails and fallback_to_default is
 // set) and says what happened.
-func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
+func (s *Service) deliver(ctx context.Context, st queue.Started) queue.Outcome {
+	rec := st.Record
 	var req message.Request
 	if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
 		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
@@ -125,11 +113,11 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 
 	attempts := rec.Attempts
 	if s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
-		return s.setAside(rec, r, attempts)
+		return s.setAside(st, r, attempts)
 	}
 	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
 	if isBusy(terr) {
-		return s.setAside(rec, r, attempts)
+		return s.setAside(st, r, attempts)
 	}
 	attempts = append(attempts, att)
 	retryIn := s.backoff(len(attempts))
@@ -142,7 +130,7 @@ func (s *Service) deliver(ctx context.Context, rec queue.Record) queue.Outcome {
 			r = dr
 			res, att, terr = s.attempt(ctx, rec, &req, r, rcpts)
 			if isBusy(terr) {
-				return s.setAside(rec, r, attempts)
+				return s.setAside(st, r, attempts)
 			}
 			attempts = append(attempts, att)
 		}
@@ -316,9 +304,11 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 		res, err := conn.Send(r.mailFrom, rcpts, body)
 		if !cut() {
 			s.pool.Put(conn, false)
+			s.parking.release(r.server.Key())
 			return res, s.outOfTime(err)
 		}
 		s.pool.Put(conn, conn.Reusable(err))
+		s.parking.release(r.server.Key()) // a session is free: the next message kept aside for it
 		var terr *transport.Error
 		if reused && errors.As(err, &terr) && terr.Stale() {
 			continue
@@ -351,10 +341,21 @@ var errAccountBusy = &transport.Error{Code: codeAccountBusy, Stage: transport.St
 
 func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == codeAccountBusy }
 
-// setAside puts a message whose account was busy back in the queue, no
-// attempt spent, to come back about when the account can take it.
-func (s *Service) setAside(rec queue.Record, r route, attempts []queue.Attempt) queue.Outcome {
-	wait := s.asides.delay(r.server.Key(), rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
+// keptAside is the outcome of a message kept aside in memory (see
+// parking): nothing to record.
+const keptAside queue.Status = "kept_aside"
+
+// setAside sets a message whose account was busy aside, no attempt spent:
+// in memory until one of the account's sessions is free, or, when memory
+// is spent or an attempt is to be recorded, back in the queue to come back
+// about when the account can take it.
+func (s *Service) setAside(st queue.Started, r route, attempts []queue.Attempt) queue.Outcome {
+	rec := st.Record
+	key := r.server.Key()
+	if len(attempts) == len(rec.Attempts) && s.parking.add(key, rec.TenantID, st) {
+		return queue.Outcome{Status: keptAside}
+	}
+	wait := s.asides.delay(key, rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
 	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected, RetryIn: wait}
 }
 
@@ -414,7 +415,12 @@ func (s *Service) noteCircuit(r route, terr *transport.Error) (until time.Time, 
 			lastOpenFor = le.RetryAt.Sub(le.At)
 		}
 	}
-	return s.circuits.failed(key, time.Now(), lastOpenFor)
+	until, opened = s.circuits.failed(key, time.Now(), lastOpenFor)
+	if opened { // what waits for the account in memory waits for the circuit instead
+		account := r.server.Key()
+		s.parking.releaseWhere(func(a, _ string) bool { return a == account })
+	}
+	return until, opened
 }
 
 // isCircuitFault reports failures of a session before the login: the

@@ -8,67 +8,88 @@ import (
 	"github.com/outbound-mail/outbound/internal/queue"
 )
 
-func parkedAt(id string, due time.Time, size int) parked {
-	return parked{st: queue.Started{Entry: queue.Entry{StreamID: id}}, due: due, size: size}
+func parkedEntry(id string, payload int) queue.Started {
+	return queue.Started{Entry: queue.Entry{StreamID: id}, Record: queue.Record{Payload: make([]byte, payload)}}
 }
 
-func TestParkingHandsBackInDueOrder(t *testing.T) {
-	k := newParking()
-	now := time.Now()
-	for _, p := range []parked{parkedAt("late", now.Add(60*time.Millisecond), 1), parkedAt("soon", now.Add(20*time.Millisecond), 1),
-		parkedAt("now", now, 1)} {
-		if !k.add(p) {
-			t.Fatalf("%s refused", p.st.StreamID)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// nextNow takes what is ready, failing if nothing is.
+func nextNow(t *testing.T, k *parking) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
+	st, ok := k.next(ctx)
+	if !ok {
+		t.Fatal("nothing was handed back")
+	}
+	return st.StreamID
+}
+
+// Messages kept aside go back one per session freed, their tenants taking
+// turns: a backlog of one tenant holds another's message back by a turn.
+func TestParkingReleasesPerSessionTenantsInTurn(t *testing.T) {
+	k := newParking()
+	for _, id := range []string{"bulk1", "bulk2", "bulk3"} {
+		k.add("relay", "bulk", parkedEntry(id, 10))
+	}
+	k.add("relay", "quiet", parkedEntry("quiet1", 10))
+	k.add("other", "bulk", parkedEntry("other1", 10))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	if _, ok := k.next(ctx); ok {
+		t.Fatal("handed back before any session was free")
+	}
+	cancel()
 	var order []string
-	for range 3 {
-		p, ok := k.next(ctx)
-		if !ok {
-			t.Fatal("next ended early")
-		}
-		if time.Now().Before(p.due) {
-			t.Fatalf("%s handed back %v before it was due", p.st.StreamID, time.Until(p.due))
-		}
-		order = append(order, p.st.StreamID)
+	for range 4 {
+		k.release("relay")
+		order = append(order, nextNow(t, k))
 	}
-	if order[0] != "now" || order[1] != "soon" || order[2] != "late" {
-		t.Fatalf("order %v", order)
+	if want := []string{"bulk1", "quiet1", "bulk2", "bulk3"}; !equal(order, want) {
+		t.Fatalf("released %v, want %v", order, want)
 	}
-	// A message added while next waits wakes it.
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		k.add(parkedAt("added", time.Now(), 1))
-	}()
-	if p, ok := k.next(ctx); !ok || p.st.StreamID != "added" {
-		t.Fatalf("next after an add: %v %v", p.st.StreamID, ok)
+	k.release("relay") // nothing left there: a no-op
+	k.release("other")
+	if got := nextNow(t, k); got != "other1" {
+		t.Fatalf("other account released %s", got)
+	}
+	if k.bytes != 0 || len(k.accounts) != 0 {
+		t.Fatalf("after all went back: %d bytes, %d accounts", k.bytes, len(k.accounts))
 	}
 }
 
-func TestParkingIsBoundedAndCloses(t *testing.T) {
+func TestParkingExpiresAndIsBounded(t *testing.T) {
 	k := newParking()
-	far := time.Now().Add(time.Hour)
-	if !k.add(parkedAt("a", far, parkBytes-10)) {
-		t.Fatal("a refused")
+	if !k.add("a", "t", parkedEntry("big", parkBytes-2*parkOverhead)) {
+		t.Fatal("big refused")
 	}
-	if k.add(parkedAt("b", far, 11)) {
-		t.Fatal("b kept past the memory bound")
+	if k.add("a", "t", parkedEntry("over", 1)) {
+		t.Fatal("kept past the memory bound")
 	}
-	if !k.add(parkedAt("c", far, 10)) {
-		t.Fatal("c refused within the bound")
+	if !k.add("b", "t", parkedEntry("old", 0)) {
+		t.Fatal("old refused within the bound")
 	}
-	left := k.close()
-	if len(left) != 2 {
-		t.Fatalf("close gave back %d, want 2", len(left))
+	k.expire(time.Now().Add(time.Second))
+	got := map[string]bool{nextNow(t, k): true, nextNow(t, k): true}
+	if !got["big"] || !got["old"] {
+		t.Fatalf("expired %v", got)
 	}
-	if k.add(parkedAt("d", far, 1)) {
+	k.add("a", "t", parkedEntry("left", 0))
+	if left := k.close(); len(left) != 1 || left[0].StreamID != "left" {
+		t.Fatalf("close gave back %v", left)
+	}
+	if k.add("a", "t", parkedEntry("late", 0)) {
 		t.Fatal("kept after close")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, ok := k.next(ctx); ok {
-		t.Fatal("next after its context ended")
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
 	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -273,6 +273,7 @@ func (s *Service) Status(ctx context.Context, id string) (queue.Record, error) {
 // TenantChanged is called after a tenant's profile was written: messages
 // held because of the old profile's faults become due at once.
 func (s *Service) TenantChanged(ctx context.Context, tenantID string) error {
+	s.parking.releaseWhere(func(_, t string) bool { return t == tenantID })
 	_, err := s.queue.WakeHeld(ctx, tenantID)
 	return err
 }

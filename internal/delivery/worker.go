@@ -142,33 +142,34 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- qu
 	}
 }
 
-// unparkLoop hands messages kept aside back to workers as they fall due.
-// When the service stops, those still aside go back to the stream, to be
-// read at once by any replica.
+// unparkLoop hands messages kept aside back to workers as their accounts
+// free a session. When the service stops, those still aside go back to
+// the stream, to be read at once by any replica.
 func (s *Service) unparkLoop(ctx context.Context, jobs chan<- queue.Started, slots chan struct{}) {
+	var pending []queue.Started
 	for {
-		p, ok := s.parking.next(ctx)
+		st, ok := s.parking.next(ctx)
 		if !ok {
 			break
 		}
 		if reserve(ctx, slots, 1) == 0 {
-			s.parking.add(p)
+			pending = append(pending, st)
 			break
 		}
 		select {
-		case jobs <- p.st:
+		case jobs <- st:
 		case <-ctx.Done():
 			unreserve(slots, 1)
-			s.parking.add(p)
+			pending = append(pending, st)
 		}
 	}
-	for _, p := range s.parking.close() {
+	for _, st := range append(pending, s.parking.close()...) {
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.queue.Release(rctx, p.st.Entry); err != nil {
-			s.log.Warn("release entry", "message_id", p.st.ID, "error", err)
+		if err := s.queue.Release(rctx, st.Entry); err != nil {
+			s.log.Warn("release entry", "message_id", st.ID, "error", err)
 		}
 		cancel()
-		s.done(p.st.Entry)
+		s.done(st.Entry)
 	}
 }
 
