@@ -24,9 +24,11 @@ const (
 	// behind a slow or unreachable server and is better set aside.
 	defaultMaxWait = 2 * time.Second
 	// Idle sessions kept across all accounts: each holds a socket and a TLS
-	// state, and with thousands of tenants each on its own account the
-	// idle ones would otherwise pile up until the reaper runs.
-	defaultMaxIdle = 512
+	// state (tens of KB), and with tens of thousands of tenants each on its
+	// own account the idle ones would otherwise pile up until the reaper
+	// runs. Past it a session given back is closed, and its account's next
+	// message logs in again.
+	defaultMaxIdle = 2048
 	// A guess at a message's time on a session, for an account not yet
 	// measured: a transaction to a provider tens of milliseconds away.
 	unmeasuredHold = 100 * time.Millisecond
