@@ -24,9 +24,9 @@ import (
 
 // handle delivers one begun entry and records the outcome; an outcome that
 // only waits briefly is kept aside in memory instead (see parking).
-func (s *Service) handle(ctx context.Context, st queue.Started) {
+func (s *Service) handle(ctx context.Context, st queue.Started, inTurn bool) {
 	rec := st.Record
-	out := s.deliver(ctx, st)
+	out := s.deliver(ctx, st, inTurn)
 	if out.Status == keptAside {
 		return // its claim stays fresh; a worker takes it up again
 	}
@@ -67,7 +67,7 @@ var storedRequest = json.JoinOptions(
 // deliver tries the message once on its route (and once more on the
 // default relay when the tenant's login fails and fallback_to_default is
 // set) and says what happened.
-func (s *Service) deliver(ctx context.Context, st queue.Started) queue.Outcome {
+func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) queue.Outcome {
 	rec := st.Record
 	var req message.Request
 	if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
@@ -104,15 +104,25 @@ func (s *Service) deliver(ctx context.Context, st queue.Started) queue.Outcome {
 			RetryIn: time.Until(until)}
 	}
 	if until, open := s.circuitOpen(r); open {
-		return s.waitForCircuit(rec, r, until)
+		if !s.expired(rec, time.Until(until)) || !s.mayFallBack(r) {
+			return s.waitForCircuit(rec, r, until)
+		}
+		// The window ends before the circuit would let a connection
+		// through: fall back to the default relay now.
+		dr, err := s.resolve(ctx, &req, true)
+		if err != nil {
+			return s.waitForCircuit(rec, r, until)
+		}
+		r = dr
 	}
+	r.inTurn = inTurn
 	if wait, paced := s.paced(ctx, r); paced {
 		// Not this account's turn yet: back in the queue, no attempt spent.
 		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: wait}
 	}
 
 	attempts := rec.Attempts
-	if s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
+	if !r.inTurn && s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
 		return s.setAside(st, r, attempts)
 	}
 	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
@@ -122,7 +132,7 @@ func (s *Service) deliver(ctx context.Context, st queue.Started) queue.Outcome {
 	attempts = append(attempts, att)
 	retryIn := s.backoff(len(attempts))
 
-	if terr != nil && r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil &&
+	if terr != nil && s.mayFallBack(r) &&
 		(terr.Code == transport.CodeAuthFailed || isUnreachable(terr) && s.expired(rec, retryIn)) {
 		// The tenant's account refused the login, or stayed unreachable
 		// for the whole retry window: send via the platform instead.
@@ -139,6 +149,12 @@ func (s *Service) deliver(ctx context.Context, st queue.Started) queue.Outcome {
 	out := s.outcome(rec, r, attempts, res, terr, retryIn)
 	out.Suppressed = suppressed
 	return out
+}
+
+// mayFallBack reports whether a message on r may go via the default relay
+// when the tenant's account fails it (fallback_to_default).
+func (s *Service) mayFallBack(r route) bool {
+	return r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil
 }
 
 // unsuppressed is the message's envelope recipients less those on the
@@ -294,7 +310,11 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
 	defer cancel()
 	for range 10 {
-		conn, reused, err := s.pool.Get(ctx, r.server, r.maxConns())
+		get := s.pool.Get
+		if r.inTurn {
+			get = s.pool.GetInTurn
+		}
+		conn, reused, err := get(ctx, r.server, r.maxConns())
 		if err != nil {
 			return transport.Result{}, err
 		}

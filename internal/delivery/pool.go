@@ -108,6 +108,18 @@ func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
 // answers ErrBusy when the account already has as many callers waiting as
 // it may have sessions, or when no session came within the pool's wait.
 func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (conn *transport.Conn, reused bool, err error) {
+	return p.get(ctx, srv, maxConns, true)
+}
+
+// GetInTurn is Get for a message whose turn came (it was set aside and
+// one of the account's sessions was just given back): it waits past the
+// bound on waiting callers, so that newer callers cannot push it aside
+// again.
+func (p *Pool) GetInTurn(ctx context.Context, srv transport.Server, maxConns int) (conn *transport.Conn, reused bool, err error) {
+	return p.get(ctx, srv, maxConns, false)
+}
+
+func (p *Pool) get(ctx context.Context, srv transport.Server, maxConns int, bounded bool) (conn *transport.Conn, reused bool, err error) {
 	key := srv.Key()
 	if maxConns <= 0 {
 		maxConns = p.maxPerKey
@@ -133,7 +145,7 @@ func (p *Pool) Get(ctx context.Context, srv transport.Server, maxConns int) (con
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)
 	}
-	if len(a.waiters) >= p.waitBound(a) {
+	if bounded && len(a.waiters) >= p.waitBound(a) {
 		p.mu.Unlock()
 		return nil, false, ErrBusy
 	}

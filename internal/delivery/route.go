@@ -46,6 +46,7 @@ type route struct {
 	replyTo  []message.Address
 	profile  *tenant.Profile // the tenant's profile, enabled or not; nil when none
 	status   tenant.Status   // whether the tenant's sending is paused
+	inTurn   bool            // the message was set aside and its turn came: see Pool.GetInTurn
 }
 
 // maxConns is the cap on the route's sessions: the tenant's own, or 0 for

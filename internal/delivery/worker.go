@@ -9,6 +9,13 @@ import (
 	"github.com/outbound-mail/outbound/internal/retry"
 )
 
+// job is a begun entry for a worker; inTurn marks one that was set aside
+// and whose account just freed a session for it.
+type job struct {
+	st     queue.Started
+	inTurn bool
+}
+
 // readBatch bounds how many entries one read takes.
 const readBatch = 64
 
@@ -27,15 +34,15 @@ func (s *Service) Start() {
 	workCtx, hardStop := context.WithCancel(context.Background())
 	s.stop, s.hardStop = stop, hardStop
 
-	jobs := make(chan queue.Started)
+	jobs := make(chan job)
 	// slots holds one token per worker that is busy or has an entry on its
 	// way; readers take a token per entry before reading it, so nothing is
 	// read that no worker is free to start.
 	slots := make(chan struct{}, s.cfg.Workers)
 	for range s.cfg.Workers {
 		s.workers.Go(func() {
-			for e := range jobs {
-				s.handle(workCtx, e)
+			for j := range jobs {
+				s.handle(workCtx, j.st, j.inTurn)
 				<-slots
 			}
 		})
@@ -107,7 +114,7 @@ func unreserve(slots chan struct{}, n int) {
 // trip, and hands them to workers; entries it cannot hand over because the
 // service is stopping go back to the stream at once. Each entry holds a
 // slot; those with nothing to deliver give theirs back.
-func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- queue.Started, slots chan struct{}) {
+func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- job, slots chan struct{}) {
 	if len(es) == 0 {
 		return
 	}
@@ -126,7 +133,7 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- qu
 	s.inflightMu.Unlock()
 	for i, st := range started {
 		select {
-		case jobs <- st:
+		case jobs <- job{st: st}:
 		case <-ctx.Done():
 			for _, rest := range started[i:] {
 				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -145,7 +152,7 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- qu
 // unparkLoop hands messages kept aside back to workers as their accounts
 // free a session. When the service stops, those still aside go back to
 // the stream, to be read at once by any replica.
-func (s *Service) unparkLoop(ctx context.Context, jobs chan<- queue.Started, slots chan struct{}) {
+func (s *Service) unparkLoop(ctx context.Context, jobs chan<- job, slots chan struct{}) {
 	var pending []queue.Started
 	for {
 		st, ok := s.parking.next(ctx)
@@ -157,7 +164,7 @@ func (s *Service) unparkLoop(ctx context.Context, jobs chan<- queue.Started, slo
 			break
 		}
 		select {
-		case jobs <- st:
+		case jobs <- job{st: st, inTurn: true}:
 		case <-ctx.Done():
 			unreserve(slots, 1)
 			pending = append(pending, st)
@@ -180,7 +187,7 @@ func (s *Service) done(e queue.Entry) {
 	s.inflightMu.Unlock()
 }
 
-func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Started, slots chan struct{}) {
+func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- job, slots chan struct{}) {
 	var failing bool
 	for ctx.Err() == nil {
 		n := reserve(ctx, slots, readBatch)
@@ -216,7 +223,7 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- queue.Started
 	}
 }
 
-func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- queue.Started, slots chan struct{}) {
+func (s *Service) reclaimLoop(ctx context.Context, jobs chan<- job, slots chan struct{}) {
 	every := max(s.cfg.ClaimAfter/4, 50*time.Millisecond)
 	for retry.Sleep(ctx, every) {
 		for p := range s.queue.Partitions() {
