@@ -76,7 +76,7 @@ func byRecipients(out *queue.Outcome, rec queue.Record, all, rcpts []string, sup
 	}
 
 	out.Recipients = make([]queue.Recipient, 0, len(all))
-	count := map[queue.RecipientStatus]int{}
+	var deferred, sent, failed int
 	for _, email := range all {
 		r, ok := states[email]
 		if !ok {
@@ -86,16 +86,23 @@ func byRecipients(out *queue.Outcome, rec queue.Record, all, rcpts []string, sup
 			r.Status = queue.RecipientFailed
 		}
 		out.Recipients = append(out.Recipients, r)
-		count[r.Status]++
+		switch r.Status {
+		case queue.RecipientDeferred:
+			deferred++
+		case queue.RecipientSent:
+			sent++
+		case queue.RecipientFailed:
+			failed++
+		}
 	}
 	out.Rejected = withRejections(rec.Rejected, res.Rejected)
 	out.Suppressed = withSuppressions(rec.Suppressed, suppressed)
 	switch {
-	case count[queue.RecipientDeferred] > 0:
+	case deferred > 0:
 		// outcome said deferred already: only a deferral leaves any waiting.
-	case count[queue.RecipientSent] > 0:
+	case sent > 0:
 		out.Status, out.Error, out.RetryIn, out.HoldForTenant = queue.StatusSent, "", 0, false
-	case count[queue.RecipientFailed] > 0:
+	case failed > 0:
 		if out.Status != queue.StatusFailed {
 			out.Error = "no recipient left to send to: the others failed or are on the tenant's suppression list"
 		}

@@ -215,6 +215,23 @@ func TestPartialRefusalSendsToTheAccepted(t *testing.T) {
 	})
 }
 
+// A connection lost after the final dot is ambiguous for the recipients
+// that accepted the message; the refused ones keep their replies.
+func TestLostAfterDotKeepsTheRefusals(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		s.SetHooks(smtptest.Hooks{Rcpt: refuseSome, DropAfterData: func(smtptest.Message) bool { return true }})
+		res, err := c.Send(user, []string{"ok@example.com", "later@example.com", "gone@example.com"}, []byte("Subject: x\r\n\r\nx\r\n"))
+		e := mustTransportError(t, err)
+		if !e.Ambiguous || len(res.Deferred) != 1 || res.Deferred[0].Email != "later@example.com" ||
+			len(res.Rejected) != 1 || res.Rejected[0].Email != "gone@example.com" {
+			t.Fatalf("%+v %+v", e, res)
+		}
+		if msgs := s.WaitMessages(t, 1, time.Second); !reflect.DeepEqual(msgs[0].To, []string{"ok@example.com"}) {
+			t.Fatalf("body went to %v", msgs[0].To)
+		}
+	})
+}
+
 // A refused transaction is ended with RSET, and the next one goes on the
 // same session without another EHLO (go-smtp's Reset would forget the
 // EHLO and say it again: a round trip each time).
