@@ -58,6 +58,7 @@ type options struct {
 	smtpTimeout    time.Duration // connect, command and data timeouts (default 5s)
 	messageTimeout time.Duration // one message's time on its account (default: the service's)
 	sealKey        string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
+	noPipelining   bool          // send one command at a time though servers offer PIPELINING
 }
 
 // harness is the whole service in-process, on real Redis, behind a real
@@ -122,7 +123,7 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: o.retention, IdempotencyTTL: 24 * time.Hour})
 	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
-		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout}
+		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout, NoPipelining: o.noPipelining}
 	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
 	suppressions := suppression.New(rdb)
 	stopSuppressionCache := suppressions.UseCache(30 * time.Second)

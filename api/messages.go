@@ -94,6 +94,7 @@ type messageView struct {
 	SentAt               *time.Time          `json:"sent_at"`
 	NextAttemptAt        *time.Time          `json:"next_attempt_at,omitempty"`
 	Attempts             []queue.Attempt     `json:"attempts"`
+	Recipients           []queue.Recipient   `json:"recipients,omitempty"`
 	RejectedRecipients   []queue.Rejection   `json:"rejected_recipients,omitempty"`
 	SuppressedRecipients []queue.Suppression `json:"suppressed_recipients,omitempty"`
 	SendAt               *time.Time          `json:"send_at,omitempty"`
@@ -121,7 +122,7 @@ func (s *Server) getMessage(c echo.Context) error {
 	}
 	v := messageView{ID: rec.ID, TenantID: rec.TenantID, Status: rec.Status, Route: rec.Route,
 		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Attempts: rec.Attempts,
-		RejectedRecipients: rec.Rejected, SuppressedRecipients: rec.Suppressed, SentAt: timeOrNil(rec.SentAt),
+		Recipients: rec.Recipients, RejectedRecipients: rec.Rejected, SuppressedRecipients: rec.Suppressed, SentAt: timeOrNil(rec.SentAt),
 		SendAt: timeOrNil(rec.SendAt)}
 	// A scheduled message the tenant's rate window could not take at its
 	// send_at waits until it can: next_attempt_at says when.

@@ -89,19 +89,24 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: time.Hour,
 			HoldForTenant: true}
 	}
-	rcpts, suppressed, err := s.unsuppressed(ctx, &req)
+	all := req.Recipients()
+	rcpts, suppressed, err := s.unsuppressed(ctx, req.TenantID, pending(all, rec))
 	if err != nil { // storage trouble: try again soon
 		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
 	}
 	if len(rcpts) == 0 {
-		return queue.Outcome{Status: queue.StatusSuppressed, Route: r.name, Attempts: rec.Attempts, Suppressed: suppressed,
+		// Nobody left to send to: suppressed, unless earlier attempts
+		// sent to some or failed them.
+		out := queue.Outcome{Status: queue.StatusSuppressed, Route: r.name, Attempts: rec.Attempts,
 			Error: "every recipient is on the tenant's suppression list"}
+		byRecipients(&out, rec, all, nil, suppressed, transport.Result{}, nil)
+		return out
 	}
 	if until, held := s.held(r.server.Key()); held {
 		// The account hit its sending quota: wait without spending an
 		// attempt.
 		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
-			RetryIn: time.Until(until)}
+			Recipients: rec.Recipients, RetryIn: time.Until(until)}
 	}
 	if until, open := s.circuitOpen(r); open {
 		if !s.expired(rec, time.Until(until)) || !s.mayFallBack(r) {
@@ -147,7 +152,7 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 	}
 	s.suppressBounces(ctx, req.TenantID, res.Rejected)
 	out := s.outcome(rec, r, attempts, res, terr, retryIn)
-	out.Suppressed = suppressed
+	byRecipients(&out, rec, all, rcpts, suppressed, res, terr)
 	return out
 }
 
@@ -157,14 +162,13 @@ func (s *Service) mayFallBack(r route) bool {
 	return r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil
 }
 
-// unsuppressed is the message's envelope recipients less those on the
-// tenant's suppression list, and those skipped.
-func (s *Service) unsuppressed(ctx context.Context, req *message.Request) ([]string, []queue.Suppression, error) {
-	rcpts := req.Recipients()
-	if s.suppress == nil {
+// unsuppressed is rcpts less those on the tenant's suppression list, and
+// those skipped.
+func (s *Service) unsuppressed(ctx context.Context, tenantID string, rcpts []string) ([]string, []queue.Suppression, error) {
+	if s.suppress == nil || len(rcpts) == 0 {
 		return rcpts, nil, nil
 	}
-	listed, err := s.suppress.Filter(ctx, req.TenantID, rcpts)
+	listed, err := s.suppress.Filter(ctx, tenantID, rcpts)
 	if err != nil || len(listed) == 0 {
 		return rcpts, nil, err
 	}
@@ -253,7 +257,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		slog.String("message_id", rec.ID), slog.String("tenant_id", rec.TenantID), slog.String("route", r.name),
 		slog.Int("smtp_code", att.SMTPCode), slog.String("enhanced_code", att.EnhancedCode),
 		slog.String("error", att.Error), slog.Bool("ambiguous", att.Ambiguous),
-		slog.Int("recipients", len(rcpts)), slog.Int("rejected", len(res.Rejected)),
+		slog.Int("recipients", len(rcpts)), slog.Int("rejected", len(res.Rejected)), slog.Int("deferred", len(res.Deferred)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 
 	if r.name == RouteTenant && !shared {
@@ -376,7 +380,8 @@ func (s *Service) setAside(st queue.Started, r route, attempts []queue.Attempt) 
 		return queue.Outcome{Status: keptAside}
 	}
 	wait := s.asides.delay(key, rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
-	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected, RetryIn: wait}
+	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected,
+		Recipients: rec.Recipients, RetryIn: wait}
 }
 
 // circuitKey names the account's circuit. A tenant's includes the
@@ -408,11 +413,12 @@ func (s *Service) circuitOpen(r route) (time.Time, bool) {
 func (s *Service) waitForCircuit(rec queue.Record, r route, until time.Time) queue.Outcome {
 	wait := time.Until(until)
 	out := queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
-		RetryIn: wait, HoldForTenant: r.name == RouteTenant}
+		Recipients: rec.Recipients, RetryIn: wait, HoldForTenant: r.name == RouteTenant}
 	if s.expired(rec, wait) {
 		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
 		out.Error = "retry window of " + s.cfg.RetryMaxAge.String() + " spent while the account did not answer (" +
 			CodeCircuitOpen + ")"
+		byRecipients(&out, rec, nil, nil, nil, transport.Result{}, nil) // those an earlier attempt sent to stay sent
 	}
 	return out
 }
@@ -470,10 +476,15 @@ func (s *Service) paced(ctx context.Context, r route) (time.Duration, bool) {
 	return 0, false
 }
 
-// outcome classifies the final attempt; retryIn is the backoff a
-// temporary failure waits.
+// outcome classifies the final attempt as a whole; retryIn is the
+// backoff a temporary failure waits. Recipients refused for now make a
+// sent message wait for them as a temporary failure would (byRecipients
+// then says what each recipient's outcome makes of it).
 func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, res transport.Result, terr *transport.Error, retryIn time.Duration) queue.Outcome {
 	out := queue.Outcome{Route: r.name, Attempts: attempts, Rejected: rejections(res.Rejected)}
+	if terr == nil && len(res.Deferred) > 0 {
+		terr = refusedForNow(res.Deferred)
+	}
 	switch {
 	case terr == nil:
 		out.Status = queue.StatusSent

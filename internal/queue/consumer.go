@@ -256,6 +256,7 @@ type Outcome struct {
 	Attempts   []Attempt // the whole history, the new attempt(s) last
 	Rejected   []Rejection
 	Suppressed []Suppression
+	Recipients []Recipient   // every recipient's state after the attempt; nil keeps the record's
 	Error      string        // for failed: why
 	RetryIn    time.Duration // for deferred or queued: when to try again
 	// HoldForTenant marks a deferral caused by the tenant's own account
@@ -275,9 +276,10 @@ type Outcome struct {
 // outcome keeps the record for the retention from now. A change a webhook
 // may want to hear of is appended, in the same step, to the partition's
 // event stream: sent, failed, suppressed, and deferred (flagged "first"
-// the first time for the message), unless no webhook listens for it. The
-// stream is not capped here, where the event might be dropped unread:
-// TrimEvents trims what was delivered.
+// the first time for the message), unless no webhook listens for it; it
+// carries the attempt and every recipient's state. The stream is not
+// capped here, where the event might be dropped unread: TrimEvents trims
+// what was delivered.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
@@ -319,7 +321,7 @@ if status ~= 'queued' and ARGV[9] == '1' then
   end
   redis.call('XADD', KEYS[5], '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
     'tenant_id', r[1], 'route', ARGV[8], 'meta', r[2] or '', 'created_at', r[3] or '', 'at', now,
-    'first', first, 'attempt', ARGV[7])
+    'first', first, 'attempt', ARGV[7], 'recipients', redis.call('HGET', KEYS[2], 'recipients') or '')
 end
 return 1
 `)
@@ -362,6 +364,13 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 			return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 		}
 		args = append(args, "suppressed", sup)
+	}
+	if len(out.Recipients) > 0 {
+		rcpts, err := json.Marshal(out.Recipients)
+		if err != nil {
+			return fmt.Errorf("queue: finish %s: %w", e.ID, err)
+		}
+		args = append(args, "recipients", rcpts)
 	}
 	p := e.Partition
 	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}

@@ -30,6 +30,9 @@ type Event struct {
 	// First is false for a deferral after the message's first one.
 	First   bool
 	Attempt []byte // the attempt that caused it, JSON; empty when none
+	// Recipients is every recipient's state as the record had it, JSON
+	// (see Recipient); empty before any attempt.
+	Recipients []byte
 }
 
 // ReadEvents takes up to count new events of partition p for consumer.
@@ -139,7 +142,7 @@ func toEvents(p int, msgs []redis.XMessage) []Event {
 		out = append(out, Event{Partition: p, StreamID: m.ID, Type: str("type"), MessageID: str("message_id"),
 			TenantID: str("tenant_id"), Route: str("route"), Meta: []byte(str("meta")),
 			CreatedAt: parseMS(str("created_at")), At: time.UnixMilli(at).UTC(), First: str("first") == "1",
-			Attempt: []byte(str("attempt"))})
+			Attempt: []byte(str("attempt")), Recipients: []byte(str("recipients"))})
 	}
 	return out
 }

@@ -337,7 +337,7 @@ func (q *Queue) runEnqueue(ctx context.Context, calls []invocation) ([]any, erro
 // statusFields are what Get reads: everything but the payload, which can be
 // megabytes.
 var statusFields = []string{"tenant_id", "status", "route", "message_id", "created_at", "updated_at",
-	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at", "due_at"}
+	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at", "due_at", "recipients"}
 
 // Get returns a message's status record, without its payload.
 func (q *Queue) Get(ctx context.Context, id string) (Record, error) {

@@ -61,6 +61,30 @@ type Rejection struct {
 	Message      string `json:"message"`
 }
 
+// RecipientStatus is where one recipient of a message is.
+type RecipientStatus string
+
+const (
+	RecipientSent       RecipientStatus = "sent"       // the server took the message for it
+	RecipientDeferred   RecipientStatus = "deferred"   // refused for now, or not tried: tried again
+	RecipientFailed     RecipientStatus = "failed"     // refused for good, or its retry window ran out
+	RecipientSuppressed RecipientStatus = "suppressed" // on the tenant's suppression list: skipped
+)
+
+// Recipient is one envelope recipient's state and the server's last
+// reply about it.
+type Recipient struct {
+	Email        string          `json:"email"`
+	Status       RecipientStatus `json:"status"`
+	SMTPCode     int             `json:"smtp_code,omitempty"`
+	EnhancedCode string          `json:"enhanced_code,omitempty"`
+	Message      string          `json:"message,omitempty"`
+}
+
+// Final reports whether the recipient is done with: sent, failed or
+// suppressed, never to be tried again.
+func (r Recipient) Final() bool { return r.Status != RecipientDeferred }
+
 // Suppression is a recipient skipped because it is on the tenant's
 // suppression list.
 type Suppression struct {
@@ -82,10 +106,13 @@ type Record struct {
 	Attempts      []Attempt
 	Rejected      []Rejection
 	Suppressed    []Suppression
-	SendAt        time.Time // zero unless scheduled
-	DueAt         time.Time // when a scheduled message was first moved to the stream (see FirstDue)
-	Error         string    // why it failed, when it did
-	Payload       []byte    // the request as accepted; dropped once final
+	// Recipients is each envelope recipient's state, once an attempt
+	// was made: a retry goes only to those still deferred.
+	Recipients []Recipient
+	SendAt     time.Time // zero unless scheduled
+	DueAt      time.Time // when a scheduled message was first moved to the stream (see FirstDue)
+	Error      string    // why it failed, when it did
+	Payload    []byte    // the request as accepted; dropped once final
 }
 
 // FirstDue is when the message first fell due, where its retry window
@@ -168,6 +195,11 @@ func decodeRecord(id string, h map[string]string) (Record, error) {
 	if v := h["rejected"]; v != "" {
 		if err := json.Unmarshal([]byte(v), &r.Rejected); err != nil {
 			return Record{}, fmt.Errorf("queue: record %s: rejected: %w", id, err)
+		}
+	}
+	if v := h["recipients"]; v != "" {
+		if err := json.Unmarshal([]byte(v), &r.Recipients); err != nil {
+			return Record{}, fmt.Errorf("queue: record %s: recipients: %w", id, err)
 		}
 	}
 	return r, nil

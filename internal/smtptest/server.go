@@ -6,6 +6,7 @@
 package smtptest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -120,6 +121,7 @@ type Server struct {
 	nextID       int
 	auths        int
 	authAttempts int
+	hellos       int
 }
 
 // Start runs a server on 127.0.0.1:0 until the test ends.
@@ -171,6 +173,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	srv.MaxRecipients = 1000
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = s.log
+	srv.Debug = helloCounter{s}
 	// go-smtp would refuse AUTH without TLS before the session sees it;
 	// the session applies Options.AllowInsecureAuth itself so that every
 	// attempt is counted (AuthAttempts).
@@ -265,6 +268,15 @@ func (s *Server) AuthAttempts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.authAttempts
+}
+
+// Hellos is the number of EHLO and HELO commands the server answered on
+// every connection so far, including the repeat after STARTTLS: a client
+// that says EHLO again in the middle of a session spends a round trip.
+func (s *Server) Hellos() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hellos
 }
 
 // SetUsers replaces the user table, e.g. when a test fixes a password.
@@ -384,6 +396,27 @@ func copyUsers(users map[string]string) map[string]string {
 		u[k] = v
 	}
 	return u
+}
+
+// helloCounter counts greetings in go-smtp's debug copy of the traffic
+// (Server.Debug), which every connection writes to, before and after
+// STARTTLS. The server writes each reply whole, in one write, and its
+// replies to EHLO and HELO are the only ones that begin "Hello"; what the
+// client sends is copied here too, but no test sends a reply's text.
+type helloCounter struct{ srv *Server }
+
+var (
+	ehloReply = []byte("250-Hello ")       // go-smtp's EHLO reply lists extensions after it
+	heloReply = []byte("250 2.0.0 Hello ") // HELO's is one line
+)
+
+func (h helloCounter) Write(p []byte) (int, error) {
+	if n := bytes.Count(p, ehloReply) + bytes.Count(p, heloReply); n > 0 {
+		h.srv.mu.Lock()
+		h.srv.hellos += n
+		h.srv.mu.Unlock()
+	}
+	return len(p), nil
 }
 
 // logSink sends go-smtp's and the server's diagnostics to the test log

@@ -256,3 +256,35 @@ func TestConcurrentClients(t *testing.T) {
 		t.Fatalf("messages %d, connections %d", got, s.Connections())
 	}
 }
+
+// Hellos counts every EHLO, the one after STARTTLS too, and none for the
+// other commands: go-smtp's client says EHLO again after its Reset.
+func TestHellosCounted(t *testing.T) {
+	for _, mode := range []Mode{ImplicitTLS, STARTTLS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := Start(t, Options{Users: users, Mode: mode})
+			c := mustLogin(t, s, user, pass)
+			want := 1
+			if mode == STARTTLS {
+				want = 2 // before and after the upgrade
+			}
+			for range 2 {
+				if err := send(c, "a@example.com", []string{"b@example.com"}, "x\r\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := s.Hellos(); got != want {
+				t.Fatalf("%d hellos after login and two messages, want %d", got, want)
+			}
+			if err := c.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Noop(); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Hellos(); got != want+1 {
+				t.Fatalf("%d hellos after RSET and NOOP, want %d", got, want+1)
+			}
+		})
+	}
+}

@@ -2,6 +2,9 @@ package transport
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -13,6 +16,9 @@ type Conn struct {
 	client   *smtp.Client
 	pipe     *pipeline // set when transactions are pipelined, see pipeline
 	raw      *trackedConn
+	session  net.Conn        // the connection go-smtp speaks on, TLS and reply limit included
+	text     *textproto.Conn // this package's reader and writer on session (see pipeline)
+	cmdTime  time.Duration   // for each command's reply
 	server   Server
 	dataTime time.Duration
 	broken   bool // a reset failed: the session state is unknown
@@ -24,7 +30,7 @@ type Conn struct {
 // Server is the account this session is logged in to.
 func (c *Conn) Server() Server { return c.server }
 
-// Rejection is one recipient the server refused for good.
+// Rejection is one recipient the server refused, with its reply.
 type Rejection struct {
 	Email        string `json:"email"`
 	SMTPCode     int    `json:"smtp_code"`
@@ -36,14 +42,19 @@ type Rejection struct {
 type Result struct {
 	Reply    string      // the server's reply to the final dot (often a queue id)
 	Rejected []Rejection // recipients refused with a 5xx
+	Deferred []Rejection // recipients refused for now (4xx): not sent to, to be tried again
 }
 
 // Send runs one mail transaction: MAIL FROM, RCPT TO for each recipient,
-// DATA, pipelined where the session allows it. Recipients refused with a
-// 5xx are listed in the result and the message goes to the others; when
-// all are refused, or on any other failure, the error is an *Error. After
-// an error the session is either reset and reusable (Reusable reports
-// which) or must be closed.
+// DATA, pipelined where the session allows it. The message goes to the
+// recipients the server accepts; those it refuses, for good (5xx) or for
+// now (4xx), are listed in the result and hold back none of the others,
+// as a relaying MTA treats them (RFC 5321 section 3.3). When no recipient
+// is accepted, or on any other failure, the error is an *Error and the
+// result still lists the refusals; after the final dot, a lost connection
+// is ambiguous for the accepted recipients only. After an error the
+// session is either reset and reusable (Reusable reports which) or must
+// be closed.
 func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	if c.pipe != nil {
 		return c.sendPipelined(from, rcpts, msg)
@@ -53,24 +64,22 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 		return Result{}, c.fail(StageMail, err)
 	}
 	var res Result
-	var lastRefusal error
+	var refusal *smtp.SMTPError
 	for _, rcpt := range rcpts {
 		err := c.client.Rcpt(rcpt, nil)
 		if err == nil {
 			continue
 		}
 		var se *smtp.SMTPError
-		if errors.As(err, &se) && se.Code >= 500 {
-			res.Rejected = append(res.Rejected, rejection(rcpt, se))
-			lastRefusal = err
-			continue
+		if !errors.As(err, &se) || se.Code == 421 {
+			// The connection failed, or the server is closing it.
+			return res, c.fail(StageRcpt, err)
 		}
-		// A temporary refusal of any recipient defers the whole message:
-		// nothing was sent yet, so a retry duplicates nothing.
-		return Result{}, c.fail(StageRcpt, err)
+		res.refused(rcpt, se)
+		refusal = weightier(refusal, se)
 	}
-	if len(res.Rejected) == len(rcpts) {
-		return res, c.fail(StageRcpt, lastRefusal)
+	if res.noneAccepted(len(rcpts)) {
+		return res, c.fail(StageRcpt, refusal)
 	}
 
 	w, err := c.client.Data()
@@ -106,11 +115,31 @@ func (c *Conn) fail(stage Stage, err error) *Error {
 // the session is reset for the next one unless the server is closing it.
 func (c *Conn) refused(refusal *Error) *Error {
 	if refusal.SMTPCode != 421 {
-		if err := c.client.Reset(); err != nil {
+		if err := c.reset(); err != nil {
 			c.broken = true
 		}
 	}
 	return withHint(refusal, c.server)
+}
+
+// reset sends RSET (RFC 5321 section 4.1.1.5) on the session's own text
+// connection. go-smtp's Client.Reset also forgets the EHLO, so its next
+// command would say EHLO again, a round trip after every refused
+// transaction; the server keeps the session's EHLO across RSET, and so
+// does go-smtp when it does not see the RSET.
+func (c *Conn) reset() error {
+	_ = c.session.SetDeadline(time.Now().Add(c.cmdTime))
+	defer c.session.SetDeadline(time.Time{})
+	id, err := c.text.Cmd("RSET")
+	if err != nil {
+		return fmt.Errorf("transport: rset: %w", err)
+	}
+	c.text.StartResponse(id)
+	defer c.text.EndResponse(id)
+	if _, _, err := c.text.ReadResponse(250); err != nil {
+		return fmt.Errorf("transport: rset: %w", err)
+	}
+	return nil
 }
 
 // lostAfterBody is fail for an error once the whole message was handed to
@@ -124,10 +153,32 @@ func (c *Conn) lostAfterBody(stage Stage, err error) *Error {
 	return e
 }
 
-// rejection is a recipient refused for good, as a result lists it.
+// rejection is a refused recipient, as a result lists it.
 func rejection(rcpt string, se *smtp.SMTPError) Rejection {
 	e := replyError(StageRcpt, se)
 	return Rejection{Email: rcpt, SMTPCode: e.SMTPCode, EnhancedCode: e.EnhancedCode, Message: e.Message}
+}
+
+// refused lists a recipient the server refused, for good or for now.
+func (r *Result) refused(rcpt string, se *smtp.SMTPError) {
+	if se.Code >= 500 {
+		r.Rejected = append(r.Rejected, rejection(rcpt, se))
+	} else {
+		r.Deferred = append(r.Deferred, rejection(rcpt, se))
+	}
+}
+
+// noneAccepted reports whether the server refused all n recipients.
+func (r *Result) noneAccepted(n int) bool { return len(r.Rejected)+len(r.Deferred) == n }
+
+// weightier is the refusal a transaction whose recipients were all
+// refused reports, given the one so far and the next: a refusal for now
+// over one for good, so that the message is tried again, else the last.
+func weightier(cur, next *smtp.SMTPError) *smtp.SMTPError {
+	if cur != nil && cur.Code < 500 && next.Code >= 500 {
+		return cur
+	}
+	return next
 }
 
 // Reusable reports whether the session can carry another message after the

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -134,16 +135,22 @@ func (d *Dialer) dial(ctx context.Context, srv Server) (*Conn, error) {
 	}
 	state := tc.ConnectionState()
 	client.CommandTimeout = d.CommandTimeout
+	// Read and written only while go-smtp is not waiting for a reply (see
+	// pipeline and Conn.reset).
+	text := textproto.NewConn(session)
 	c := &Conn{
 		client:     client,
 		raw:        tracked,
+		session:    session,
+		text:       text,
+		cmdTime:    d.CommandTimeout,
 		server:     srv,
 		dataTime:   d.DataTimeout,
 		TLSVersion: tls.VersionName(state.Version),
 		Mechanism:  auth.mech,
 	}
 	if ok, _ := client.Extension("PIPELINING"); ok && !d.NoPipelining {
-		c.pipe = newPipeline(session, client.Extension, d.CommandTimeout)
+		c.pipe = newPipeline(session, text, client.Extension, d.CommandTimeout)
 	}
 	return c, nil
 }

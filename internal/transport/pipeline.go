@@ -22,8 +22,9 @@ import (
 // 3030; Gmail and Microsoft 365 do), goes as BDAT instead of DATA: the
 // body follows its command without waiting for a 354, so the whole
 // transaction is one write and one round trip. With several recipients it
-// stays on DATA, because a recipient refused for now would find the body
-// already delivered to the others, and the retry would send it twice.
+// stays on DATA, because the body must wait for the replies to RCPT: a
+// recipient refused for now is tried again later, alone, and the body
+// goes now to the others (see Send).
 // BDAT carries the body as it is, with no dot-stuffing and no line-ending
 // repair, so a body with a bare LF (message.Compose writes none) goes as
 // DATA, whose writer turns it into CRLF as before.
@@ -33,8 +34,8 @@ import (
 // (for STARTTLS too, see startTLS), so once go-smtp has greeted and
 // logged in, and the server offers PIPELINING, the transaction is spoken
 // here on that connection. Every exchange is complete before Send returns,
-// so go-smtp's own reader never sees a byte meant for this one, and RSET
-// and QUIT can still go through go-smtp.
+// so go-smtp's own reader never sees a byte meant for this one, and QUIT
+// can still go through go-smtp (RSET goes here too, see Conn.reset).
 type pipeline struct {
 	conn    net.Conn // the TLS connection, read through the session's replyLimiter
 	text    *textproto.Conn
@@ -42,8 +43,8 @@ type pipeline struct {
 	cmdTime time.Duration
 }
 
-func newPipeline(conn net.Conn, ext func(string) (bool, string), cmdTime time.Duration) *pipeline {
-	return &pipeline{conn: conn, text: textproto.NewConn(conn), ext: ext, cmdTime: cmdTime}
+func newPipeline(conn net.Conn, text *textproto.Conn, ext func(string) (bool, string), cmdTime time.Duration) *pipeline {
+	return &pipeline{conn: conn, text: text, ext: ext, cmdTime: cmdTime}
 }
 
 // mailCommand is MAIL FROM with the parameters the server supports.
@@ -119,48 +120,48 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 		return Result{}, lost(StageMail, err)
 	}
 	var res Result
-	var tempRefusal, lastRefusal error
+	var refusal, closing *smtp.SMTPError
 	for _, rcpt := range rcpts {
 		se, err := p.reply(250)
 		switch {
 		case err != nil:
-			return Result{}, lost(StageRcpt, err)
+			return res, lost(StageRcpt, err)
 		case se == nil || mailErr != nil:
-		case se.Code >= 500:
-			res.Rejected = append(res.Rejected, rejection(rcpt, se))
-			lastRefusal = se
-		case tempRefusal == nil:
-			tempRefusal = se
+		case se.Code == 421:
+			closing = se // the server is ending the session: no body goes on it
+		default:
+			res.refused(rcpt, se)
+			refusal = weightier(refusal, se)
 		}
 	}
-	var refusal *Error
+	// abort is why the body does not go.
+	var abort *Error
 	switch {
 	case mailErr != nil:
-		refusal = classify(StageMail, mailErr)
-	case tempRefusal != nil:
-		// A temporary refusal of any recipient defers the whole message:
-		// nothing was sent yet, so a retry duplicates nothing.
-		refusal = classify(StageRcpt, tempRefusal)
-	case len(res.Rejected) == len(rcpts):
-		refusal = classify(StageRcpt, lastRefusal)
+		abort = classify(StageMail, mailErr)
+	case closing != nil:
+		abort = classify(StageRcpt, closing)
+	case res.noneAccepted(len(rcpts)):
+		abort = classify(StageRcpt, refusal)
 	}
 	if chunked {
-		return c.chunkedReply(res, refusal)
+		return c.chunkedReply(res, abort)
 	}
 
 	dataErr, err := p.reply(354)
 	if err != nil {
-		return Result{}, c.fail(StageData, err)
+		return res, c.fail(StageData, err)
 	}
-	if refusal != nil {
+	if abort != nil {
 		if dataErr == nil {
-			// The server opened DATA anyway; ending it with a dot would
-			// send an empty message, so the session is dropped instead.
+			// The server opened DATA with no recipient accepted; ending
+			// it with a dot would send an empty message, so the session
+			// is dropped instead.
 			c.broken = true
 			_ = c.client.Close()
-			return res, withHint(refusal, c.server)
+			return res, withHint(abort, c.server)
 		}
-		return res, c.refused(refusal)
+		return res, c.refused(abort)
 	}
 	if dataErr != nil {
 		return res, c.fail(StageData, dataErr)

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -162,28 +163,99 @@ func TestRefusedMailKeepsTheSessionInStep(t *testing.T) {
 	})
 }
 
-// One recipient refused for now defers the whole message. Pipelined, the
-// server has already opened DATA for the other recipient: the session is
-// dropped rather than sending an empty message with a lone dot.
-func TestTemporaryRecipientRefusalSendsNothing(t *testing.T) {
+// refuseSome has the server refuse later@ for now and gone@ for good.
+func refuseSome(to string) *smtp.SMTPError {
+	switch to {
+	case "later@example.com":
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "try again later"}
+	case "gone@example.com":
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	}
+	return nil
+}
+
+// A recipient refused for now or for good holds back none of the others:
+// the message goes to the accepted ones in the same transaction, the
+// result lists the refused ones with their replies, and the session
+// carries the next message. With every recipient refused nothing is sent
+// and the refusal for now is the error.
+func TestPartialRefusalSendsToTheAccepted(t *testing.T) {
 	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
-		s.SetHooks(smtptest.Hooks{Rcpt: func(to string) *smtp.SMTPError {
-			if to == "full@example.com" {
-				return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
-			}
-			return nil
-		}})
-		_, err := c.Send(user, []string{"ok@example.com", "full@example.com"}, []byte("Subject: x\r\n\r\nx\r\n"))
+		s.SetHooks(smtptest.Hooks{Rcpt: refuseSome})
+		body := []byte("Subject: partly\r\n\r\nx\r\n")
+		res, err := c.Send(user, []string{"ok@example.com", "later@example.com", "gone@example.com"}, body)
+		if err != nil || !c.Reusable(err) {
+			t.Fatalf("partial refusal: %v (reusable %v)", err, c.Reusable(err))
+		}
+		want := Result{Reply: res.Reply,
+			Rejected: []Rejection{{Email: "gone@example.com", SMTPCode: 550, EnhancedCode: "5.1.1", Message: "no such user"}},
+			Deferred: []Rejection{{Email: "later@example.com", SMTPCode: 450, EnhancedCode: "4.2.0", Message: "try again later"}}}
+		if !reflect.DeepEqual(res, want) {
+			t.Fatalf("result %+v, want %+v", res, want)
+		}
+		if msg := s.WaitMessages(t, 1, time.Second)[0]; !reflect.DeepEqual(msg.To, []string{"ok@example.com"}) {
+			t.Fatalf("body went to %v", msg.To)
+		}
+
+		res, err = c.Send(user, []string{"later@example.com", "gone@example.com"}, body)
 		e := mustTransportError(t, err)
-		if e.Stage != StageRcpt || e.SMTPCode != 452 || e.Permanent() {
-			t.Fatalf("temporary refusal: %+v", e)
+		if e.Stage != StageRcpt || e.SMTPCode != 450 || e.Permanent() || !c.Reusable(err) ||
+			len(res.Deferred) != 1 || len(res.Rejected) != 1 {
+			t.Fatalf("every recipient refused: %+v %+v (reusable %v)", e, res, c.Reusable(err))
 		}
-		if pipelined == c.Reusable(err) {
-			t.Errorf("reusable %v after the refusal (pipelined: %v)", c.Reusable(err), pipelined)
+
+		s.SetHooks(smtptest.Hooks{})
+		if _, err := c.Send(user, []string{"later@example.com"}, body); err != nil {
+			t.Fatalf("retry of the deferred recipient: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-		if n := len(s.Messages()); n != 0 {
-			t.Fatalf("server recorded %d messages, want none", n)
+		msgs := s.WaitMessages(t, 2, time.Second)
+		if len(msgs) != 2 || msgs[1].ConnID != msgs[0].ConnID || s.Auths() != 1 {
+			t.Fatalf("%d messages, connections %d and %d, %d logins", len(msgs), msgs[0].ConnID, msgs[1].ConnID, s.Auths())
+		}
+	})
+}
+
+// A connection lost after the final dot is ambiguous for the recipients
+// that accepted the message; the refused ones keep their replies.
+func TestLostAfterDotKeepsTheRefusals(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		s.SetHooks(smtptest.Hooks{Rcpt: refuseSome, DropAfterData: func(smtptest.Message) bool { return true }})
+		res, err := c.Send(user, []string{"ok@example.com", "later@example.com", "gone@example.com"}, []byte("Subject: x\r\n\r\nx\r\n"))
+		e := mustTransportError(t, err)
+		if !e.Ambiguous || len(res.Deferred) != 1 || res.Deferred[0].Email != "later@example.com" ||
+			len(res.Rejected) != 1 || res.Rejected[0].Email != "gone@example.com" {
+			t.Fatalf("%+v %+v", e, res)
+		}
+		if msgs := s.WaitMessages(t, 1, time.Second); !reflect.DeepEqual(msgs[0].To, []string{"ok@example.com"}) {
+			t.Fatalf("body went to %v", msgs[0].To)
+		}
+	})
+}
+
+// A refused transaction is ended with RSET, and the next one goes on the
+// same session without another EHLO (go-smtp's Reset would forget the
+// EHLO and say it again: a round trip each time).
+func TestNoEHLOAfterRefusedTransaction(t *testing.T) {
+	eachTransactionMode(t, func(t *testing.T, c *Conn, s *smtptest.Server, pipelined bool) {
+		before := s.Hellos()
+		s.SetHooks(smtptest.Hooks{Rcpt: refuseSome})
+		body := []byte("Subject: x\r\n\r\nx\r\n")
+		for _, rcpts := range [][]string{{"gone@example.com"}, {"later@example.com", "gone@example.com"}, {"ok@example.com"}} {
+			if _, err := c.Send(user, rcpts, body); err != nil && !c.Reusable(err) {
+				t.Fatalf("%v: %v", rcpts, err)
+			}
+		}
+		if _, err := c.Send(user, []string{"ok@example.com"}, body); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Hellos() - before; n != 0 {
+			t.Fatalf("%d EHLO after refused transactions, want none", n)
+		}
+		if err := c.Quit(); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Hellos() - before; n != 0 {
+			t.Fatalf("%d EHLO before QUIT, want none", n)
 		}
 	})
 }

@@ -187,6 +187,7 @@ type data struct {
 	Tags             []string          `json:"tags,omitempty"`
 	Metadata         map[string]string `json:"metadata,omitempty"`
 	Attempt          json.RawMessage   `json:"attempt,omitempty"`
+	Recipients       json.RawMessage   `json:"recipients,omitempty"`
 	MessageCreatedAt time.Time         `json:"message_created_at"`
 }
 
@@ -259,6 +260,9 @@ func render(p int, ev queue.Event) ([]byte, string) {
 		MessageCreatedAt: ev.CreatedAt}}
 	if len(ev.Attempt) > 0 {
 		b.Data.Attempt = ev.Attempt
+	}
+	if len(ev.Recipients) > 0 {
+		b.Data.Recipients = ev.Recipients
 	}
 	out, _ := json.Marshal(b)
 	return out, eventID
