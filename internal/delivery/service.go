@@ -90,10 +90,21 @@ type Service struct {
 	inflightMu sync.Mutex
 	inflight   map[queue.Entry]struct{}
 
+	// unrecorded holds outcomes Redis did not take (see finish).
+	unrecorded *unrecorded
+	// finishPatience bounds how long an outcome Redis does not take is
+	// retried before it is left to unrecorded.
+	finishPatience time.Duration
+	// testPanic, set only by this package's tests, is called with each
+	// composed message while it holds a session (see transact): the seam
+	// through which a test makes a delivery panic.
+	testPanic func(composed []byte)
+
 	stop     context.CancelFunc // stops taking work
 	hardStop context.CancelFunc // aborts work in flight
 	feeders  sync.WaitGroup
 	workers  sync.WaitGroup
+	toucher  sync.WaitGroup // the claim refresh, which outlives the feeders
 }
 
 // New returns a Service; call Start to run workers.
@@ -124,7 +135,8 @@ func New(cfg Config, d Deps) *Service {
 	}
 	return &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
-		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), inflight: map[queue.Entry]struct{}{}}
+		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), inflight: map[queue.Entry]struct{}{},
+		unrecorded: newUnrecorded(), finishPatience: time.Minute}
 }
 
 // Accepted is the answer to a new message.
