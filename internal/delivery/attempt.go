@@ -22,22 +22,35 @@ import (
 	"github.com/outbound-mail/outbound/internal/transport"
 )
 
-// handle delivers one begun entry and records the outcome; an outcome that
-// only waits briefly is kept aside in memory instead (see parking).
+// handle delivers one begun entry and records the outcome. An entry
+// begun too often without an outcome is failed without a send, and one
+// whose outcome this replica could not record before is recorded now
+// without a send (see finish). A message whose account is busy is kept
+// aside in memory instead (see parking); inTurn marks one coming back.
 func (s *Service) handle(ctx context.Context, st queue.Started, inTurn bool) {
 	rec := st.Record
-	out := s.deliver(ctx, st, inTurn)
+	out, remembered := s.unrecorded.take(st.Entry)
+	switch {
+	case remembered:
+	case st.Begun > maxBegins:
+		out = s.abandoned(st)
+	default:
+		out = s.deliverGuarded(ctx, st, inTurn)
+	}
 	if out.Status == keptAside {
 		return // its claim stays fresh; a worker takes it up again
 	}
 	defer s.done(st.Entry)
 	// Bookkeeping in Redis must finish even when the send was cut short.
 	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	out.Unheard = !s.heard(store, rec.TenantID, out.Status)
-	if err := s.queue.Finish(store, st.Entry, rec.TenantID, out); err != nil {
-		s.log.Error("record delivery outcome", "message_id", rec.ID, "status", out.Status, "error", err)
+	cancel()
+	if !s.finish(ctx, st, out) {
 		return
+	}
+	if remembered {
+		s.log.Info("recorded an outcome Redis did not take earlier; not sent again", "message_id", rec.ID,
+			"status", out.Status)
 	}
 	if out.Status != queue.StatusQueued { // queued: paced, no attempt made
 		s.metrics.Message(string(out.Status), out.Route, rec.TenantID)
@@ -322,11 +335,8 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 		if err != nil {
 			return transport.Result{}, err
 		}
-		// The transaction's own timeouts are per command; the message's
-		// bound cuts the session wherever it is.
-		cut := context.AfterFunc(ctx, func() { conn.Close() })
-		res, err := conn.Send(r.mailFrom, rcpts, body)
-		if !cut() {
+		res, inTime, err := s.transact(ctx, conn, r.mailFrom, rcpts, body)
+		if !inTime {
 			s.pool.Put(conn, false)
 			s.parking.release(r.server.Key())
 			return res, s.outOfTime(err)
@@ -341,6 +351,28 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 	}
 	return transport.Result{}, &transport.Error{Code: transport.CodeConnectionLost, Stage: transport.StageMail,
 		Message: "every pooled session was closed by the server"}
+}
+
+// transact runs one transaction on conn and reports whether it ended
+// before ctx did. The transaction's own timeouts are per command; ctx (the
+// message's bound) cuts the session wherever it is. A panic closes the
+// session and gives its place in the pool back before it goes on up (to
+// deliverGuarded): otherwise each panic would keep one of the account's
+// sessions for good.
+func (s *Service) transact(ctx context.Context, conn *transport.Conn, from string, rcpts []string, body []byte) (res transport.Result, inTime bool, err error) {
+	cut := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() {
+		if v := recover(); v != nil {
+			cut()
+			s.pool.Put(conn, false)
+			panic(v)
+		}
+	}()
+	if s.testPanic != nil {
+		s.testPanic(body)
+	}
+	res, err = conn.Send(from, rcpts, body)
+	return res, cut(), err
 }
 
 // outOfTime is the error of a transaction cut by the message's time bound:

@@ -91,10 +91,21 @@ type Service struct {
 	inflightMu sync.Mutex
 	inflight   map[queue.Entry]struct{}
 
+	// unrecorded holds outcomes Redis did not take (see finish).
+	unrecorded *unrecorded
+	// finishPatience bounds how long an outcome Redis does not take is
+	// retried before it is left to unrecorded.
+	finishPatience time.Duration
+	// testPanic, set only by this package's tests, is called with each
+	// composed message while it holds a session (see transact): the seam
+	// through which a test makes a delivery panic.
+	testPanic func(composed []byte)
+
 	stop     context.CancelFunc // stops taking work
 	hardStop context.CancelFunc // aborts work in flight
 	feeders  sync.WaitGroup
 	workers  sync.WaitGroup
+	toucher  sync.WaitGroup // the claim refresh, which outlives the feeders
 }
 
 // New returns a Service; call Start to run workers.
@@ -125,7 +136,8 @@ func New(cfg Config, d Deps) *Service {
 	}
 	s := &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
-		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(), inflight: map[queue.Entry]struct{}{}}
+		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(),
+		inflight: map[queue.Entry]struct{}{}, unrecorded: newUnrecorded(), finishPatience: time.Minute}
 	if d.Metrics != nil {
 		d.Metrics.Gauge("outbound_smtp_circuits_open",
 			"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",

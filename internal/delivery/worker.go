@@ -53,11 +53,19 @@ func (s *Service) Start() {
 	s.feeders.Go(func() { s.unparkLoop(feedCtx, jobs, slots) })
 	s.feeders.Go(func() { s.reclaimLoop(feedCtx, jobs, slots) })
 	s.feeders.Go(func() { s.moveLoop(feedCtx) })
-	s.feeders.Go(func() { s.touchLoop(feedCtx) })
 	s.feeders.Go(func() { s.pruneLoop(feedCtx) })
 	go func() {
 		s.feeders.Wait()
 		close(jobs)
+	}()
+	// Claims are refreshed until the last worker is done, not only while
+	// work is taken: a send that goes on in a shutdown must not be
+	// mistaken for a dead worker's and sent again by another replica.
+	touchCtx, stopTouch := context.WithCancel(context.Background())
+	s.toucher.Go(func() { s.touchLoop(touchCtx) })
+	go func() {
+		s.workers.Wait()
+		stopTouch()
 	}()
 }
 
@@ -71,7 +79,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	s.stop()
 	done := make(chan struct{})
-	go func() { s.feeders.Wait(); s.workers.Wait(); close(done) }()
+	go func() { s.feeders.Wait(); s.workers.Wait(); s.toucher.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
@@ -115,6 +123,7 @@ func unreserve(slots chan struct{}, n int) {
 // service is stopping go back to the stream at once. Each entry holds a
 // slot; those with nothing to deliver give theirs back.
 func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- job, slots chan struct{}) {
+	es = s.notInFlight(es, slots)
 	if len(es) == 0 {
 		return
 	}
@@ -178,6 +187,23 @@ func (s *Service) unparkLoop(ctx context.Context, jobs chan<- job, slots chan st
 		cancel()
 		s.done(st.Entry)
 	}
+}
+
+// notInFlight drops the entries a worker of this replica is still on
+// (reclaimed because Redis was away too long to refresh their claims,
+// while the worker retries their outcome, see finish) and gives back
+// their slots: beginning them again would send them again.
+func (s *Service) notInFlight(es []queue.Entry, slots chan struct{}) []queue.Entry {
+	s.inflightMu.Lock()
+	kept := es[:0]
+	for _, e := range es {
+		if _, busy := s.inflight[e]; !busy {
+			kept = append(kept, e)
+		}
+	}
+	s.inflightMu.Unlock()
+	unreserve(slots, len(es)-len(kept))
+	return kept
 }
 
 // done forgets an entry whose delivery ended.

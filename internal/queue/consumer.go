@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,14 +112,16 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 // rules) is failed where it can be seen: a record that says failed with
 // the reason, kept for the retention, and a message.failed event; the
 // reply is 'missing'. Its tenant is not known any more: the event names
-// none.
+// none. It counts the begins since the message's last outcome (the
+// record's begun field, which Finish and Release clear).
 // KEYS: stream, record, events. ARGV: stream id, now ms, message id,
 // created ms, retention ms, error, attempt JSON.
 var beginScript = newBatchScript("", "", `
 local h = redis.call('HGETALL', KEYS[2])
-local st
+local st, begun
 for i = 1, #h, 2 do
-  if h[i] == 'status' then st = i + 1 elseif h[i] == 'updated_at' then h[i + 1] = ARGV[2] end
+  if h[i] == 'status' then st = i + 1 elseif h[i] == 'updated_at' then h[i + 1] = ARGV[2]
+  elseif h[i] == 'begun' then begun = i + 1 end
 end
 if (not st) or h[st] == 'sent' or h[st] == 'failed' or h[st] == 'suppressed' or h[st] == 'cancelled' then
   redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
@@ -132,6 +135,8 @@ if (not st) or h[st] == 'sent' or h[st] == 'failed' or h[st] == 'suppressed' or 
 end
 h[st] = 'sending'
 redis.call('HSET', KEYS[2], 'status', 'sending', 'updated_at', ARGV[2])
+local n = tostring(redis.call('HINCRBY', KEYS[2], 'begun', 1))
+if begun then h[begun] = n else h[#h + 1] = 'begun'; h[#h + 1] = n end
 return h
 `)
 
@@ -155,6 +160,10 @@ func (q *Queue) RecordsMissing() uint64 { return q.missing.Load() }
 type Started struct {
 	Entry
 	Record Record
+	// Begun counts the begins of the message since its last outcome was
+	// recorded, this one included: above 1, workers took it before and
+	// stopped (crashed, were killed, lost Redis) without finishing.
+	Begun int
 }
 
 // Begin starts the delivery of entries read together from one partition
@@ -221,7 +230,8 @@ func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, Started{Entry: e, Record: rec})
+		begun, _ := strconv.Atoi(h["begun"])
+		out = append(out, Started{Entry: e, Record: rec, Begun: begun})
 	}
 	return out, errors.Join(errs...)
 }
@@ -279,15 +289,18 @@ type Outcome struct {
 // the first time for the message), unless no webhook listens for it; it
 // carries the attempt and every recipient's state. The stream is not
 // capped here, where the event might be dropped unread: TrimEvents trims
-// what was delivered.
+// what was delivered. An entry no longer pending was finished already (a
+// retried Finish whose first reply was lost, or another replica's):
+// nothing is written again, so the event is not repeated.
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
 var finishScript = newBatchScript("", "", `
-redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+if redis.call('XACK', KEYS[1], 'outbound', ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'meta', 'created_at')
 if not r[1] then return 0 end
+redis.call('HDEL', KEYS[2], 'begun')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local status = ARGV[3]
@@ -328,6 +341,8 @@ return 1
 
 // Finish records how the delivery of e ended and acknowledges e. The
 // outcomes of messages finishing at the same time are written together.
+// Finishing an entry again writes nothing, so a Finish whose answer was
+// lost may be retried.
 func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcome) error {
 	attempts := out.Attempts
 	if len(attempts) > maxAttempts {
@@ -389,6 +404,7 @@ redis.call('XDEL', KEYS[1], ARGV[1])
 if redis.call('HGET', KEYS[2], 'status') == 'sending' then
   redis.call('HSET', KEYS[2], 'status', 'queued')
 end
+redis.call('HDEL', KEYS[2], 'begun')
 redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
 return 1
 `)
