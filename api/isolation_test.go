@@ -83,6 +83,23 @@ func (s sendSetup) putAccount(t *testing.T, id string, port int) {
 	}
 }
 
+// circuitOpened waits until the tenant's profile shows its account's
+// circuit open, and returns that last_error.
+func (s sendSetup) circuitOpened(t *testing.T, tenantID string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		le, _ := s.do("GET", "/v1/tenants/"+tenantID+"/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
+		if le["code"] == "circuit_open" {
+			return le
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's circuit never opened: last_error %v", tenantID, le)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // postFor queues n one-recipient messages for each tenant, in turn.
 func (s sendSetup) postFor(t *testing.T, n int, tenants ...string) []string {
 	t.Helper()
@@ -153,16 +170,8 @@ func TestNoisyNeighboursDelayNoOne(t *testing.T) {
 
 	// The silent account's circuit is open: its messages wait without new
 	// connections, and its profile says so.
-	deadline := time.Now().Add(20 * time.Second)
-	var le map[string]any
-	for {
-		le, _ = s.do("GET", "/v1/tenants/silent/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
-		if le["code"] == "circuit_open" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if le["code"] != "circuit_open" || le["retry_at"] == nil || !strings.Contains(le["hint"].(string), "tries again at") {
+	le := s.circuitOpened(t, "silent")
+	if le["retry_at"] == nil || !strings.Contains(le["hint"].(string), "tries again at") {
 		t.Fatalf("silent account's last_error: %v", le)
 	}
 	if m := string(s.do("GET", "/metrics", "", nil).body); !strings.Contains(m, "outbound_smtp_circuits_open 1\n") {
@@ -184,17 +193,7 @@ func TestProfileWriteClosesTheCircuit(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.workers, o.smtpTimeout = 8, 300*time.Millisecond })
 	s.putAccount(t, "acme", smtptest.StartSilent(t).Port())
 	ids := s.postFor(t, 10, "acme")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		le, _ := s.do("GET", "/v1/tenants/acme/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
-		if le["code"] == "circuit_open" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("circuit never opened: last_error %v", le)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.circuitOpened(t, "acme")
 	s.putAccount(t, "acme", s.account.Port())
 	s.allSent(t, ids, time.Now(), 10*time.Second)
 }
@@ -300,17 +299,7 @@ func TestVerifyClosesTheCircuit(t *testing.T) {
 	s := newSendSetup(t, smtptest.Options{Hooks: mute}, func(o *options) { o.workers, o.smtpTimeout = 8, 300*time.Millisecond })
 	s.putAccount(t, "acme", s.account.Port())
 	ids := s.postFor(t, 5, "acme")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		le, _ := s.do("GET", "/v1/tenants/acme/smtp", s.adminToken, nil).json(t)["last_error"].(map[string]any)
-		if le["code"] == "circuit_open" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("circuit never opened: last_error %v", le)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.circuitOpened(t, "acme")
 	s.account.SetHooks(smtptest.Hooks{})
 	if r := s.do("POST", "/v1/tenants/acme/smtp/verify", s.adminToken, nil); r.json(t)["ok"] != true {
 		t.Fatalf("verify: %s", r.body)
