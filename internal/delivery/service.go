@@ -28,7 +28,7 @@ type Config struct {
 	Workers     int
 	ClaimAfter  time.Duration // reclaim entries idle this long (their worker died)
 	RetryBase   time.Duration // first retry delay, doubled each time
-	RetryMaxAge time.Duration // give up this long after acceptance
+	RetryMaxAge time.Duration // give up this long after the message first fell due (see queue.Record.FirstDue)
 	QuotaHold   time.Duration // pause an account this long after a sending-quota reply
 	// MessageTimeout bounds one message's time on its account: waiting for
 	// a session, dialling and the transaction together.

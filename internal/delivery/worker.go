@@ -130,7 +130,12 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- jo
 	store, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	started, err := s.queue.Begin(store, es)
 	cancel()
-	if err != nil {
+	switch {
+	case errors.Is(err, queue.ErrRecordMissing):
+		// Failed where they can be seen (status and event): say which.
+		s.log.Warn("messages whose records were gone failed as "+queue.CodeRecordMissing, "partition", es[0].Partition,
+			"error", err)
+	case err != nil:
 		// Left pending: another worker reclaims them once Redis answers.
 		s.log.Warn("begin delivery", "partition", es[0].Partition, "entries", len(es), "error", err)
 	}
