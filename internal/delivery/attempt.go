@@ -34,6 +34,8 @@ func (s *Service) handle(ctx context.Context, st queue.Started, inTurn bool) {
 	case remembered:
 	case st.Begun > maxBegins:
 		out = s.abandoned(st)
+	case !inTurn && s.keptAsideEarly(ctx, st):
+		return
 	default:
 		out = s.deliverGuarded(ctx, st, inTurn)
 	}
@@ -396,6 +398,26 @@ const codeAccountBusy = "account_busy"
 var errAccountBusy = &transport.Error{Code: codeAccountBusy, Stage: transport.StageConnect, Err: ErrBusy}
 
 func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == codeAccountBusy }
+
+// keptAsideEarly keeps a message aside before anything is decoded when
+// its tenant's account is plainly busy: under a backlog most messages meet
+// a busy account, and each would otherwise be decoded and routed twice.
+func (s *Service) keptAsideEarly(ctx context.Context, st queue.Started) bool {
+	p, found, status, err := s.profiles.Load(ctx, st.Record.TenantID)
+	if err != nil || status.Paused() {
+		return false
+	}
+	srv, maxConns := transport.Server{}, 0
+	switch {
+	case found && p.Enabled:
+		srv, maxConns = transport.FromProfile(p), p.MaxConnections
+	case s.cfg.Relay != nil:
+		srv = *s.cfg.Relay
+	default:
+		return false
+	}
+	return s.pool.Busy(srv, maxConns) && s.parking.add(srv.Key(), st.Record.TenantID, st)
+}
 
 // keptAside is the outcome of a message kept aside in memory (see
 // parking): nothing to record.
