@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	jsonv1 "encoding/json"
+	"fmt"
 	"log/slog"
 	"net/mail"
 	"strings"
@@ -348,5 +349,52 @@ func TestReclaimLeavesEntriesThisReplicaIsOn(t *testing.T) {
 	started, err := q.Begin(ctx, es)
 	if err != nil || len(started) != 1 || started[0].Begun != 2 {
 		t.Errorf("begun %+v %v, want once before this", started, err)
+	}
+}
+
+// Messages kept aside in memory when a replica stops go back to the
+// stream at once: another replica sends them long before their claims
+// would have run out, and each once.
+func TestShutdownHandsBackMessagesKeptAside(t *testing.T) {
+	r := newRig(t, smtptest.Hooks{Stall: func(stage string) time.Duration {
+		if stage == smtptest.StageData {
+			return 300 * time.Millisecond
+		}
+		return 0
+	}})
+	first, q := r.service(t, "leaving", time.Minute) // a claim the test would never outwait
+	first.cfg.Workers = 12                           // more than the relay's 3 sessions and 3 waiting
+	first.Start()
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, accept(t, first, fmt.Sprint("aside ", i), "hello"))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		first.parking.mu.Lock()
+		kept := first.parking.bytes
+		first.parking.mu.Unlock()
+		if kept > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message was kept aside")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	second, _ := r.service(t, "staying", time.Minute)
+	second.Start()
+	for _, id := range ids {
+		waitStatus(t, q, id, queue.StatusSent, 15*time.Second)
+	}
+	for i := range 12 {
+		if n := received(r.smtp, fmt.Sprint("aside ", i)); n != 1 {
+			t.Errorf("message %d received %d times, want once", i, n)
+		}
 	}
 }
