@@ -47,7 +47,7 @@ type parking struct {
 	accounts map[string]*parkedAccount
 	bytes    int
 	closed   bool // the service is stopping: nothing more is kept
-	ready    []queue.Started
+	ready    []job
 	wake     chan struct{} // something is ready
 }
 
@@ -100,7 +100,7 @@ func (k *parking) release(account string) {
 	if len(a.turns) == 0 {
 		delete(k.accounts, account)
 	}
-	k.hand(p)
+	k.hand(p, true)
 }
 
 // releaseWhere hands back every message kept aside for an account that
@@ -117,7 +117,7 @@ func (k *parking) releaseWhere(match func(account, tenantID string) bool) {
 				continue
 			}
 			for _, p := range a.lines[tenantID] {
-				k.hand(p)
+				k.hand(p, false)
 			}
 			delete(a.lines, tenantID)
 		}
@@ -127,10 +127,13 @@ func (k *parking) releaseWhere(match func(account, tenantID string) bool) {
 	}
 }
 
-// hand makes p ready for a worker. k.mu is held.
-func (k *parking) hand(p parked) {
+// hand makes p ready for a worker; inTurn when a session of its account
+// was just freed for it (see Pool.GetInTurn), not when it is handed back
+// for another reason, so that those cannot crowd a silent account's
+// waiting line. k.mu is held.
+func (k *parking) hand(p parked, inTurn bool) {
 	k.bytes -= p.size
-	k.ready = append(k.ready, p.st)
+	k.ready = append(k.ready, job{st: p.st, inTurn: inTurn})
 	select {
 	case k.wake <- struct{}{}:
 	default:
@@ -146,7 +149,7 @@ func (k *parking) expire(cutoff time.Time) {
 		for _, tenantID := range a.turns {
 			line := a.lines[tenantID]
 			for len(line) > 0 && line[0].since.Before(cutoff) {
-				k.hand(line[0])
+				k.hand(line[0], false)
 				line = line[1:]
 			}
 			if len(line) > 0 {
@@ -164,22 +167,22 @@ func (k *parking) expire(cutoff time.Time) {
 
 // next waits for a message handed back and takes it; false once ctx ends.
 // Every parkMax/4 it hands back the messages kept aside too long.
-func (k *parking) next(ctx context.Context) (queue.Started, bool) {
+func (k *parking) next(ctx context.Context) (job, bool) {
 	tick := time.NewTicker(parkMax / 4)
 	defer tick.Stop()
 	for {
 		k.mu.Lock()
 		if len(k.ready) > 0 {
-			st := k.ready[0]
-			k.ready[0] = queue.Started{}
+			j := k.ready[0]
+			k.ready[0] = job{}
 			k.ready = k.ready[1:]
 			k.mu.Unlock()
-			return st, true
+			return j, true
 		}
 		k.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return queue.Started{}, false
+			return job{}, false
 		case <-k.wake:
 		case <-tick.C:
 			k.expire(time.Now().Add(-parkMax))
@@ -192,7 +195,10 @@ func (k *parking) close() []queue.Started {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.closed = true
-	out := k.ready
+	var out []queue.Started
+	for _, j := range k.ready {
+		out = append(out, j.st)
+	}
 	for _, a := range k.accounts {
 		for _, line := range a.lines {
 			for _, p := range line {

@@ -12,16 +12,20 @@ func parkedEntry(id string, payload int) queue.Started {
 	return queue.Started{Entry: queue.Entry{StreamID: id}, Record: queue.Record{Payload: make([]byte, payload)}}
 }
 
-// nextNow takes what is ready, failing if nothing is.
-func nextNow(t *testing.T, k *parking) string {
+// nextNow takes what is ready, failing if nothing is or if it comes in
+// turn (a session freed for it) other than as wanted.
+func nextNow(t *testing.T, k *parking, inTurn bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	st, ok := k.next(ctx)
+	j, ok := k.next(ctx)
 	if !ok {
 		t.Fatal("nothing was handed back")
 	}
-	return st.StreamID
+	if j.inTurn != inTurn {
+		t.Errorf("%s handed back in turn %v, want %v", j.st.StreamID, j.inTurn, inTurn)
+	}
+	return j.st.StreamID
 }
 
 // Messages kept aside go back one per session freed, their tenants taking
@@ -42,14 +46,14 @@ func TestParkingReleasesPerSessionTenantsInTurn(t *testing.T) {
 	var order []string
 	for range 4 {
 		k.release("relay")
-		order = append(order, nextNow(t, k))
+		order = append(order, nextNow(t, k, true))
 	}
 	if want := []string{"bulk1", "quiet1", "bulk2", "bulk3"}; !equal(order, want) {
 		t.Fatalf("released %v, want %v", order, want)
 	}
 	k.release("relay") // nothing left there: a no-op
 	k.release("other")
-	if got := nextNow(t, k); got != "other1" {
+	if got := nextNow(t, k, true); got != "other1" {
 		t.Fatalf("other account released %s", got)
 	}
 	if k.bytes != 0 || len(k.accounts) != 0 {
@@ -69,7 +73,7 @@ func TestParkingExpiresAndIsBounded(t *testing.T) {
 		t.Fatal("old refused within the bound")
 	}
 	k.expire(time.Now().Add(time.Second))
-	got := map[string]bool{nextNow(t, k): true, nextNow(t, k): true}
+	got := map[string]bool{nextNow(t, k, false): true, nextNow(t, k, false): true}
 	if !got["big"] || !got["old"] {
 		t.Fatalf("expired %v", got)
 	}

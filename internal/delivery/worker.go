@@ -169,19 +169,19 @@ func (s *Service) dispatch(ctx context.Context, es []queue.Entry, jobs chan<- jo
 func (s *Service) unparkLoop(ctx context.Context, jobs chan<- job, slots chan struct{}) {
 	var pending []queue.Started
 	for {
-		st, ok := s.parking.next(ctx)
+		j, ok := s.parking.next(ctx)
 		if !ok {
 			break
 		}
 		if reserve(ctx, slots, 1) == 0 {
-			pending = append(pending, st)
+			pending = append(pending, j.st)
 			break
 		}
 		select {
-		case jobs <- job{st: st, inTurn: true}:
+		case jobs <- j:
 		case <-ctx.Done():
 			unreserve(slots, 1)
-			pending = append(pending, st)
+			pending = append(pending, j.st)
 		}
 	}
 	for _, st := range append(pending, s.parking.close()...) {
