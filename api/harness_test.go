@@ -26,6 +26,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/egress"
+	"github.com/outbound-mail/outbound/internal/logtest"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/oauth"
@@ -74,7 +75,7 @@ type harness struct {
 	acmeAdmin  string // admin@acme: acme's own admin, not the operator
 	mu         sync.Mutex
 	answers    [][]byte // every response body, for secrecy checks
-	logs       *syncBuffer
+	logs       *logtest.Buffer
 }
 
 func newHarness(t *testing.T, o options) *harness {
@@ -113,7 +114,7 @@ func newHarness(t *testing.T, o options) *harness {
 	key, _ := seal.ParseKey(o.sealKey)
 	sealer, _ := seal.New(key)
 
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	profiles := tenant.NewStore(rdb, sealer)
 	stopProfileCache := profiles.UseCache(30 * time.Second) // as in production: cached, invalidated on write
@@ -311,24 +312,6 @@ func checkAgainstSpec(t *testing.T, req *http.Request, r response) {
 	spec.mu.Lock()
 	spec.seen[req.Method+" "+route.Path+" "+strconv.Itoa(r.status)] = true
 	spec.mu.Unlock()
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // assertNeverAnswered fails when any response so far holds secret.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outbound-mail/outbound/internal/logtest"
 )
 
 // TestDevQuickstart runs `outbound dev` the way a newcomer would, runs the
@@ -25,7 +27,7 @@ func TestDevQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &logtest.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/logtest"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 )
@@ -112,30 +113,13 @@ func freePort(t *testing.T) int {
 // process is a child process whose output is kept for failure reports.
 type process struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *logtest.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startProcess(t *testing.T, name string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(name, args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(name, args...), out: &logtest.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/outbound-mail/outbound/internal/logtest"
 )
 
 // pyReaderScript parses each file named on its command line with Python's
@@ -104,7 +106,7 @@ func pythonRead(t *testing.T, paths []string) []pyReading {
 	script := filepath.Join(t.TempDir(), "read.py")
 	must(t, os.WriteFile(script, []byte(pyReaderScript), 0o600))
 	cmd := exec.Command("python3", append([]string{script}, paths...)...)
-	var stderr lockedBuffer
+	var stderr logtest.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/logtest"
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
@@ -32,7 +33,7 @@ import (
 type rig struct {
 	redis *redistest.Server
 	smtp  *smtptest.Server
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func newRig(t *testing.T, hooks smtptest.Hooks, redisOpts ...redistest.Option) *rig {
@@ -40,7 +41,7 @@ func newRig(t *testing.T, hooks smtptest.Hooks, redisOpts ...redistest.Option) *
 	return &rig{
 		redis: redistest.Start(t, redisOpts...),
 		smtp:  smtptest.Start(t, smtptest.Options{AcceptAnyAuth: true, Hooks: hooks}),
-		logs:  &syncBuffer{},
+		logs:  &logtest.Buffer{},
 	}
 }
 
@@ -298,24 +299,6 @@ func TestUnwrittenOutcomeRecordedWithoutSendingAgain(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "recorded an outcome Redis did not take earlier") {
 		t.Errorf("the outcome was not recorded from memory:\n%s", r.logs.String())
 	}
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // An entry reclaimed while a worker of this replica is still on it (Redis

@@ -1,16 +1,15 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/logtest"
 	"github.com/outbound-mail/outbound/internal/metrics"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/redistest"
@@ -29,19 +28,6 @@ func (stalled) ReadEvents(ctx context.Context, _ int, _ string, _ int, block tim
 func (stalled) ReclaimEvents(context.Context, int, string, time.Duration, int) ([]queue.Event, error) {
 	return nil, nil
 }
-
-// syncBuffer is a log sink the dispatcher's goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // A dispatcher that cannot keep up leaves the events it has not had in
 // the stream up to EventsMax; past it the oldest are dropped, counted in
@@ -72,7 +58,7 @@ func TestStalledDispatcherCountsDroppedEvents(t *testing.T) {
 		}
 	}
 	m := metrics.New(false)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	d := NewDispatcher(Options{Consumer: "t", EventsMax: 20, Dropped: m}, NewStore(rdb, nil), stalled{q}, rdb, nil,
 		slog.New(slog.NewJSONHandler(logs, nil)))
 	d.trimEvery = 20 * time.Millisecond
