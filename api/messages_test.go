@@ -484,6 +484,9 @@ func TestSendingQuotaHoldsTheAccount(t *testing.T) {
 	if n := datas.Load(); n != 1 {
 		t.Errorf("server saw %d DATA commands, want 1", n)
 	}
+	if m := string(s.do("GET", "/metrics", "", nil).body); !strings.Contains(m, "outbound_smtp_accounts_held 1\n") {
+		t.Errorf("/metrics does not count the held account:\n%s", grepLines(m, "outbound_smtp_"))
+	}
 }
 
 func TestFallbackWhenUnreachableForTheWholeWindow(t *testing.T) {
