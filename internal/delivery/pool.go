@@ -145,7 +145,7 @@ func (p *Pool) get(ctx context.Context, srv transport.Server, maxConns int, boun
 		p.mu.Unlock()
 		return p.dialSlot(ctx, key, srv)
 	}
-	if bounded && len(a.waiters) >= p.waitBound(a) {
+	if bounded && len(a.waiters) >= p.waitBound(a, a.max) {
 		p.mu.Unlock()
 		return nil, false, ErrBusy
 	}
@@ -338,13 +338,13 @@ func (p *Pool) Spacing(srv transport.Server, maxConns int) time.Duration {
 // many as it may have, or up to twice that while its sessions turn over
 // fast enough to serve them within the pool's wait. A slow or silent
 // account holds few workers; a fast, busy one keeps its sessions fed.
-// p.mu is held.
-func (p *Pool) waitBound(a *account) int {
+// maxConns is the account's cap. p.mu is held.
+func (p *Pool) waitBound(a *account, maxConns int) int {
 	if a.hold <= 0 {
-		return a.max
+		return maxConns
 	}
-	servable := int(time.Duration(a.max) * p.maxWait / a.hold)
-	return min(max(servable, a.max), 2*a.max)
+	servable := int(time.Duration(maxConns) * p.maxWait / a.hold)
+	return min(max(servable, maxConns), 2*maxConns)
 }
 
 // Busy reports whether Get would answer ErrBusy at once for srv, so a
@@ -359,8 +359,7 @@ func (p *Pool) Busy(srv transport.Server, maxConns int) bool {
 	if a == nil || len(a.idle) > 0 || a.open < maxConns && a.dialing == 0 {
 		return false
 	}
-	a.max = maxConns
-	return len(a.waiters) >= p.waitBound(a)
+	return len(a.waiters) >= p.waitBound(a, maxConns)
 }
 
 func removeWaiter(a *account, ch chan handoff) bool {
