@@ -293,6 +293,9 @@ func TestPoolBoundsWaiting(t *testing.T) {
 		waited <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // the waiter is in line
+	if !pool.Busy(srv, 0) {
+		t.Error("Busy is false with the session held and its one waiter in line")
+	}
 	start := time.Now()
 	if _, _, err := pool.Get(context.Background(), srv, 0); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a caller past the cap and its waiter: %v, want ErrBusy", err)
@@ -306,6 +309,9 @@ func TestPoolBoundsWaiting(t *testing.T) {
 	// Another tenant's account with the same server and login is its own.
 	other := srv
 	other.Tenant = "globex"
+	if pool.Busy(other, 0) {
+		t.Error("another tenant's account reads busy")
+	}
 	c, _, err := pool.Get(context.Background(), other, 0)
 	if err != nil {
 		t.Fatalf("another tenant waited on the first: %v", err)
