@@ -33,9 +33,9 @@ func decodeJSON(c echo.Context, v any) error {
 //
 // It decodes with encoding/json/v2 (go-json-experiment/json, the module
 // the standard library adopts it from), which scans a body once where v1
-// scans it twice: half of v1's time on a 1 KB message, a fifth on a 1 MB
-// attachment (BenchmarkDecodeMessage), with a nesting limit, strict UTF-8
-// and no duplicate names.
+// scans it twice (BenchmarkDecodeMessage; docs/measurements.md, "Decoding
+// request bodies"), with a nesting limit, strict UTF-8 and no duplicate
+// names.
 func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
 	if err := checkContentType(c); err != nil {
 		return nil, err

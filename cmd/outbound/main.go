@@ -15,8 +15,9 @@ import (
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
 // service's live heap is small (a few MiB between messages), so at Go's
-// default of 100 it collects very often; at 300, delivery cost 9% less CPU
-// per message in outbound-bench and peak RSS went from 27 to 35 MiB.
+// default of 100 it collects very often; 300 trades a few MiB of RSS for
+// less CPU per message (docs/measurements.md, "The garbage collector's
+// target").
 const gcPercent = 300
 
 func main() {

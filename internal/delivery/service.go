@@ -200,7 +200,8 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 	// re-encoded from its parsed form, so two requests that differ only in
 	// key order or spacing hash the same. Without a key nothing is
 	// compared, and the body is stored as received: it decodes to the
-	// same request, and re-encoding it cost 4% of the service's CPU.
+	// same request, and re-encoding every body is measurable
+	// (docs/measurements.md, "Hashing idempotent requests only").
 	var requestHash string
 	if idempotencyKey != "" {
 		canonical, err := json.Marshal(req)

@@ -16,10 +16,9 @@ import (
 // per invocation.
 //
 // Why: per message, Redis spends more on a script call than on the hash
-// and stream commands inside it. Measured on a local redis-server, the
-// accept script costs 51 µs of Redis's time called alone and 24 µs inside
-// a batch; begin 21 and 9 µs; finish 41 and 17 µs. So messages that arrive
-// together are written together.
+// and stream commands inside it; inside a batch each script costs Redis
+// about half its time called alone (docs/measurements.md, "Batched script
+// calls"). So messages that arrive together are written together.
 //
 // Call layout: ARGV[1] is the number of invocations n, ARGV[2..2n+1] hold
 // each invocation's key and argument counts, and the invocations' keys and

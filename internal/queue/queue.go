@@ -46,17 +46,12 @@ type Queue struct {
 const batchMax = 128
 
 // batchBytes bounds the bytes of one script call too (a lone message
-// larger than this still goes, alone): messages may be 25 MB each, and
-// batchMax of them in one call was 3 GB. Redis 7.0 takes that (its query
-// buffer limit, client-query-buffer-limit, counts one argument at a time,
-// and proto-max-bulk-len caps one argument at 512 MB), but measured on a
-// local redis-server 128 messages of 8 MB in one call held Redis for
-// 9.6 s, past the client's 3 s read timeout, so all 128 callers got an
-// error for messages that were in fact stored. Grouping saves about
-// 27 µs of Redis's time per message (see batchScript), while copying a
-// message costs about 2.5 ms per MB: past a few MB a batch gains nothing.
-// At 4 MiB a call holds Redis for about 10 ms, and messages up to 32 KB
-// still leave batchMax at a time.
+// larger than this still goes, alone): batchMax large messages in one call
+// hold Redis past the client's read timeout, and every caller then gets an
+// error for messages that were in fact stored. What grouping saves per
+// message is small next to what copying a large one costs, so a few MiB
+// keeps the gain for small messages and a short call for large ones
+// (docs/measurements.md, "How many bytes one batch carries").
 const batchBytes = 4 << 20
 
 // New returns a queue on rdb.
