@@ -15,9 +15,14 @@ import (
 // falls back to the default relay, whether its retry window is spent.
 // decide reads only its arguments (no Redis, no SMTP, no clock of its
 // own), so every rule can be tested with a table; deliver gathers the
-// facts, asks decide and does what the verdict says. The shape of the
-// backoff is retry.Backoff's; its base, the retry window and the quota
-// hold are Config's.
+// facts, asks decide and does what the verdict says.
+//
+// It is also mail's retry schedule, whole: which failures retry and after
+// how long (the backoff of decideAttempted, the quota hold, the waits for
+// a pause, a hold or a circuit), and when the retry window is spent
+// (expired). The backoff's curve is retry.Backoff, which webhook
+// deliveries share; the base, the window and the quota hold are Config's
+// (OUTBOUND_RETRY_BASE, OUTBOUND_RETRY_MAX_AGE, OUTBOUND_QUOTA_HOLD).
 
 // stop is what kept a message from being sent, or attempted when it was
 // sent (or tried) on its route.
