@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +16,6 @@ import (
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
-	"github.com/outbound-mail/outbound/internal/retry"
 	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
@@ -62,10 +61,11 @@ func (s *Service) handle(ctx context.Context, st queue.Started, inTurn bool) {
 // heard reports whether a webhook listens for the outcome; when that is
 // unknown (Redis trouble), the event is kept.
 func (s *Service) heard(ctx context.Context, tenantID string, status queue.Status) bool {
-	if s.listeners == nil || status == queue.StatusQueued {
+	event := eventOf(status)
+	if s.listeners == nil || event == "" {
 		return true
 	}
-	ok, err := s.listeners.Listens(ctx, tenantID, "message."+string(status))
+	ok, err := s.listeners.Listens(ctx, tenantID, event)
 	return ok || err != nil
 }
 
@@ -81,100 +81,113 @@ var storedRequest = json.JoinOptions(
 
 // deliver tries the message once on its route (and once more on the
 // default relay when the tenant's login fails and fallback_to_default is
-// set) and says what happened.
+// set) and says what happened. It gathers the facts step by step and
+// stops at the first that keeps the message from its send; what each
+// makes of the message is decide's.
 func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) queue.Outcome {
 	rec := st.Record
+	f := facts{record: rec, route: rec.Route, attempts: rec.Attempts, jitter: rand.Float64()}
 	var req message.Request
 	if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
-		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
-			Error: "stored request is unreadable: " + err.Error()}
+		f.stop, f.detail = stopUnreadable, err.Error()
+		return s.decide(f).out
 	}
 	r, err := s.resolve(ctx, &req, false)
-	if errors.Is(err, ErrNoRoute) {
-		return queue.Outcome{Status: queue.StatusFailed, Route: rec.Route, Attempts: rec.Attempts,
-			Error: "no_route: the tenant's profile was removed or disabled and no default relay is configured"}
+	switch {
+	case errors.Is(err, ErrNoRoute):
+		f.stop = stopNoRoute
+		return s.decide(f).out
+	case err != nil:
+		f.stop = stopStorage
+		return s.decide(f).out
 	}
-	if err != nil { // storage trouble: try again soon
-		return queue.Outcome{Status: queue.StatusDeferred, Route: rec.Route, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
-	}
-
+	f.onRoute(r)
 	if r.status.Paused() {
-		// Waits, not failed, until the tenant is active again (which wakes
-		// it, see TenantChanged).
-		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: time.Hour,
-			HoldForTenant: true}
+		// Woken when the tenant is active again (see TenantChanged).
+		f.stop = stopPaused
+		return s.decide(f).out
 	}
-	all := req.Recipients()
-	rcpts, suppressed, err := s.unsuppressed(ctx, req.TenantID, pending(all, rec))
-	if err != nil { // storage trouble: try again soon
-		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, RetryIn: s.cfg.RetryBase}
-	}
-	if len(rcpts) == 0 {
-		// Nobody left to send to: suppressed, unless earlier attempts
-		// sent to some or failed them.
-		out := queue.Outcome{Status: queue.StatusSuppressed, Route: r.name, Attempts: rec.Attempts,
-			Error: "every recipient is on the tenant's suppression list"}
-		byRecipients(&out, rec, all, nil, suppressed, transport.Result{}, nil)
-		return out
+	f.all = req.Recipients()
+	f.rcpts, f.suppressed, err = s.unsuppressed(ctx, req.TenantID, pending(f.all, rec))
+	switch {
+	case err != nil:
+		f.stop = stopStorage
+		return s.decide(f).out
+	case len(f.rcpts) == 0:
+		f.stop = stopNoRecipients
+		return s.decide(f).out
 	}
 	if until, held := s.held(r.server.Key()); held {
-		// The account hit its sending quota: wait without spending an
-		// attempt.
-		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
-			Recipients: rec.Recipients, RetryIn: time.Until(until)}
+		f.stop, f.until = stopHeld, until
+		return s.decide(f).out
 	}
 	if until, open := s.circuitOpen(r); open {
-		if !s.expired(rec, time.Until(until)) || !s.mayFallBack(r) {
-			return s.waitForCircuit(rec, r, until)
+		f.stop, f.until = stopCircuit, until
+		if v := s.decide(f); !v.fallBack {
+			return v.out
 		}
-		// The window ends before the circuit would let a connection
-		// through: fall back to the default relay now.
 		dr, err := s.resolve(ctx, &req, true)
-		if err != nil {
-			return s.waitForCircuit(rec, r, until)
+		if err != nil { // Redis trouble: wait for the circuit after all
+			f.fallback = false
+			return s.decide(f).out
 		}
 		r = dr
+		f.onRoute(r)
+		f.stop = attempted
 	}
 	r.inTurn = inTurn
 	if wait, paced := s.paced(ctx, r); paced {
-		// Not this account's turn yet: back in the queue, no attempt spent.
-		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: wait}
+		f.stop, f.wait = stopPaced, wait
+		return s.decide(f).out
 	}
-
-	attempts := rec.Attempts
-	if !r.inTurn && s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
-		return s.setAside(st, r, attempts)
-	}
-	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
-	if isBusy(terr) {
-		return s.setAside(st, r, attempts)
-	}
-	attempts = append(attempts, att)
-	retryIn := s.backoff(len(attempts))
-
-	if terr != nil && s.mayFallBack(r) &&
-		(terr.Code == transport.CodeAuthFailed || isUnreachable(terr) && s.expired(rec, retryIn)) {
-		// The tenant's account refused the login, or stayed unreachable
-		// for the whole retry window: send via the platform instead.
-		if dr, err := s.resolve(ctx, &req, true); err == nil {
-			r = dr
-			res, att, terr = s.attempt(ctx, rec, &req, r, rcpts)
-			if isBusy(terr) {
-				return s.setAside(st, r, attempts)
-			}
-			attempts = append(attempts, att)
-		}
-	}
-	s.suppressBounces(ctx, req.TenantID, res.Rejected)
-	out := s.outcome(rec, r, attempts, res, terr, retryIn)
-	byRecipients(&out, rec, all, rcpts, suppressed, res, terr)
-	return out
+	return s.sendOn(ctx, st, &req, r, f)
 }
 
-// mayFallBack reports whether a message on r may go via the default relay
-// when the tenant's account fails it (fallback_to_default).
-func (s *Service) mayFallBack(r route) bool {
-	return r.name == RouteTenant && r.profile.FallbackToDefault && s.cfg.Relay != nil
+// sendOn sends the message on r, and once more on the default relay when
+// the verdict on the first attempt says to fall back.
+func (s *Service) sendOn(ctx context.Context, st queue.Started, req *message.Request, r route, f facts) queue.Outcome {
+	if !r.inTurn && s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
+		return s.setAside(st, r, f)
+	}
+	var att queue.Attempt
+	f.result, att, f.err = s.attempt(ctx, st.Record, req, r, f.rcpts)
+	if isBusy(f.err) {
+		return s.setAside(st, r, f)
+	}
+	f.attempts = append(f.attempts, att)
+	v := s.decide(f)
+	if v.fallBack {
+		dr, err := s.resolve(ctx, req, true)
+		if err != nil { // Redis trouble: the first attempt's outcome stands
+			f.fallback = false
+		} else {
+			r = dr
+			f.onRoute(r)
+			f.result, att, f.err = s.attempt(ctx, st.Record, req, r, f.rcpts)
+			if isBusy(f.err) {
+				return s.setAside(st, r, f)
+			}
+			f.attempts = append(f.attempts, att)
+		}
+		v = s.decide(f)
+	}
+	s.suppressBounces(ctx, req.TenantID, f.result.Rejected)
+	return v.out
+}
+
+// decide is the decision about f now, on this service's policy.
+func (s *Service) decide(f facts) verdict { return decide(time.Now(), s.policy(), f) }
+
+// policy is what decide reads of the service's Config.
+func (s *Service) policy() policy {
+	return policy{retryBase: s.cfg.RetryBase, retryMaxAge: s.cfg.RetryMaxAge, quotaHold: s.cfg.QuotaHold,
+		relay: s.cfg.Relay != nil}
+}
+
+// onRoute notes the route the message is now on.
+func (f *facts) onRoute(r route) {
+	f.route = r.name
+	f.fallback = r.profile != nil && r.profile.FallbackToDefault
 }
 
 // unsuppressed is rcpts less those on the tenant's suppression list, and
@@ -427,15 +440,14 @@ const keptAside queue.Status = "kept_aside"
 // in memory until one of the account's sessions is free, or, when memory
 // is spent or an attempt is to be recorded, back in the queue to come back
 // about when the account can take it.
-func (s *Service) setAside(st queue.Started, r route, attempts []queue.Attempt) queue.Outcome {
+func (s *Service) setAside(st queue.Started, r route, f facts) queue.Outcome {
 	rec := st.Record
 	key := r.server.Key()
-	if len(attempts) == len(rec.Attempts) && s.parking.add(key, rec.TenantID, st) {
+	if len(f.attempts) == len(rec.Attempts) && s.parking.add(key, rec.TenantID, st) {
 		return queue.Outcome{Status: keptAside}
 	}
-	wait := s.asides.delay(key, rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
-	return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected,
-		Recipients: rec.Recipients, RetryIn: wait}
+	f.stop, f.wait = stopBusy, s.asides.delay(key, rec.TenantID, s.pool.Spacing(r.server, r.maxConns()), time.Now())
+	return s.decide(f).out
 }
 
 // circuitKey names the account's circuit. A tenant's includes the
@@ -460,21 +472,6 @@ func (s *Service) circuitOpen(r route) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return s.circuits.open(circuitKey(r), now)
-}
-
-// waitForCircuit defers a message whose account's circuit is open until
-// the circuit lets a connection through, without an attempt.
-func (s *Service) waitForCircuit(rec queue.Record, r route, until time.Time) queue.Outcome {
-	wait := time.Until(until)
-	out := queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
-		Recipients: rec.Recipients, RetryIn: wait, HoldForTenant: r.name == RouteTenant}
-	if s.expired(rec, wait) {
-		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
-		out.Error = "retry window of " + s.cfg.RetryMaxAge.String() + " spent while the account did not answer (" +
-			CodeCircuitOpen + ")"
-		byRecipients(&out, rec, nil, nil, nil, transport.Result{}, nil) // those an earlier attempt sent to stay sent
-	}
-	return out
 }
 
 // noteCircuit counts an attempt's session set-up for its account's
@@ -530,54 +527,6 @@ func (s *Service) paced(ctx context.Context, r route) (time.Duration, bool) {
 	return 0, false
 }
 
-// outcome classifies the final attempt as a whole; retryIn is the
-// backoff a temporary failure waits. Recipients refused for now make a
-// sent message wait for them as a temporary failure would (byRecipients
-// then says what each recipient's outcome makes of it).
-func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, res transport.Result, terr *transport.Error, retryIn time.Duration) queue.Outcome {
-	out := queue.Outcome{Route: r.name, Attempts: attempts, Rejected: rejections(res.Rejected)}
-	if terr == nil && len(res.Deferred) > 0 {
-		terr = refusedForNow(res.Deferred)
-	}
-	switch {
-	case terr == nil:
-		out.Status = queue.StatusSent
-		return out
-	case isQuota(terr):
-		// Gmail's "550 5.4.5 Daily user sending quota exceeded" is the
-		// account's, not the message's: wait for the window to pass.
-		out.Status, out.RetryIn = queue.StatusDeferred, s.cfg.QuotaHold
-	case isProfileFault(terr):
-		// A refused login, an untrusted certificate, a host that resolves
-		// nowhere: the tenant's configuration, not the message. Defer like
-		// Postfix's smtp_sasl_auth_soft_bounce and send once it is fixed.
-		out.Status, out.RetryIn = queue.StatusDeferred, retryIn
-		out.HoldForTenant = r.name == RouteTenant
-	case terr.Permanent():
-		out.Status = queue.StatusFailed
-		out.Error = summary(terr)
-		return out
-	default:
-		out.Status, out.RetryIn = queue.StatusDeferred, retryIn
-	}
-	if s.expired(rec, out.RetryIn) {
-		out.Status, out.RetryIn, out.HoldForTenant = queue.StatusFailed, 0, false
-		out.Error = "retry window of " + s.cfg.RetryMaxAge.String() + " spent; last error: " + summary(terr)
-	}
-	return out
-}
-
-// expired reports whether a retry after delay would fall past the retry
-// window, which starts when the message first fell due: scheduled mail
-// gets the whole window from its send time, not what is left of it since
-// accept.
-func (s *Service) expired(rec queue.Record, delay time.Duration) bool {
-	return time.Now().Add(delay).After(rec.FirstDue().Add(s.cfg.RetryMaxAge))
-}
-
-// backoff is the delay before retry number n (n ≥ 1).
-func (s *Service) backoff(n int) time.Duration { return retry.Delay(s.cfg.RetryBase, n) }
-
 // noteProfile shows a failure caused by the profile on the profile, and
 // clears it after the next success. circuitUntil, when set, is when the
 // circuit this failure opened lets a connection through again.
@@ -617,35 +566,6 @@ func circuitError(terr *transport.Error, now, until time.Time) *tenant.LastError
 		Message: "no new connection until " + at + "; last failure: " + summary(terr), Hint: hint, At: now, RetryAt: until.UTC()}
 }
 
-// isProfileFault reports failures of the session set-up: the account's
-// settings, not the message, are at fault (or the server is unreachable).
-func isProfileFault(e *transport.Error) bool {
-	switch e.Stage {
-	case transport.StageConnect, transport.StageTLS, transport.StageGreet, transport.StageAuth:
-		return true
-	}
-	return false
-}
-
-func isUnreachable(e *transport.Error) bool {
-	switch e.Code {
-	case transport.CodeDNSFailed, transport.CodeConnectFailed, transport.CodeTimeout, transport.CodeConnectionLost:
-		return true
-	}
-	return false
-}
-
-// isQuota recognises a sending-quota reply (RFC 3463 X.4.5 "system
-// congestion" is what Gmail uses for its daily limit).
-func isQuota(e *transport.Error) bool {
-	if e.SMTPCode == 0 {
-		return false
-	}
-	msg := strings.ToLower(e.Message)
-	return strings.HasSuffix(e.EnhancedCode, ".4.5") && (strings.Contains(msg, "quota") || strings.Contains(msg, "limit")) ||
-		strings.Contains(msg, "sending quota") || strings.Contains(msg, "daily user sending")
-}
-
 func (s *Service) hold(key string, d time.Duration) {
 	s.holdMu.Lock()
 	s.holds[key] = time.Now().Add(d)
@@ -661,31 +581,4 @@ func (s *Service) held(key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return until, ok
-}
-
-func summary(e *transport.Error) string {
-	var b strings.Builder
-	b.WriteString(e.Code)
-	if e.SMTPCode != 0 {
-		b.WriteString(": ")
-		b.WriteString(strconv.Itoa(e.SMTPCode))
-		if e.EnhancedCode != "" {
-			b.WriteString(" " + e.EnhancedCode)
-		}
-	}
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
-	return b.String()
-}
-
-func rejections(rs []transport.Rejection) []queue.Rejection {
-	if len(rs) == 0 {
-		return nil
-	}
-	out := make([]queue.Rejection, len(rs))
-	for i, r := range rs {
-		out[i] = queue.Rejection(r)
-	}
-	return out
 }

@@ -43,7 +43,7 @@ func pending(all []string, rec queue.Record) []string {
 // recipients': deferred while any is deferred; once none is, sent when
 // any was sent (error stays empty: the recipients show who failed),
 // failed when none was sent and any failed, suppressed when every one was
-// skipped. out arrives classified as a whole (outcome): when that says
+// skipped. out arrives classified as a whole (decide): when that says
 // failed, every recipient left waiting fails with it (its retry window ran
 // out, or the server refused the message itself for good).
 func byRecipients(out *queue.Outcome, rec queue.Record, all, rcpts []string, suppressed []queue.Suppression,

@@ -23,8 +23,8 @@ func TestStatusFollowsRecipients(t *testing.T) {
 		rcpts  []string          // this attempt's recipients
 		res    transport.Result
 		terr   *transport.Error
-		status queue.Status // as outcome classified the attempt
-		noAll  bool         // byRecipients is given no recipient list (waitForCircuit)
+		status queue.Status // as decide classified the attempt
+		noAll  bool         // byRecipients is given no recipient list (decideCircuit)
 		want   queue.Status
 		states []queue.RecipientStatus // of a, b, c
 	}{

@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/outbound-mail/outbound/internal/message"
-	"github.com/outbound-mail/outbound/internal/metrics"
-	"github.com/outbound-mail/outbound/internal/oauth"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
-	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/validation"
@@ -40,45 +37,18 @@ type Config struct {
 	Consumer       string          // this process's consumer name in the stream groups
 }
 
-// Profiles is the tenant store as delivery uses it.
-type Profiles interface {
-	Load(ctx context.Context, tenantID string) (p tenant.Profile, found bool, st tenant.Status, err error)
-	SetLastError(ctx context.Context, tenantID string, version int64, e *tenant.LastError) error
-}
-
-// Deps are the parts a Service works with.
-type Deps struct {
-	Log      *slog.Logger
-	Queue    *queue.Queue
-	Profiles Profiles
-	Dialer   *transport.Dialer // for verify; deliveries dial through Pool
-	Pool     *Pool
-	Limiter  *ratelimit.Limiter
-	Tokens   *oauth.Tokens
-	Suppress *suppression.Store
-	Metrics  *metrics.Metrics // may be nil
-	// Listeners says which outcomes a webhook listens for; nil: all, and
-	// every outcome's event is recorded.
-	Listeners Listeners
-}
-
-// Listeners reports whether any webhook wants an event type for a tenant.
-type Listeners interface {
-	Listens(ctx context.Context, tenantID, eventType string) (bool, error)
-}
-
 // Service accepts messages and delivers them.
 type Service struct {
 	cfg       Config
 	log       *slog.Logger
-	queue     *queue.Queue
+	queue     Queue
 	profiles  Profiles
-	dialer    *transport.Dialer
+	dialer    Verifier
 	pool      *Pool
-	limiter   *ratelimit.Limiter
-	tokens    *oauth.Tokens
-	suppress  *suppression.Store
-	metrics   *metrics.Metrics
+	limiter   Pacer
+	tokens    Tokens
+	suppress  Suppressions
+	metrics   Metrics // never nil: noMetrics when none are kept
 	listeners Listeners
 
 	holdMu sync.Mutex
@@ -134,17 +104,18 @@ func New(cfg Config, d Deps) *Service {
 	if cfg.RateLimit.PerDay <= 0 {
 		cfg.RateLimit.PerDay = 2000
 	}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
+	}
 	s := &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
 		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(),
 		inflight: map[queue.Entry]struct{}{}, unrecorded: newUnrecorded(), finishPatience: time.Minute}
-	if d.Metrics != nil {
-		d.Metrics.Gauge("outbound_smtp_circuits_open",
-			"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",
-			func() float64 { return float64(s.openCircuits()) })
-		d.Metrics.Gauge("outbound_smtp_accounts_held", "Accounts this process holds after a sending-quota reply.",
-			func() float64 { return float64(s.heldAccounts()) })
-	}
+	s.metrics.Gauge("outbound_smtp_circuits_open",
+		"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",
+		func() float64 { return float64(s.openCircuits()) })
+	s.metrics.Gauge("outbound_smtp_accounts_held", "Accounts this process holds after a sending-quota reply.",
+		func() float64 { return float64(s.heldAccounts()) })
 	return s
 }
 
