@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/runtime"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for HealthStatus.
@@ -416,8 +415,8 @@ type Accepted struct {
 // Address defines model for Address.
 type Address struct {
 	// Email A domain name, not an address literal: x@[127.0.0.1] is refused with field code address_literal.
-	Email openapi_types.Email `json:"email"`
-	Name  string              `json:"name,omitempty,omitzero"`
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty,omitzero"`
 }
 
 // Attachment defines model for Attachment.
@@ -647,8 +646,8 @@ type ProfileError struct {
 // ProfileInput defines model for ProfileInput.
 type ProfileInput struct {
 	// Auth plain (the default), login, or xoauth2 (OAuth2 access tokens; the default when an oauth block is given).
-	Auth  SMTPAuth            `json:"auth,omitempty,omitzero"`
-	Email openapi_types.Email `json:"email"`
+	Auth  SMTPAuth `json:"auth,omitempty,omitzero"`
+	Email string   `json:"email"`
 
 	// Enabled "Send emails using my SMTP account".
 	Enabled           *bool  `json:"enabled,omitempty"`
