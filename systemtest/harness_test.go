@@ -1,4 +1,4 @@
-package api_test
+package systemtest
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -22,22 +22,16 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/outbound-mail/outbound/api"
 	"github.com/outbound-mail/outbound/internal/apikey"
-	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/app"
+	"github.com/outbound-mail/outbound/internal/config"
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/logtest"
-	"github.com/outbound-mail/outbound/internal/message"
-	"github.com/outbound-mail/outbound/internal/metrics"
-	"github.com/outbound-mail/outbound/internal/oauth"
-	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
-	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
-	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // options change how a harness is wired.
@@ -62,8 +56,9 @@ type options struct {
 	noPipelining   bool          // send one command at a time though servers offer PIPELINING
 }
 
-// harness is the whole service in-process, on real Redis, behind a real
-// HTTP server; every response it sees is checked against openapi.yaml.
+// harness is the whole service in-process, built by app.New and run by
+// App.Run as `outbound serve` runs it, on real Redis, behind a real HTTP
+// listener; every response it sees is checked against openapi.yaml.
 type harness struct {
 	t          *testing.T
 	url        string
@@ -82,58 +77,89 @@ func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
 	var rdb redis.UniversalClient
 	srv := o.redis
+	redisURL := ""
 	if o.cluster != nil {
 		opts, err := redis.ParseClusterURL(o.cluster.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		rdb = redis.NewClusterClient(opts)
+		rdb, redisURL = redis.NewClusterClient(opts), o.cluster.URL()
 	} else {
 		if srv == nil {
 			srv = redistest.Start(t, o.redisOpts...)
 		}
+		// Shorter timeouts than production's and no retry, so tests that
+		// stop Redis see it fail at once.
 		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
 			WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, MaxRetries: 0})
+		redisURL = srv.URL()
 	}
 	t.Cleanup(func() { rdb.Close() })
+
+	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
+	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
+	boundToken, boundKey, _ := apikey.Generate("acme-only", "send@acme")
+	acmeAdminToken, acmeAdminKey, _ := apikey.Generate("acme-admin", "admin@acme")
+	if o.sealKey == "" {
+		o.sealKey = seal.NewKey()
+	}
+	cfg := harnessConfig(t, o, redisURL, o.cluster != nil, apikey.Set{adminKey, sendKey, boundKey, acmeAdminKey})
+
+	logs := &logtest.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	appOpts := []app.Option{app.WithRedis(rdb), app.WithConsumer(t.Name()), app.WithResolver(o.resolver),
+		app.WithWebhookTiming(100*time.Millisecond, 2*time.Second)}
+	if o.noPipelining {
+		appOpts = append(appOpts, app.WithoutPipelining())
+	}
+	a, err := app.New(cfg, log, appOpts...)
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+	return &harness{t: t, url: "http://" + ln.Addr().String(), redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
+		acmeToken: boundToken, acmeAdmin: acmeAdminToken, logs: logs}
+}
+
+// harnessConfig is the service's configuration as production reads it,
+// with the harness's values where tests need them other than production's
+// defaults: small limits, short timeouts, quick retries.
+func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys apikey.Set) config.Config {
+	t.Helper()
+	env := map[string]string{"OUTBOUND_REDIS_URL": redisURL, "OUTBOUND_REDIS_CLUSTER": strconv.FormatBool(cluster),
+		"OUTBOUND_SECRET_KEY": o.sealKey, "OUTBOUND_API_KEYS": "", "OUTBOUND_LOG_LEVEL": "debug"}
+	for i, k := range keys {
+		if i > 0 {
+			env["OUTBOUND_API_KEYS"] += ","
+		}
+		env["OUTBOUND_API_KEYS"] += k.Entry()
+	}
+	cfg, err := config.Load(func(name string) string { return env[name] })
+	if err != nil {
+		t.Fatalf("harness configuration: %v", err)
+	}
 	if o.partitions == 0 {
 		o.partitions = 2
 	}
 	if o.smtpTimeout == 0 {
 		o.smtpTimeout = 5 * time.Second
 	}
-
-	adminToken, adminKey, _ := apikey.Generate("ops", apikey.ScopeAdmin)
-	sendToken, sendKey, _ := apikey.Generate("billing", apikey.ScopeSend)
-	boundToken, boundKey, _ := apikey.Generate("acme-only", "send@acme")
-	acmeAdminToken, acmeAdminKey, _ := apikey.Generate("acme-admin", "admin@acme")
-	keys := apikey.Set{adminKey, sendKey, boundKey, acmeAdminKey}
-	if o.sealKey == "" {
-		o.sealKey = seal.NewKey()
-	}
-	key, _ := seal.ParseKey(o.sealKey)
-	sealer, _ := seal.New(key)
-
-	logs := &logtest.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	profiles := tenant.NewStore(rdb, sealer)
-	stopProfileCache := profiles.UseCache(30 * time.Second) // as in production: cached, invalidated on write
-	t.Cleanup(func() { stopProfileCache() })
 	if o.retention == 0 {
 		o.retention = time.Hour
 	}
-	q := queue.New(rdb, queue.Options{Partitions: o.partitions, Retention: o.retention, IdempotencyTTL: 24 * time.Hour})
-	dialer := &transport.Dialer{Resolver: o.resolver, AllowPrivate: o.allowPrivate, RootCAs: o.roots, HeloName: "outbound.test",
-		ConnectTimeout: o.smtpTimeout, CommandTimeout: o.smtpTimeout, DataTimeout: o.smtpTimeout, NoPipelining: o.noPipelining}
-	pool := delivery.NewPool(dialer.Dial, 3, time.Minute)
-	suppressions := suppression.New(rdb)
-	stopSuppressionCache := suppressions.UseCache(30 * time.Second)
-	t.Cleanup(func() { stopSuppressionCache() })
-	hooks := webhook.NewStore(rdb, sealer)
-	stopHookCache := hooks.UseCache(30 * time.Second)
-	t.Cleanup(func() { stopHookCache() })
-	m := metrics.New(false)
-	m.WatchQueue(q, log)
 	if o.retryMaxAge == 0 {
 		o.retryMaxAge = time.Hour
 	}
@@ -146,37 +172,38 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.retryBase == 0 {
 		o.retryBase = 100 * time.Millisecond
 	}
-	svc := delivery.New(delivery.Config{
-		Workers: o.workers, ClaimAfter: 2 * time.Second, RetryBase: o.retryBase, RetryMaxAge: o.retryMaxAge, QuotaHold: o.quotaHold,
-		MessageTimeout: o.messageTimeout,
-		Relay:          o.relay, DefaultFrom: mail.Address{Name: "Platform", Address: "no-reply@platform.example"},
-		Limits: message.Limits{MaxRecipients: 100, MaxMessageBytes: 1 << 20}, Consumer: t.Name(),
-		RateLimit: o.rateLimit,
-	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
-		Tokens:    oauth.New(rdb, sealer, (&egress.Guard{AllowPrivate: true, Resolver: o.resolver}).HTTPClient(o.roots, 15*time.Second), profiles.SetRefreshToken),
-		Suppress:  suppressions,
-		Metrics:   m,
-		Listeners: hooks})
-	dispatcher := webhook.NewDispatcher(webhook.Options{Consumer: t.Name(), RetryBase: 100 * time.Millisecond, Timeout: 2 * time.Second},
-		hooks, q, rdb, (&egress.Guard{AllowPrivate: true}).HTTPClient(o.roots, 2*time.Second), log)
-	svc.Start()
-	if o.workers > 0 {
-		dispatcher.Start()
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		svc.Shutdown(ctx)
-		dispatcher.Shutdown(ctx)
-	})
+	cfg.QueuePartitions = o.partitions
+	cfg.SMTPRoots = o.roots
+	cfg.AllowPrivateNetworks = o.allowPrivate
+	cfg.HeloName = "outbound.test"
+	cfg.DefaultRelay = relayConfig(t, o.relay)
+	cfg.DefaultFrom = mail.Address{Name: "Platform", Address: "no-reply@platform.example"}
+	cfg.MaxRecipients, cfg.MaxMessageBytes = 100, 1<<20
+	cfg.RatePerMinute, cfg.RatePerDay = o.rateLimit.PerMinute, o.rateLimit.PerDay
+	cfg.Workers = o.workers
+	cfg.ClaimAfter = 2 * time.Second
+	cfg.RetryBase, cfg.RetryMaxAge, cfg.QuotaHold = o.retryBase, o.retryMaxAge, o.quotaHold
+	cfg.Retention = o.retention // below config's one-minute floor in retention tests
+	cfg.SMTPConnectTimeout, cfg.SMTPCommandTimeout, cfg.SMTPDataTimeout = o.smtpTimeout, o.smtpTimeout, o.smtpTimeout
+	cfg.SMTPMessageTimeout = o.messageTimeout // zero: delivery's default
+	cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout = 3, time.Minute
+	cfg.ShutdownGrace = 5 * time.Second
+	return cfg
+}
 
-	limits := tenant.Limits{RatePerMinute: o.rateLimit.PerMinute, RatePerDay: o.rateLimit.PerDay, MaxConnections: 3} // the pool's
-	handler := api.New(api.Config{Keys: keys, MaxMessageBytes: 1 << 20, Limits: limits}, api.Deps{Log: log, Ready: q, Profiles: profiles,
-		Status: profiles, Verifier: svc, Messages: svc, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
-	hs := httptest.NewServer(handler)
-	t.Cleanup(hs.Close)
-	return &harness{t: t, url: hs.URL, redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
-		acmeToken: boundToken, acmeAdmin: acmeAdminToken, logs: logs}
+// relayConfig is a test's default relay as the operator configures one
+// (OUTBOUND_DEFAULT_RELAY), failing for one that configuration cannot
+// express rather than wiring it some other way.
+func relayConfig(t *testing.T, s *transport.Server) *config.Relay {
+	t.Helper()
+	if s == nil {
+		return nil
+	}
+	if !s.Trusted || s.Auth != tenant.AuthPlain || (s.Security != tenant.SecurityTLS && s.Security != tenant.SecurityStartTLS) {
+		t.Fatalf("the default relay is trusted, logs in with PLAIN and uses TLS or STARTTLS; got %+v", s)
+	}
+	return &config.Relay{Host: s.Host, Port: s.Port, ImplicitTLS: s.Security == tenant.SecurityTLS,
+		Username: s.Username, Password: s.Password}
 }
 
 // response is a decoded answer.
