@@ -39,6 +39,12 @@ package provider
 //
 // A provider's limits apply to a profile that names it and sets none of
 // its own, and only where they are below the service's (see tenant.Limits).
+//
+// There is no per-provider quota hold: when an account is refused for its
+// quota anyway, delivery holds it for OUTBOUND_QUOTA_HOLD (1 h) and then
+// tries again. Holding Google's "up to 24 hours" would spend the whole
+// default retry window (24 h) and fail the waiting mail, where trying
+// hourly costs a refused attempt an hour.
 var table = []Provider{
 	{
 		Name: "gmail", Label: "Gmail",
