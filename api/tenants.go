@@ -32,10 +32,22 @@ type profileView struct {
 	RateLimit         *tenant.RateLimit    `json:"rate_limit,omitempty"`
 	MaxConnections    int                  `json:"max_connections,omitempty"`
 	PacePerMinute     int                  `json:"pace_per_minute,omitempty"`
+	EffectiveLimits   limitsView           `json:"effective_limits"`
 	Version           int64                `json:"version"`
 	CreatedAt         time.Time            `json:"created_at"`
 	UpdatedAt         time.Time            `json:"updated_at"`
 	LastError         *tenant.LastError    `json:"last_error,omitempty"`
+}
+
+// limitsView is what is in force for the profile: its own limits, its
+// provider's where it has none and they are lower, else the service's
+// (tenant.Limits.InForce).
+type limitsView struct {
+	PerMinute      int `json:"per_minute"`
+	PerDay         int `json:"per_day"`
+	MaxConnections int `json:"max_connections"`
+	PacePerMinute  int `json:"pace_per_minute"`
+	MaxRecipients  int `json:"max_recipients,omitempty"`
 }
 
 // oauthView shows an OAuth2 block without its secrets, only whether each
@@ -50,7 +62,7 @@ type oauthView struct {
 	RefreshTokenSet bool   `json:"refresh_token_set"`
 }
 
-func viewOf(p tenant.Profile) profileView {
+func viewOf(p tenant.Profile, service tenant.Limits) profileView {
 	var ov *oauthView
 	if o := p.OAuth; o != nil {
 		ov = &oauthView{Flow: o.Flow, TokenURL: o.TokenURL, ClientID: o.ClientID, Scope: o.Scope, DirectoryID: o.DirectoryID,
@@ -61,9 +73,14 @@ func viewOf(p tenant.Profile) profileView {
 		Email: p.Email, Username: p.Username, PasswordSet: !p.Password.IsZero(),
 		Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
 		FallbackToDefault: p.FallbackToDefault, RateLimit: p.RateLimit, MaxConnections: p.MaxConnections,
-		PacePerMinute: p.PacePerMinute, Version: p.Version,
+		PacePerMinute: p.PacePerMinute, EffectiveLimits: effectiveLimits(service.InForce(&p)), Version: p.Version,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, LastError: p.LastError,
 	}
+}
+
+func effectiveLimits(l tenant.Limits) limitsView {
+	return limitsView{PerMinute: l.RatePerMinute, PerDay: l.RatePerDay, MaxConnections: l.MaxConnections,
+		PacePerMinute: l.PacePerMinute, MaxRecipients: l.MaxRecipients}
 }
 
 // tenantParam is the tenant the URL names; a tenant-bound key may name
@@ -79,9 +96,9 @@ func tenantParam(c echo.Context) (string, error) {
 	return id, nil
 }
 
-func writeProfile(c echo.Context, status int, p tenant.Profile) error {
+func (s *Server) writeProfile(c echo.Context, status int, p tenant.Profile) error {
 	c.Response().Header().Set("ETag", etag(p.Version))
-	return c.JSON(status, viewOf(p))
+	return c.JSON(status, viewOf(p, s.cfg.Limits))
 }
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
@@ -126,7 +143,7 @@ func (s *Server) getProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeProfile(c, http.StatusOK, p)
+	return s.writeProfile(c, http.StatusOK, p)
 }
 
 // putProfile creates (201) or replaces (200) a profile. A blank password
@@ -176,7 +193,7 @@ func (s *Server) putProfile(c echo.Context) error {
 			status = http.StatusCreated
 			c.Response().Header().Set(echo.HeaderLocation, c.Request().URL.Path)
 		}
-		return writeProfile(c, status, saved)
+		return s.writeProfile(c, status, saved)
 	}
 	return problem("precondition_failed", "the profile kept changing; retry")
 }
@@ -189,7 +206,7 @@ func (s *Server) withinLimits(c echo.Context, next, stored *tenant.Profile) erro
 	}
 	if raised := s.cfg.Limits.Raises(next, stored); len(raised) > 0 {
 		return operatorOnly("raise " + strings.Join(raised, ", ") +
-			" above what is in force (the profile's own limits, or the service's where it has none)")
+			" above what is in force (the profile's own limits, or the service's where it has none; a provider's defaults do not count)")
 	}
 	return nil
 }

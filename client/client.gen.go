@@ -468,9 +468,31 @@ type BatchResult struct {
 	Status int `json:"status"`
 }
 
+// EffectiveLimits What is in force for this profile: each limit is the profile's own where it sets one;
+// else, when it names a provider, the provider's published limit where that is below the
+// service's (so the provider does not suspend the account); else the service's. A provider's
+// defaults never raise a limit, and a tenant's admin key may set its own above them up to
+// what the service allows.
+type EffectiveLimits struct {
+	// MaxConnections Concurrent SMTP sessions to the account.
+	MaxConnections int `json:"max_connections"`
+
+	// MaxRecipients Recipients one message to the account may have (absent: only the service's limit); more is 422 exceeds_provider_limit.
+	MaxRecipients int `json:"max_recipients,omitempty,omitzero"`
+
+	// PacePerMinute Messages a minute to the account, spaced evenly (0: no pace).
+	PacePerMinute int `json:"pace_per_minute"`
+
+	// PerDay Recipients a day.
+	PerDay int `json:"per_day"`
+
+	// PerMinute Recipients a minute.
+	PerMinute int `json:"per_minute"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
-	// Code Stable per-field code: required, invalid_email, out_of_range, secret_required (a stored secret would go to a changed destination), ...
+	// Code Stable per-field code: required, invalid_email, out_of_range, secret_required (a stored secret would go to a changed destination), exceeds_rate_limit, exceeds_provider_limit, ...
 	//
 	// Example: invalid_email
 	Code string `json:"code"`
@@ -598,12 +620,19 @@ type ProblemCode string
 // Profile defines model for Profile.
 type Profile struct {
 	// Auth plain (the default), login, or xoauth2 (OAuth2 access tokens; the default when an oauth block is given).
-	Auth              SMTPAuth  `json:"auth"`
-	CreatedAt         time.Time `json:"created_at"`
-	Email             string    `json:"email"`
-	Enabled           bool      `json:"enabled"`
-	FallbackToDefault bool      `json:"fallback_to_default"`
-	Host              string    `json:"host"`
+	Auth      SMTPAuth  `json:"auth"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// EffectiveLimits What is in force for this profile: each limit is the profile's own where it sets one;
+	// else, when it names a provider, the provider's published limit where that is below the
+	// service's (so the provider does not suspend the account); else the service's. A provider's
+	// defaults never raise a limit, and a tenant's admin key may set its own above them up to
+	// what the service allows.
+	EffectiveLimits   EffectiveLimits `json:"effective_limits"`
+	Email             string          `json:"email"`
+	Enabled           bool            `json:"enabled"`
+	FallbackToDefault bool            `json:"fallback_to_default"`
+	Host              string          `json:"host"`
 
 	// LastError The last delivery failure caused by this profile; cleared by the next success or write.
 	LastError      ProfileError `json:"last_error,omitempty,omitzero"`
@@ -614,7 +643,7 @@ type Profile struct {
 	Port           int          `json:"port"`
 	Provider       string       `json:"provider,omitempty,omitzero"`
 
-	// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY.
+	// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY (and of the provider's defaults).
 	RateLimit RateLimit `json:"rate_limit,omitempty,omitzero"`
 
 	// Security tls: implicit TLS (port 465); starttls: STARTTLS required (587). Omitted in a PUT: 465 means tls, anything else starttls.
@@ -654,7 +683,7 @@ type ProfileInput struct {
 	FallbackToDefault bool   `json:"fallback_to_default,omitempty,omitzero"`
 	Host              string `json:"host,omitempty,omitzero"`
 
-	// MaxConnections Concurrent SMTP sessions to this account (0 or absent: OUTBOUND_SMTP_MAX_CONNECTIONS).
+	// MaxConnections Concurrent SMTP sessions to this account (0 or absent: the provider's limit where lower, else OUTBOUND_SMTP_MAX_CONNECTIONS).
 	MaxConnections int `json:"max_connections,omitempty,omitzero"`
 
 	// Oauth How an xoauth2 profile gets access tokens. Secrets are sealed and never
@@ -665,7 +694,7 @@ type ProfileInput struct {
 	// flow refresh_token, Google's token URL, scope https://mail.google.com/.
 	Oauth OAuthInput `json:"oauth,omitempty,omitzero"`
 
-	// PacePerMinute Space deliveries to this account evenly at this rate (0 or absent: no pace). Waiting messages stay queued.
+	// PacePerMinute Space deliveries to this account evenly at this rate (0 or absent: the provider's pace, if any, else none). Waiting messages stay queued.
 	PacePerMinute int `json:"pace_per_minute,omitempty,omitzero"`
 
 	// Password Absent or empty keeps the stored one while host and port are unchanged (else 422 secret_required).
@@ -673,9 +702,13 @@ type ProfileInput struct {
 	Port     int    `json:"port,omitempty,omitzero"`
 
 	// Provider Fills host, port and security, and with an oauth block the token URL, flow and scope.
+	// Also sets the provider's published sending limits where the profile sets none of its own
+	// and they are below the service's (see Profile.effective_limits): e.g. microsoft365 3
+	// connections, 30 messages a minute, 10000 recipients a day; google 2000 a day and 100
+	// recipients per message; gmail 500 a day and 100 per message.
 	Provider ProfileInputProvider `json:"provider,omitempty,omitzero"`
 
-	// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY.
+	// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY (and of the provider's defaults).
 	RateLimit RateLimit `json:"rate_limit,omitempty,omitzero"`
 
 	// Security tls: implicit TLS (port 465); starttls: STARTTLS required (587). Omitted in a PUT: 465 means tls, anything else starttls.
@@ -687,9 +720,13 @@ type ProfileInput struct {
 }
 
 // ProfileInputProvider Fills host, port and security, and with an oauth block the token URL, flow and scope.
+// Also sets the provider's published sending limits where the profile sets none of its own
+// and they are below the service's (see Profile.effective_limits): e.g. microsoft365 3
+// connections, 30 messages a minute, 10000 recipients a day; google 2000 a day and 100
+// recipients per message; gmail 500 a day and 100 per message.
 type ProfileInputProvider string
 
-// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY.
+// RateLimit The tenant's own allowance in recipients, instead of OUTBOUND_RATE_PER_MINUTE / _PER_DAY (and of the provider's defaults).
 type RateLimit struct {
 	PerDay    int `json:"per_day"`
 	PerMinute int `json:"per_minute"`
@@ -1215,7 +1252,11 @@ type ClientInterface interface {
 	// minute (all at once, refilling evenly) and per day; over that, 429
 	// with `Retry-After`. A message with more recipients than either
 	// allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-	// would never help.
+	// would never help. When the tenant's own account sends it, a message
+	// with more recipients than the account's provider takes in one
+	// message (the profile's `effective_limits.max_recipients`, e.g. 100
+	// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+	// split it.
 	//
 	// Answers 202 once the message is stored in Redis. With an
 	// `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -1233,7 +1274,11 @@ type ClientInterface interface {
 	// minute (all at once, refilling evenly) and per day; over that, 429
 	// with `Retry-After`. A message with more recipients than either
 	// allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-	// would never help.
+	// would never help. When the tenant's own account sends it, a message
+	// with more recipients than the account's provider takes in one
+	// message (the profile's `effective_limits.max_recipients`, e.g. 100
+	// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+	// split it.
 	//
 	// Answers 202 once the message is stored in Redis. With an
 	// `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -1529,7 +1574,11 @@ func (c *Client) GetReadiness(ctx context.Context, params *GetReadinessParams, r
 // minute (all at once, refilling evenly) and per day; over that, 429
 // with `Retry-After`. A message with more recipients than either
 // allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-// would never help.
+// would never help. When the tenant's own account sends it, a message
+// with more recipients than the account's provider takes in one
+// message (the profile's `effective_limits.max_recipients`, e.g. 100
+// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+// split it.
 //
 // Answers 202 once the message is stored in Redis. With an
 // `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -1557,7 +1606,11 @@ func (c *Client) SendMessageWithBody(ctx context.Context, params *SendMessagePar
 // minute (all at once, refilling evenly) and per day; over that, 429
 // with `Retry-After`. A message with more recipients than either
 // allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-// would never help.
+// would never help. When the tenant's own account sends it, a message
+// with more recipients than the account's provider takes in one
+// message (the profile's `effective_limits.max_recipients`, e.g. 100
+// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+// split it.
 //
 // Answers 202 once the message is stored in Redis. With an
 // `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -3392,7 +3445,11 @@ type ClientWithResponsesInterface interface {
 	// minute (all at once, refilling evenly) and per day; over that, 429
 	// with `Retry-After`. A message with more recipients than either
 	// allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-	// would never help.
+	// would never help. When the tenant's own account sends it, a message
+	// with more recipients than the account's provider takes in one
+	// message (the profile's `effective_limits.max_recipients`, e.g. 100
+	// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+	// split it.
 	//
 	// Answers 202 once the message is stored in Redis. With an
 	// `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -3410,7 +3467,11 @@ type ClientWithResponsesInterface interface {
 	// minute (all at once, refilling evenly) and per day; over that, 429
 	// with `Retry-After`. A message with more recipients than either
 	// allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-	// would never help.
+	// would never help. When the tenant's own account sends it, a message
+	// with more recipients than the account's provider takes in one
+	// message (the profile's `effective_limits.max_recipients`, e.g. 100
+	// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+	// split it.
 	//
 	// Answers 202 once the message is stored in Redis. With an
 	// `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -6637,7 +6698,11 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, para
 // minute (all at once, refilling evenly) and per day; over that, 429
 // with `Retry-After`. A message with more recipients than either
 // allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-// would never help.
+// would never help. When the tenant's own account sends it, a message
+// with more recipients than the account's provider takes in one
+// message (the profile's `effective_limits.max_recipients`, e.g. 100
+// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+// split it.
 //
 // Answers 202 once the message is stored in Redis. With an
 // `Idempotency-Key`, a repeat of the same request (compared as parsed
@@ -6661,7 +6726,11 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 // minute (all at once, refilling evenly) and per day; over that, 429
 // with `Retry-After`. A message with more recipients than either
 // allowance is 422 (`exceeds_rate_limit` on field `to`), since waiting
-// would never help.
+// would never help. When the tenant's own account sends it, a message
+// with more recipients than the account's provider takes in one
+// message (the profile's `effective_limits.max_recipients`, e.g. 100
+// for gmail and google) is 422 `exceeds_provider_limit` on field `to`:
+// split it.
 //
 // Answers 202 once the message is stored in Redis. With an
 // `Idempotency-Key`, a repeat of the same request (compared as parsed

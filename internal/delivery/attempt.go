@@ -423,7 +423,7 @@ func (s *Service) keptAsideEarly(ctx context.Context, st queue.Started) bool {
 	srv, maxConns := transport.Server{}, 0
 	switch {
 	case found && p.Enabled:
-		srv, maxConns = transport.FromProfile(p), p.MaxConnections
+		srv, maxConns = transport.FromProfile(p), s.limits.InForce(&p).MaxConnections
 	case s.cfg.Relay != nil:
 		srv = *s.cfg.Relay
 	default:
@@ -511,12 +511,12 @@ func isCircuitFault(e *transport.Error) bool {
 }
 
 // paced reports whether the tenant's account must wait for its pace
-// (pace_per_minute), and how long. A limiter failure does not hold mail.
+// (pace_per_minute, or its provider's), and how long. A limiter failure does not hold mail.
 func (s *Service) paced(ctx context.Context, r route) (time.Duration, bool) {
-	if r.name != RouteTenant || r.profile.PacePerMinute <= 0 {
+	if r.name != RouteTenant || r.limits.PacePerMinute <= 0 {
 		return 0, false
 	}
-	res, err := s.limiter.Pace(ctx, r.server.Key(), r.profile.PacePerMinute)
+	res, err := s.limiter.Pace(ctx, r.server.Key(), r.limits.PacePerMinute)
 	var denied *ratelimit.DeniedError
 	if errors.As(err, &denied) {
 		return res.RetryAfter, true

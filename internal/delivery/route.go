@@ -16,9 +16,11 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/message"
 	"github.com/outbound-mail/outbound/internal/oauth"
+	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/validation"
 )
 
 // Route names.
@@ -45,15 +47,16 @@ type route struct {
 	from     message.Address
 	replyTo  []message.Address
 	profile  *tenant.Profile // the tenant's profile, enabled or not; nil when none
+	limits   tenant.Limits   // what the profile allows (the service's when none): see tenant.Limits.InForce
 	status   tenant.Status   // whether the tenant's sending is paused
 	inTurn   bool            // the message was set aside and its turn came: see Pool.GetInTurn
 }
 
-// maxConns is the cap on the route's sessions: the tenant's own, or 0 for
-// the pool's default.
+// maxConns is the cap on the route's sessions: the tenant's account's
+// (its own, its provider's or the pool's), or 0 for the pool's default.
 func (r route) maxConns() int {
 	if r.name == RouteTenant {
-		return r.profile.MaxConnections
+		return r.limits.MaxConnections
 	}
 	return 0
 }
@@ -86,6 +89,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 			from:     message.Address{Name: name, Email: profile.Email},
 			replyTo:  req.ReplyTo,
 			profile:  profile,
+			limits:   s.limits.InForce(profile),
 			status:   status,
 		}, nil
 	}
@@ -99,6 +103,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 		from:     message.Address{Name: name, Email: s.cfg.DefaultFrom.Address},
 		replyTo:  req.ReplyTo,
 		profile:  profile,
+		limits:   s.limits.InForce(profile),
 		status:   status,
 	}
 	if len(r.replyTo) == 0 {
@@ -202,4 +207,29 @@ func (s *Service) verified(ctx context.Context, p tenant.Profile) {
 	if err := s.TenantChanged(ctx, p.TenantID); err != nil {
 		s.log.Warn("wake held messages after verify", "tenant_id", p.TenantID, "error", err)
 	}
+}
+
+// codeExceedsProviderLimit is the field code for a message with more
+// recipients than the tenant's provider takes in one message.
+const codeExceedsProviderLimit = "exceeds_provider_limit"
+
+// checkRecipients refuses, on the tenant route, a message with more
+// recipients than the account's provider accepts in one message (Google:
+// 100 over SMTP). Sent anyway, the provider would refuse the excess
+// recipients or the message, and may count it against the account; the
+// caller can split it, which delivery cannot do for it since every
+// recipient sees the same To and Cc.
+func (r route) checkRecipients(n int) error {
+	limit := r.limits.MaxRecipients
+	if r.name != RouteTenant || limit <= 0 || n <= limit {
+		return nil
+	}
+	who := "the tenant's provider"
+	if pr, ok := provider.ByName(r.profile.Provider); ok {
+		who = pr.Label
+	}
+	var verr validation.Error
+	verr.Add("to", codeExceedsProviderLimit, fmt.Sprintf("%d distinct recipients in to, cc and bcc; %s accepts at most %d in one message: send it as several",
+		n, who, limit))
+	return &verr
 }

@@ -40,6 +40,7 @@ type Config struct {
 // Service accepts messages and delivers them.
 type Service struct {
 	cfg       Config
+	limits    tenant.Limits // the service's, which a profile's own or its provider's replace
 	log       *slog.Logger
 	queue     Queue
 	profiles  Profiles
@@ -107,7 +108,11 @@ func New(cfg Config, d Deps) *Service {
 	if d.Metrics == nil {
 		d.Metrics = noMetrics{}
 	}
-	s := &Service{cfg: cfg, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
+	limits := tenant.Limits{RatePerMinute: cfg.RateLimit.PerMinute, RatePerDay: cfg.RateLimit.PerDay}
+	if d.Pool != nil {
+		limits.MaxConnections = d.Pool.maxPerKey
+	}
+	s := &Service{cfg: cfg, limits: limits, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
 		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(),
 		inflight: map[queue.Entry]struct{}{}, unrecorded: newUnrecorded(), finishPatience: time.Minute}
@@ -157,7 +162,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 			return Accepted{}, &verr
 		}
 	}
-	lim := s.limitFor(r.profile)
+	lim := ratelimit.Limit{PerMinute: r.limits.RatePerMinute, PerDay: r.limits.RatePerDay}
 	cost := req.RecipientCount()
 	if cost > lim.PerMinute || cost > lim.PerDay {
 		// It could never fit, however long the caller waited.
@@ -165,6 +170,9 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		verr.Add("to", "exceeds_rate_limit", fmt.Sprintf("%d recipients is more than the tenant may send at once (%d per minute, %d per day)",
 			cost, lim.PerMinute, lim.PerDay))
 		return Accepted{}, &verr
+	}
+	if err := r.checkRecipients(cost); err != nil {
+		return Accepted{}, err
 	}
 
 	// An idempotency key is checked against a hash of the request
@@ -238,15 +246,6 @@ func (s *Service) replayed(ctx context.Context, id string) (Accepted, error) {
 		return Accepted{}, err
 	}
 	return Accepted{ID: id, TenantID: rec.TenantID, Route: rec.Route, Status: rec.Status, Replayed: true}, nil
-}
-
-// limitFor is the tenant's send allowance: its profile's own, or the
-// service default.
-func (s *Service) limitFor(p *tenant.Profile) ratelimit.Limit {
-	if p != nil && p.RateLimit != nil {
-		return ratelimit.Limit{PerMinute: p.RateLimit.PerMinute, PerDay: p.RateLimit.PerDay}
-	}
-	return s.cfg.RateLimit
 }
 
 // Status returns a message's record.

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/outbound-mail/outbound/internal/egress"
+	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -90,7 +91,7 @@ func (e *Error) Hint() string {
 	case "invalid_grant":
 		return "The refresh token was refused: it was revoked or expired, or the user changed their password. Authorize the app again and store the new refresh token."
 	case "invalid_scope":
-		return "The token endpoint refused the scope. Microsoft 365 app tokens use https://outlook.office365.com/.default; Google uses https://mail.google.com/."
+		return "The token endpoint refused the scope. " + provider.ScopeAdvice()
 	case "":
 		if errors.Is(e.Err, egress.ErrDenied) {
 			return "The token endpoint resolves to a private or reserved address. Outbound only connects to public endpoints."

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
@@ -13,10 +14,10 @@ import (
 const (
 	// FlowClientCredentials: an app's own identity (Microsoft 365 with
 	// SMTP.SendAsApp).
-	FlowClientCredentials = "client_credentials"
+	FlowClientCredentials = provider.FlowClientCredentials
 	// FlowRefreshToken: a user's consent, kept as a refresh token (Google,
 	// or Microsoft delegated SMTP.Send).
-	FlowRefreshToken = "refresh_token"
+	FlowRefreshToken = provider.FlowRefreshToken
 )
 
 // OAuth is how an xoauth2 profile gets its access tokens.
@@ -42,51 +43,33 @@ type OAuthInput struct {
 	DirectoryID  string        `json:"directory_id,omitempty"`
 }
 
-// Provider OAuth2 settings, from their documentation for SMTP.
 const (
-	microsoftTokenURL  = "https://login.microsoftonline.com/{directory}/oauth2/v2.0/token"
-	microsoftAppScope  = "https://outlook.office365.com/.default"
-	microsoftUserScope = "https://outlook.office365.com/SMTP.Send offline_access"
-	googleTokenURL     = "https://oauth2.googleapis.com/token"
-	googleScope        = "https://mail.google.com/"
-	maxOAuthField      = 1024
-	maxClientID        = 256
+	maxOAuthField = 1024
+	maxClientID   = 256
 )
 
 var directoryPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
 
 // buildOAuth turns the submitted block into the profile's, filling
 // provider defaults. Secrets it leaves out are kept by keepStoredSecrets.
-func buildOAuth(provider string, in *OAuthInput) *OAuth {
+func buildOAuth(providerName string, in *OAuthInput) *OAuth {
 	if in == nil {
 		return nil
 	}
 	o := &OAuth{Flow: strings.TrimSpace(in.Flow), TokenURL: strings.TrimSpace(in.TokenURL),
 		ClientID: strings.TrimSpace(in.ClientID), ClientSecret: in.ClientSecret, RefreshToken: in.RefreshToken,
 		Scope: strings.TrimSpace(in.Scope), DirectoryID: strings.TrimSpace(in.DirectoryID)}
-	switch provider {
-	case "microsoft365":
+	pr, _ := provider.ByName(providerName)
+	if d := pr.OAuth; d != nil {
+		// The provider's defaults (see the provider table).
 		if o.Flow == "" {
-			o.Flow = FlowClientCredentials
-		}
-		if o.TokenURL == "" && o.DirectoryID != "" {
-			o.TokenURL = strings.Replace(microsoftTokenURL, "{directory}", url.PathEscape(o.DirectoryID), 1)
-		}
-		if o.Scope == "" {
-			o.Scope = microsoftUserScope
-			if o.Flow == FlowClientCredentials {
-				o.Scope = microsoftAppScope
-			}
-		}
-	case "gmail", "google":
-		if o.Flow == "" {
-			o.Flow = FlowRefreshToken
+			o.Flow = d.Flow
 		}
 		if o.TokenURL == "" {
-			o.TokenURL = googleTokenURL
+			o.TokenURL = d.TokenURLFor(o.DirectoryID)
 		}
 		if o.Scope == "" {
-			o.Scope = googleScope
+			o.Scope = d.ScopeFor(o.Flow)
 		}
 	}
 	return o

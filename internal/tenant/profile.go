@@ -10,20 +10,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
 // Security is how the connection to the tenant's server is encrypted.
-// There is no plaintext mode: a password is never sent unencrypted.
-type Security string
+// There is no plaintext mode: a password is never sent unencrypted. It is
+// the provider table's type, so presets need no conversion.
+type Security = provider.Security
 
 const (
 	// SecurityTLS is implicit TLS from the first byte (port 465, RFC 8314).
-	SecurityTLS Security = "tls"
+	SecurityTLS = provider.TLS
 	// SecurityStartTLS upgrades a plain connection with STARTTLS (port 587,
 	// RFC 3207); a server that does not offer it is refused.
-	SecurityStartTLS Security = "starttls"
+	SecurityStartTLS = provider.StartTLS
 )
 
 // AuthMechanism is the SASL mechanism used to log in.
@@ -150,11 +152,10 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 		PacePerMinute:     in.PacePerMinute,
 	}
 	if p.Provider != "" {
-		preset, ok := presets[p.Provider]
-		if !ok {
-			errs.Add("provider", "unknown_provider", "unknown provider; known: "+strings.Join(presetNames(), ", "))
+		if pr, ok := provider.ByName(p.Provider); ok {
+			fillPreset(&p, pr)
 		} else {
-			preset.fill(&p)
+			errs.Add("provider", "unknown_provider", "unknown provider; known: "+strings.Join(provider.Names(), ", "))
 		}
 	}
 	if p.Security == "" {
@@ -176,7 +177,7 @@ func Build(tenantID string, in Input, stored *Profile) (Profile, error) {
 		p.Username = p.Email // Gmail and most providers log in with the address
 	}
 	keepStoredSecrets(&p, stored, &errs)
-	if isGmail(p.Host) {
+	if pr, ok := provider.ForHost(p.Host); ok && pr.SpacedAppPasswords {
 		// Google shows App Passwords as four groups of four letters.
 		p.Password = secret.New(strings.Join(strings.Fields(p.Password.Reveal()), ""))
 	}
@@ -261,6 +262,16 @@ func validHost(h string) bool {
 	return true
 }
 
-func isGmail(host string) bool {
-	return host == "smtp.gmail.com" || host == "smtp.googlemail.com"
+// fillPreset fills in the provider's server where the operator left host,
+// port or security out.
+func fillPreset(p *Profile, pr provider.Provider) {
+	if p.Host == "" {
+		p.Host = pr.Host
+	}
+	if p.Port == 0 {
+		p.Port = pr.Port
+	}
+	if p.Security == "" && p.Port == pr.Port {
+		p.Security = pr.Security
+	}
 }

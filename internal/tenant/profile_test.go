@@ -41,6 +41,11 @@ func TestBuildDefaults(t *testing.T) {
 }
 
 func TestBuildPresets(t *testing.T) {
+	type preset struct {
+		host     string
+		port     int
+		security Security
+	}
 	for provider, want := range map[string]preset{
 		"gmail":        {"smtp.gmail.com", 465, SecurityTLS},
 		"outlook":      {"smtp-mail.outlook.com", 587, SecurityStartTLS},

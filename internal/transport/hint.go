@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/tenant"
 )
 
@@ -42,43 +43,22 @@ func hint(e *Error, srv Server) string {
 }
 
 func authHint(e *Error, srv Server) string {
-	host := strings.ToLower(srv.Host)
-	msg := strings.ToLower(e.Message)
 	if srv.Auth == tenant.AuthXOAuth2 {
-		return oauthHint(e, host)
+		if h := provider.TokenHint(srv.Host); h != "" {
+			return h
+		}
+		return "The server refused the OAuth2 token: check the scope the token was issued for and the username."
+	}
+	if h := provider.LoginHint(srv.Host, e.SMTPCode, e.EnhancedCode, e.Message); h != "" {
+		return h
 	}
 	switch {
-	case (isGoogle(host) || strings.Contains(msg, "gsmtp") || strings.Contains(msg, "support.google.com")) &&
-		(e.EnhancedCode == "5.7.9" || e.EnhancedCode == "5.7.8" || e.SMTPCode == 534):
-		return "Google refused the login. Gmail needs an App Password: turn on 2-Step Verification for the Google account, " +
-			"create an App Password (Google Account, Security, App passwords) and enter its 16 letters as the password. " +
-			"The username is the full Gmail address."
-	case e.EnhancedCode == "5.7.139" || strings.Contains(msg, "basic authentication is disabled"):
-		return "Microsoft 365 no longer accepts a password for SMTP on this account (basic authentication is disabled). " +
-			"Switch the profile to OAuth2: \"provider\": \"microsoft365\" with an \"oauth\" block holding your directory_id " +
-			"and an app registration's client_id and client_secret (the app needs the SMTP.SendAsApp permission)."
-	case e.EnhancedCode == "5.7.3" || strings.Contains(msg, "smtpclientauthentication is disabled"):
-		return "SMTP login is turned off for this mailbox. An administrator must enable Authenticated SMTP for it."
 	case e.SMTPCode == 454 || e.SMTPCode == 421:
 		return "The server could not check the login just now. This is usually temporary."
-	case e.SMTPCode == 0 && strings.Contains(msg, "no auth"):
+	case e.SMTPCode == 0 && strings.Contains(strings.ToLower(e.Message), "no auth"):
 		return "The server offers no login on this connection. Check the host and port of the provider's submission server."
 	}
 	return "The server refused the username or password. Check both; providers with two-factor login usually need an app-specific password."
-}
-
-// oauthHint explains a refused access token.
-func oauthHint(e *Error, host string) string {
-	switch {
-	case strings.Contains(host, "office365") || strings.Contains(host, "outlook"):
-		return "Microsoft 365 refused the token. Check that SMTP AUTH is enabled for the mailbox, that the app has the " +
-			"SMTP.SendAsApp (or delegated SMTP.Send) permission with admin consent, and, for app tokens, that its service " +
-			"principal is registered in Exchange Online and granted access to this mailbox."
-	case isGoogle(host):
-		return "Google refused the token. The refresh token must come from a consent with the https://mail.google.com/ " +
-			"scope for this account, and the username must be that Gmail address."
-	}
-	return "The server refused the OAuth2 token: check the scope the token was issued for and the username."
 }
 
 func tlsHint(e *Error, srv Server) string {
@@ -103,8 +83,4 @@ func tlsHint(e *Error, srv Server) string {
 		}
 	}
 	return "The TLS connection to the server could not be established securely."
-}
-
-func isGoogle(host string) bool {
-	return host == "smtp.gmail.com" || host == "smtp.googlemail.com" || host == "smtp-relay.gmail.com"
 }
