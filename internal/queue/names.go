@@ -11,6 +11,12 @@ import (
 // built from them, and the consumer groups. The scripts take them from here
 // (luaNames), and api's agreement test holds openapi.yaml and the README to
 // them, so each is spelt once.
+//
+// A new status is a constant here, a place in Statuses (and in Final if
+// it is final); a webhook hears of it once it is in eventStatuses. Then
+// openapi.yaml's Status enum (and, for an event, the webhook events enum)
+// and the README's list of event types name it, as TestNamesAgree in api
+// checks; the scripts, webhook.EventTypes and delivery follow by themselves.
 
 // Status is where a message is in its life.
 type Status string

@@ -1,7 +1,8 @@
 // Package webhook tells callers what happened to their messages without
-// polling: signed JSON POSTs for message.sent, .deferred, .failed and
-// .suppressed, fanned out from the queue's event streams into a durable
-// delivery queue in Redis, retried with backoff for up to a day.
+// polling: signed JSON POSTs for each event the queue writes (EventTypes:
+// message.sent, message.failed, ...), fanned out from the queue's event
+// streams into a durable delivery queue in Redis, retried with backoff for
+// up to a day.
 package webhook
 
 import (
