@@ -141,6 +141,22 @@ func TestNamesAgree(t *testing.T) {
 		}
 	}
 
+	// Go spells an event type only where queue builds them.
+	goFiles(t, func(dir string, f *ast.File, fset *token.FileSet) {
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			pos := fset.Position(lit.Pos())
+			if v, _ := strconv.Unquote(lit.Value); strings.HasPrefix(v, "message.") &&
+				pos.Filename != filepath.Join(moduleRoot, "internal", "queue", "names.go") {
+				t.Errorf("%s: spells the event type %q; use queue.Status.Event or queue.EventTypes", pos, v)
+			}
+			return true
+		})
+	})
+
 	groups := constValues(t, filepath.Join(moduleRoot, "internal", "queue"), "group", "eventGroup")
 	quoted := regexp.MustCompile(`'([^'\n]*)'|"([^"\n]*)"`)
 	named := regexp.MustCompile(`\b(STATUS|FINAL|EVENT)(?:\.([a-z_]+)|\[['"]([a-z_]+)['"]\])`)
