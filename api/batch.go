@@ -73,7 +73,7 @@ func (s *Server) postBatch(c echo.Context) error {
 func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.Value, key string) (res batchResult) {
 	refused := func(err error) batchResult {
 		p := toProblem(err)
-		if p.Status >= 500 && p.Code != "unavailable" {
+		if p.Status >= 500 && p.Code != codeUnavailable.String() {
 			s.log.ErrorContext(ctx, "batch message failed", "error", err)
 		}
 		return batchResult{Status: p.Status, Problem: p}
@@ -88,7 +88,7 @@ func (s *Server) acceptOne(ctx context.Context, caller apikey.Key, raw jsontext.
 		return refused(err)
 	}
 	if !caller.AllowsTenant(req.TenantID) {
-		return refused(problem("forbidden", "this key is bound to another tenant"))
+		return refused(problem(codeForbidden, "this key is bound to another tenant"))
 	}
 	a, err := s.Messages.Accept(ctx, &req, raw, key)
 	if err != nil {

@@ -50,7 +50,7 @@ func decodeJSONBody(c echo.Context, v any) ([]byte, error) {
 	}
 	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, problem("invalid_json", "the body is empty")
+		return nil, problem(codeInvalidJSON, "the body is empty")
 	}
 	if err := decodeStrict(body, v); err != nil {
 		return nil, err
@@ -71,7 +71,7 @@ func checkContentType(c echo.Context) error {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return problem("unsupported_media_type", "send Content-Type: application/json")
+			return problem(codeUnsupportedMediaType, "send Content-Type: application/json")
 		}
 	}
 	return nil
@@ -100,9 +100,9 @@ func jsonProblem(err error) error {
 	var syntactic *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &tooLarge):
-		return problem("payload_too_large", fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit))
+		return problem(codePayloadTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return problem("invalid_json", "the body ends before the JSON does")
+		return problem(codeInvalidJSON, "the body ends before the JSON does")
 	case errors.As(err, &semantic):
 		var verr validation.Error
 		field := fieldPath(semantic.JSONPointer)
@@ -113,11 +113,11 @@ func jsonProblem(err error) error {
 		}
 		return &verr
 	case errors.As(err, &syntactic) && errors.Is(err, jsontext.ErrDuplicateName):
-		return problem("invalid_json", fmt.Sprintf("%s appears twice", fieldPath(syntactic.JSONPointer)))
+		return problem(codeInvalidJSON, fmt.Sprintf("%s appears twice", fieldPath(syntactic.JSONPointer)))
 	case errors.As(err, &syntactic):
-		return problem("invalid_json", fmt.Sprintf("malformed JSON (%s) at byte %d", syntactic.Err, syntactic.ByteOffset))
+		return problem(codeInvalidJSON, fmt.Sprintf("malformed JSON (%s) at byte %d", syntactic.Err, syntactic.ByteOffset))
 	}
-	return problem("invalid_json", "the body is not valid JSON")
+	return problem(codeInvalidJSON, "the body is not valid JSON")
 }
 
 // fieldPath writes a JSON pointer ("/to/0/email") as the field paths of

@@ -49,7 +49,7 @@ func (s *Server) postMessage(c echo.Context) error {
 		return err
 	}
 	if !apiKey(c).AllowsTenant(req.TenantID) {
-		return problem("forbidden", "this key is bound to another tenant")
+		return problem(codeForbidden, "this key is bound to another tenant")
 	}
 	a, err := s.Messages.Accept(c.Request().Context(), &req, body, key)
 	if err != nil {
@@ -69,7 +69,7 @@ func (s *Server) postMessage(c echo.Context) error {
 func idempotencyKey(c echo.Context) (string, error) {
 	key := c.Request().Header.Get("Idempotency-Key")
 	if key != "" && !idempotencyKeyPattern.MatchString(key) {
-		return "", problem("invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
+		return "", problem(codeInvalidHeader, "Idempotency-Key must be 1-255 printable ASCII characters without spaces")
 	}
 	return key, nil
 }

@@ -80,13 +80,13 @@ func (s *Server) requireScope(scope apikey.Scope) echo.MiddlewareFunc {
 			token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 			key, found := s.cfg.Keys.Lookup(token)
 			if !ok || !found {
-				p := problem("unauthorized", "send Authorization: Bearer <token>")
+				p := problem(codeUnauthorized, "send Authorization: Bearer <token>")
 				p.header = http.Header{"WWW-Authenticate": {`Bearer realm="outbound"`}}
 				return p
 			}
 			c.Set(keyContextKey, key)
 			if !key.Allows(scope) {
-				return problem("forbidden", "this endpoint needs a key with scope "+string(scope))
+				return problem(codeForbidden, "this endpoint needs a key with scope "+string(scope))
 			}
 			return next(c)
 		}
@@ -118,7 +118,7 @@ func requireOperator(what string) echo.MiddlewareFunc {
 
 // operatorOnly is the refusal of something only the operator may do.
 func operatorOnly(what string) *Problem {
-	return problem("operator_only", "only an operator key (admin, bound to no tenant) may "+what)
+	return problem(codeOperatorOnly, "only an operator key (admin, bound to no tenant) may "+what)
 }
 
 func bearer(header string) (string, bool) {
@@ -138,7 +138,7 @@ func limitBody(limit int64) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if r.ContentLength > limit {
-				return problem("payload_too_large", "the request body is over the limit")
+				return problem(codePayloadTooLarge, "the request body is over the limit")
 			}
 			r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 			return next(c)

@@ -162,7 +162,7 @@ func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 	defer cancel()
 	if err := s.Ready.Ping(ctx); err != nil {
-		p := problem("unavailable", "storage is unreachable")
+		p := problem(codeUnavailable, "storage is unreachable")
 		p.header = http.Header{"Retry-After": {"1"}}
 		return p
 	}

@@ -32,7 +32,7 @@ func pageLimit(c echo.Context) (int, error) {
 	}
 	limit, err := strconv.Atoi(v)
 	if err != nil || limit < 1 || limit > 1000 {
-		return 0, problem("invalid_query", "limit is 1 to 1000")
+		return 0, problem(codeInvalidQuery, "limit is 1 to 1000")
 	}
 	return limit, nil
 }

@@ -91,7 +91,7 @@ func tenantParam(c echo.Context) (string, error) {
 		return "", tenant.ErrInvalidID
 	}
 	if !apiKey(c).AllowsTenant(id) {
-		return "", problem("forbidden", "this key is bound to another tenant")
+		return "", problem(codeForbidden, "this key is bound to another tenant")
 	}
 	return id, nil
 }
@@ -168,7 +168,7 @@ func (s *Server) putProfile(c echo.Context) error {
 			return err
 		}
 		if !match.allows(stored, found) {
-			return problem("precondition_failed", "If-Match does not name the current profile version")
+			return problem(codePreconditionFailed, "If-Match does not name the current profile version")
 		}
 		p, err := tenant.Build(id, in, storedOrNil(stored, found))
 		if err != nil {
@@ -195,7 +195,7 @@ func (s *Server) putProfile(c echo.Context) error {
 		}
 		return s.writeProfile(c, status, saved)
 	}
-	return problem("precondition_failed", "the profile kept changing; retry")
+	return problem(codePreconditionFailed, "the profile kept changing; retry")
 }
 
 // withinLimits refuses a tenant's own admin a change from stored to next
@@ -248,7 +248,7 @@ func (s *Server) deleteProfile(c echo.Context) error {
 	}
 	err = s.Profiles.Delete(c.Request().Context(), id, version)
 	if errors.Is(err, tenant.ErrNotFound) && match.present {
-		return problem("precondition_failed", "no profile exists for If-Match to match")
+		return problem(codePreconditionFailed, "no profile exists for If-Match to match")
 	}
 	if err != nil {
 		return err
@@ -292,7 +292,7 @@ func (s *Server) verifyProfile(c echo.Context) error {
 	var p tenant.Profile
 	switch {
 	case empty && !found:
-		return problem("not_found", "this tenant has no SMTP profile; send one in the body to test it")
+		return problem(codeNotFound, "this tenant has no SMTP profile; send one in the body to test it")
 	case empty:
 		p = stored
 	default:

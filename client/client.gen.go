@@ -17,6 +17,108 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for FieldErrorCode.
+const (
+	FieldErrorCodeAddressLiteral       FieldErrorCode = "address_literal"
+	FieldErrorCodeBatchSize            FieldErrorCode = "batch_size"
+	FieldErrorCodeExceedsProviderLimit FieldErrorCode = "exceeds_provider_limit"
+	FieldErrorCodeExceedsRateLimit     FieldErrorCode = "exceeds_rate_limit"
+	FieldErrorCodeHTTPSRequired        FieldErrorCode = "https_required"
+	FieldErrorCodeInvalidBase64        FieldErrorCode = "invalid_base64"
+	FieldErrorCodeInvalidCharacters    FieldErrorCode = "invalid_characters"
+	FieldErrorCodeInvalidContentType   FieldErrorCode = "invalid_content_type"
+	FieldErrorCodeInvalidEmail         FieldErrorCode = "invalid_email"
+	FieldErrorCodeInvalidHeaderName    FieldErrorCode = "invalid_header_name"
+	FieldErrorCodeInvalidHost          FieldErrorCode = "invalid_host"
+	FieldErrorCodeInvalidMessageID     FieldErrorCode = "invalid_message_id"
+	FieldErrorCodeInvalidName          FieldErrorCode = "invalid_name"
+	FieldErrorCodeInvalidTenantID      FieldErrorCode = "invalid_tenant_id"
+	FieldErrorCodeInvalidType          FieldErrorCode = "invalid_type"
+	FieldErrorCodeInvalidURL           FieldErrorCode = "invalid_url"
+	FieldErrorCodeInvalidValue         FieldErrorCode = "invalid_value"
+	FieldErrorCodeOutOfRange           FieldErrorCode = "out_of_range"
+	FieldErrorCodeRequired             FieldErrorCode = "required"
+	FieldErrorCodeReservedHeader       FieldErrorCode = "reserved_header"
+	FieldErrorCodeSecretRequired       FieldErrorCode = "secret_required"
+	FieldErrorCodeTooFar               FieldErrorCode = "too_far"
+	FieldErrorCodeTooLarge             FieldErrorCode = "too_large"
+	FieldErrorCodeTooLong              FieldErrorCode = "too_long"
+	FieldErrorCodeTooMany              FieldErrorCode = "too_many"
+	FieldErrorCodeTooManyRecipients    FieldErrorCode = "too_many_recipients"
+	FieldErrorCodeUnexpected           FieldErrorCode = "unexpected"
+	FieldErrorCodeUnknownEvent         FieldErrorCode = "unknown_event"
+	FieldErrorCodeUnknownField         FieldErrorCode = "unknown_field"
+	FieldErrorCodeUnknownProvider      FieldErrorCode = "unknown_provider"
+)
+
+// Valid indicates whether the value is a known member of the FieldErrorCode enum.
+func (e FieldErrorCode) Valid() bool {
+	switch e {
+	case FieldErrorCodeAddressLiteral:
+		return true
+	case FieldErrorCodeBatchSize:
+		return true
+	case FieldErrorCodeExceedsProviderLimit:
+		return true
+	case FieldErrorCodeExceedsRateLimit:
+		return true
+	case FieldErrorCodeHTTPSRequired:
+		return true
+	case FieldErrorCodeInvalidBase64:
+		return true
+	case FieldErrorCodeInvalidCharacters:
+		return true
+	case FieldErrorCodeInvalidContentType:
+		return true
+	case FieldErrorCodeInvalidEmail:
+		return true
+	case FieldErrorCodeInvalidHeaderName:
+		return true
+	case FieldErrorCodeInvalidHost:
+		return true
+	case FieldErrorCodeInvalidMessageID:
+		return true
+	case FieldErrorCodeInvalidName:
+		return true
+	case FieldErrorCodeInvalidTenantID:
+		return true
+	case FieldErrorCodeInvalidType:
+		return true
+	case FieldErrorCodeInvalidURL:
+		return true
+	case FieldErrorCodeInvalidValue:
+		return true
+	case FieldErrorCodeOutOfRange:
+		return true
+	case FieldErrorCodeRequired:
+		return true
+	case FieldErrorCodeReservedHeader:
+		return true
+	case FieldErrorCodeSecretRequired:
+		return true
+	case FieldErrorCodeTooFar:
+		return true
+	case FieldErrorCodeTooLarge:
+		return true
+	case FieldErrorCodeTooLong:
+		return true
+	case FieldErrorCodeTooMany:
+		return true
+	case FieldErrorCodeTooManyRecipients:
+		return true
+	case FieldErrorCodeUnexpected:
+		return true
+	case FieldErrorCodeUnknownEvent:
+		return true
+	case FieldErrorCodeUnknownField:
+		return true
+	case FieldErrorCodeUnknownProvider:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusOk HealthStatus = "ok"
@@ -492,15 +594,80 @@ type EffectiveLimits struct {
 
 // FieldError defines model for FieldError.
 type FieldError struct {
-	// Code Stable per-field code: required, invalid_email, out_of_range, secret_required (a stored secret would go to a changed destination), exceeds_rate_limit, exceeds_provider_limit, ...
+	// Code The field's stable code:
+	// - `required`: The field is missing or empty.
+	// - `unknown_field`: The body has a field the endpoint does not take.
+	// - `invalid_type`: The value is of the wrong JSON type.
+	// - `invalid_value`: The value is not one of those allowed.
+	// - `out_of_range`: The number is outside its allowed range.
+	// - `invalid_characters`: The value holds control characters such as CR, LF or NUL.
+	// - `too_long`: The value is over its length limit in bytes.
+	// - `too_many`: More tags or metadata keys than allowed.
+	// - `invalid_email`: Not a bare email address (local@domain, no display name).
+	// - `address_literal`: The address's domain is an address literal (x@[127.0.0.1]), which the relay would connect to itself.
+	// - `too_many_recipients`: More distinct recipients in to, cc and bcc than a message may have.
+	// - `exceeds_rate_limit`: More recipients than the tenant may send at once: the message could never fit its rate.
+	// - `exceeds_provider_limit`: More recipients than the tenant's provider takes in one message (the profile's effective_limits.max_recipients).
+	// - `too_far`: send_at is more than 30 days ahead.
+	// - `too_large`: The composed message would be over the size limit.
+	// - `invalid_base64`: An attachment's content is not valid base64.
+	// - `invalid_content_type`: An attachment's content type is not a MIME type.
+	// - `invalid_header_name`: A custom header's name is empty, not printable ASCII, or holds a space or ':'.
+	// - `reserved_header`: A custom header the service or the servers on the way write themselves.
+	// - `invalid_message_id`: A Message-ID that is not "<id-left@id-right>" without spaces or controls.
+	// - `invalid_tenant_id`: Not a tenant id.
+	// - `batch_size`: A batch holds 1 to 100 messages.
+	// - `invalid_host`: Not a host name or IP address.
+	// - `unknown_provider`: Not one of the provider presets.
+	// - `unexpected`: A field the rest of the input does not allow (an oauth block without auth xoauth2).
+	// - `secret_required`: The profile names another destination than the stored secret was given for: send the secret again.
+	// - `invalid_url`: Not a URL of the kind asked for (https://, without credentials).
+	// - `https_required`: A webhook URL must be https://.
+	// - `invalid_name`: A webhook name is not 1-64 letters, digits, '.', '_' or '-'.
+	// - `unknown_event`: Not one of the webhook event types.
 	//
 	// Example: invalid_email
-	Code string `json:"code"`
+	Code FieldErrorCode `json:"code"`
 
 	// Field Example: to[0].email
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
+
+// FieldErrorCode The field's stable code:
+// - `required`: The field is missing or empty.
+// - `unknown_field`: The body has a field the endpoint does not take.
+// - `invalid_type`: The value is of the wrong JSON type.
+// - `invalid_value`: The value is not one of those allowed.
+// - `out_of_range`: The number is outside its allowed range.
+// - `invalid_characters`: The value holds control characters such as CR, LF or NUL.
+// - `too_long`: The value is over its length limit in bytes.
+// - `too_many`: More tags or metadata keys than allowed.
+// - `invalid_email`: Not a bare email address (local@domain, no display name).
+// - `address_literal`: The address's domain is an address literal (x@[127.0.0.1]), which the relay would connect to itself.
+// - `too_many_recipients`: More distinct recipients in to, cc and bcc than a message may have.
+// - `exceeds_rate_limit`: More recipients than the tenant may send at once: the message could never fit its rate.
+// - `exceeds_provider_limit`: More recipients than the tenant's provider takes in one message (the profile's effective_limits.max_recipients).
+// - `too_far`: send_at is more than 30 days ahead.
+// - `too_large`: The composed message would be over the size limit.
+// - `invalid_base64`: An attachment's content is not valid base64.
+// - `invalid_content_type`: An attachment's content type is not a MIME type.
+// - `invalid_header_name`: A custom header's name is empty, not printable ASCII, or holds a space or ':'.
+// - `reserved_header`: A custom header the service or the servers on the way write themselves.
+// - `invalid_message_id`: A Message-ID that is not "<id-left@id-right>" without spaces or controls.
+// - `invalid_tenant_id`: Not a tenant id.
+// - `batch_size`: A batch holds 1 to 100 messages.
+// - `invalid_host`: Not a host name or IP address.
+// - `unknown_provider`: Not one of the provider presets.
+// - `unexpected`: A field the rest of the input does not allow (an oauth block without auth xoauth2).
+// - `secret_required`: The profile names another destination than the stored secret was given for: send the secret again.
+// - `invalid_url`: Not a URL of the kind asked for (https://, without credentials).
+// - `https_required`: A webhook URL must be https://.
+// - `invalid_name`: A webhook name is not 1-64 letters, digits, '.', '_' or '-'.
+// - `unknown_event`: Not one of the webhook event types.
+//
+// Example: invalid_email
+type FieldErrorCode string
 
 // Health defines model for Health.
 type Health struct {
@@ -603,6 +770,28 @@ type OAuthView struct {
 
 // Problem defines model for Problem.
 type Problem struct {
+	// Code The problem's stable code, with the HTTP status it comes with:
+	// - `invalid_json` (400): The body is empty, is not one JSON object in UTF-8, ends early or names a field twice.
+	// - `invalid_tenant_id` (400): The tenant in the path is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit.
+	// - `invalid_header` (400): A request header is malformed: Idempotency-Key is 1-255 printable ASCII characters without spaces.
+	// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or after is not the next of an earlier page.
+	// - `unauthorized` (401): No bearer token, or one that names no key.
+	// - `forbidden` (403): The key lacks the endpoint's scope, or is bound to another tenant.
+	// - `operator_only` (403): Only an operator key (admin, bound to no tenant) may do this; the detail names what was refused.
+	// - `not_found` (404): No such endpoint, message (or its record expired), SMTP profile, suppression or webhook.
+	// - `method_not_allowed` (405): The endpoint does not take this method.
+	// - `idempotency_key_reused` (409): The Idempotency-Key was first used with a different request.
+	// - `not_cancellable` (409): Only a scheduled, queued or deferred message can be cancelled.
+	// - `tenant_paused` (423): The tenant's sending is paused: new messages are refused until it is resumed.
+	// - `precondition_failed` (412): If-Match does not name the current profile version, or no profile exists for it to match.
+	// - `payload_too_large` (413): The request body is over the endpoint's limit.
+	// - `unsupported_media_type` (415): The body is not sent as application/json.
+	// - `validation_failed` (422): One or more fields are invalid; errors lists each with its field code.
+	// - `from_mismatch` (422): The message's from is not the tenant's account address, which its provider would rewrite or refuse.
+	// - `no_route` (422): The tenant has no enabled SMTP profile and no default relay is configured.
+	// - `rate_limited` (429): The tenant is over its recipient rate; Retry-After says when to try again.
+	// - `unavailable` (503): Storage (Redis) is unreachable; Retry-After says when to try again.
+	// - `internal_error` (500): An unexpected failure; the operator's log has it under the request id.
 	Code      ProblemCode  `json:"code"`
 	Detail    string       `json:"detail,omitempty,omitzero"`
 	Errors    []FieldError `json:"errors,omitempty,omitzero"`
@@ -614,7 +803,28 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
-// ProblemCode defines model for Problem.Code.
+// ProblemCode The problem's stable code, with the HTTP status it comes with:
+// - `invalid_json` (400): The body is empty, is not one JSON object in UTF-8, ends early or names a field twice.
+// - `invalid_tenant_id` (400): The tenant in the path is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit.
+// - `invalid_header` (400): A request header is malformed: Idempotency-Key is 1-255 printable ASCII characters without spaces.
+// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or after is not the next of an earlier page.
+// - `unauthorized` (401): No bearer token, or one that names no key.
+// - `forbidden` (403): The key lacks the endpoint's scope, or is bound to another tenant.
+// - `operator_only` (403): Only an operator key (admin, bound to no tenant) may do this; the detail names what was refused.
+// - `not_found` (404): No such endpoint, message (or its record expired), SMTP profile, suppression or webhook.
+// - `method_not_allowed` (405): The endpoint does not take this method.
+// - `idempotency_key_reused` (409): The Idempotency-Key was first used with a different request.
+// - `not_cancellable` (409): Only a scheduled, queued or deferred message can be cancelled.
+// - `tenant_paused` (423): The tenant's sending is paused: new messages are refused until it is resumed.
+// - `precondition_failed` (412): If-Match does not name the current profile version, or no profile exists for it to match.
+// - `payload_too_large` (413): The request body is over the endpoint's limit.
+// - `unsupported_media_type` (415): The body is not sent as application/json.
+// - `validation_failed` (422): One or more fields are invalid; errors lists each with its field code.
+// - `from_mismatch` (422): The message's from is not the tenant's account address, which its provider would rewrite or refuse.
+// - `no_route` (422): The tenant has no enabled SMTP profile and no default relay is configured.
+// - `rate_limited` (429): The tenant is over its recipient rate; Retry-After says when to try again.
+// - `unavailable` (503): Storage (Redis) is unreachable; Retry-After says when to try again.
+// - `internal_error` (500): An unexpected failure; the operator's log has it under the request id.
 type ProblemCode string
 
 // Profile defines model for Profile.

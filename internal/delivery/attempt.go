@@ -61,11 +61,11 @@ func (s *Service) handle(ctx context.Context, st queue.Started, inTurn bool) {
 // heard reports whether a webhook listens for the outcome; when that is
 // unknown (Redis trouble), the event is kept.
 func (s *Service) heard(ctx context.Context, tenantID string, status queue.Status) bool {
-	event := eventOf(status)
-	if s.listeners == nil || event == "" {
+	eventType, evented := status.Event()
+	if s.listeners == nil || !evented {
 		return true
 	}
-	ok, err := s.listeners.Listens(ctx, tenantID, event)
+	ok, err := s.listeners.Listens(ctx, tenantID, eventType)
 	return ok || err != nil
 }
 

@@ -220,10 +220,8 @@ func (p policy) expired(rec queue.Record, now time.Time, delay time.Duration) bo
 // eventOf is the webhook event an outcome of status makes: none for a
 // message put back in the queue without an attempt.
 func eventOf(status queue.Status) string {
-	if status == queue.StatusQueued {
-		return ""
-	}
-	return "message." + string(status)
+	event, _ := status.Event()
+	return event
 }
 
 // isProfileFault reports failures of the session set-up: the account's

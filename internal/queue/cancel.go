@@ -15,15 +15,15 @@ var ErrNotCancellable = errors.New("queue: message is being sent or is done")
 // record says cancelled and it leaves the retry set; a stream entry left
 // behind is skipped by Begin; the record is kept for the retention from
 // now. KEYS: record, retry. ARGV: id, now ms, retention ms.
-var cancelScript = redis.NewScript(`
+var cancelScript = redis.NewScript(luaNames + `
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {0, ''} end
-if st == 'scheduled' or st == 'queued' or st == 'deferred' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2])
+if st == STATUS.scheduled or st == STATUS.queued or st == STATUS.deferred then
+  redis.call('HSET', KEYS[1], 'status', STATUS.cancelled, 'updated_at', ARGV[2])
   redis.call('HDEL', KEYS[1], 'payload', 'next_attempt_at')
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {1, 'cancelled'}
+  return {1, STATUS.cancelled}
 end
 return {2, st}
 `)

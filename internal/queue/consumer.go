@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/ratelimit"
+	"github.com/outbound-mail/outbound/internal/redisclock"
 )
 
 // Entry is a stream entry handed to a worker: one delivery of one message.
@@ -116,25 +117,25 @@ func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []s
 // record's begun field, which Finish and Release clear).
 // KEYS: stream, record, events. ARGV: stream id, now ms, message id,
 // created ms, retention ms, error, attempt JSON.
-var beginScript = newBatchScript("", "", `
+var beginScript = newBatchScript(luaNames, "", `
 local h = redis.call('HGETALL', KEYS[2])
 local st, begun
 for i = 1, #h, 2 do
   if h[i] == 'status' then st = i + 1 elseif h[i] == 'updated_at' then h[i + 1] = ARGV[2]
   elseif h[i] == 'begun' then begun = i + 1 end
 end
-if (not st) or h[st] == 'sent' or h[st] == 'failed' or h[st] == 'suppressed' or h[st] == 'cancelled' then
-  redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+if (not st) or FINAL[h[st]] then
+  redis.call('XACK', KEYS[1], GROUP, ARGV[1])
   redis.call('XDEL', KEYS[1], ARGV[1])
   if st then return false end
-  redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[6], 'created_at', ARGV[4], 'updated_at', ARGV[2])
+  redis.call('HSET', KEYS[2], 'status', STATUS.failed, 'error', ARGV[6], 'created_at', ARGV[4], 'updated_at', ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  redis.call('XADD', KEYS[3], '*', 'type', 'message.failed', 'message_id', ARGV[3],
+  redis.call('XADD', KEYS[3], '*', 'type', EVENT.failed, 'message_id', ARGV[3],
     'tenant_id', '', 'route', '', 'meta', '', 'created_at', ARGV[4], 'at', ARGV[2], 'first', '1', 'attempt', ARGV[7])
   return 'missing'
 end
-h[st] = 'sending'
-redis.call('HSET', KEYS[2], 'status', 'sending', 'updated_at', ARGV[2])
+h[st] = STATUS.sending
+redis.call('HSET', KEYS[2], 'status', STATUS.sending, 'updated_at', ARGV[2])
 local n = tostring(redis.call('HINCRBY', KEYS[2], 'begun', 1))
 if begun then h[begun] = n else h[#h + 1] = 'begun'; h[#h + 1] = n end
 return h
@@ -295,21 +296,20 @@ type Outcome struct {
 // KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
 // status, retry ms, hold flag, retention ms, attempt JSON, route, event
 // flag, field pairs...
-var finishScript = newBatchScript("", "", `
-if redis.call('XACK', KEYS[1], 'outbound', ARGV[1]) == 0 then return 0 end
+var finishScript = newBatchScript(luaNames+redisclock.Lua, "", `
+if redis.call('XACK', KEYS[1], GROUP, ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'meta', 'created_at')
 if not r[1] then return 0 end
 redis.call('HDEL', KEYS[2], 'begun')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now_ms()
 local status = ARGV[3]
 local fields, due = {'status', status, 'updated_at', now, 'route', ARGV[8]}, nil
-if status == 'deferred' or status == 'queued' then
+if status == STATUS.deferred or status == STATUS.queued then
   due = now + tonumber(ARGV[4])
   table.insert(fields, 'next_attempt_at')
   table.insert(fields, due)
-elseif status == 'sent' then
+elseif status == STATUS.sent then
   table.insert(fields, 'sent_at')
   table.insert(fields, now)
 end
@@ -327,12 +327,12 @@ else
   redis.call('HDEL', KEYS[2], 'payload', 'next_attempt_at')
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-if status ~= 'queued' and ARGV[9] == '1' then
+if EVENT[status] and ARGV[9] == '1' then
   local first = '1'
-  if status == 'deferred' then
+  if status == STATUS.deferred then
     if redis.call('HSETNX', KEYS[2], 'deferred_notified', '1') == 0 then first = '0' end
   end
-  redis.call('XADD', KEYS[5], '*', 'type', 'message.' .. status, 'message_id', ARGV[2],
+  redis.call('XADD', KEYS[5], '*', 'type', EVENT[status], 'message_id', ARGV[2],
     'tenant_id', r[1], 'route', ARGV[8], 'meta', r[2] or '', 'created_at', r[3] or '', 'at', now,
     'first', first, 'attempt', ARGV[7], 'recipients', redis.call('HGET', KEYS[2], 'recipients') or '')
 end
@@ -398,11 +398,11 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 // releaseScript hands an entry this worker took but will not start back
 // to the stream (shutdown), so another worker picks it up at once rather
 // than after the claim timeout. KEYS: stream, record. ARGV: stream id, id.
-var releaseScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], 'outbound', ARGV[1])
+var releaseScript = redis.NewScript(luaNames + `
+redis.call('XACK', KEYS[1], GROUP, ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
-if redis.call('HGET', KEYS[2], 'status') == 'sending' then
-  redis.call('HSET', KEYS[2], 'status', 'queued')
+if redis.call('HGET', KEYS[2], 'status') == STATUS.sending then
+  redis.call('HSET', KEYS[2], 'status', STATUS.queued)
 end
 redis.call('HDEL', KEYS[2], 'begun')
 redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
@@ -441,7 +441,7 @@ func (q *Queue) Release(ctx context.Context, e Entry) error {
 // KEYS: retry, stream, sweep cursor. ARGV: limit, record key prefix,
 // retention ms, sweep count.
 // Returns how many due entries it handled, moved or rescheduled.
-var moveDueScript = redis.NewScript(ratelimit.Lua + `
+var moveDueScript = redis.NewScript(luaNames + ratelimit.Lua + `
 local now = gcra_now()
 local nowms = math.floor(now / 1000)
 local keep = tonumber(ARGV[3])
@@ -468,7 +468,7 @@ for _, id in ipairs(due) do
     redis.call('XADD', KEYS[2], '*', 'id', id)
     redis.call('ZREM', KEYS[1], id)
     keepFor(rec, keep)
-    if f[2] == 'scheduled' then redis.call('HSETNX', rec, 'due_at', nowms) end
+    if f[2] == STATUS.scheduled then redis.call('HSETNX', rec, 'due_at', nowms) end
   end
 end
 pcall(gcra_flush)
@@ -508,10 +508,9 @@ func (q *Queue) MoveDue(ctx context.Context, p, limit int) (int, error) {
 
 // wakeScript makes a tenant's held messages due now. ZADD XX touches only
 // those still waiting. KEYS: held, retry.
-var wakeScript = redis.NewScript(`
+var wakeScript = redis.NewScript(redisclock.Lua + `
 local ids = redis.call('SMEMBERS', KEYS[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now_ms()
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
 redis.call('DEL', KEYS[1])
 return #ids

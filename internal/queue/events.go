@@ -11,16 +11,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// eventGroup is the consumer group that turns message events into webhook
-// deliveries.
-const eventGroup = "webhooks"
-
 // Event is a change of a message's status, written in the same step as
 // the change itself.
 type Event struct {
 	Partition int
 	StreamID  string
-	Type      string // message.sent, message.deferred, message.failed, message.suppressed
+	Type      string // one of EventTypes
 	MessageID string
 	TenantID  string
 	Route     string

@@ -85,9 +85,6 @@ func idemKey(p int, tenantID, k string) string {
 	return tag(p) + "idem:" + tenantID + ":" + hex.EncodeToString(sum[:16])
 }
 
-// group is the consumer group every worker joins.
-const group = "outbound"
-
 // NewMessage is a validated message ready to queue.
 type NewMessage struct {
 	TenantID  string

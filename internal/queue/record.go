@@ -16,20 +16,6 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// Status is where a message is in its life.
-type Status string
-
-const (
-	StatusScheduled  Status = "scheduled" // held until its send_at
-	StatusQueued     Status = "queued"
-	StatusSending    Status = "sending"
-	StatusDeferred   Status = "deferred"
-	StatusSent       Status = "sent"
-	StatusFailed     Status = "failed"
-	StatusSuppressed Status = "suppressed" // every recipient is on the tenant's suppression list
-	StatusCancelled  Status = "cancelled"
-)
-
 var (
 	// ErrNotFound means no record has that id (never existed or expired).
 	ErrNotFound = errors.New("queue: no such message")
@@ -60,16 +46,6 @@ type Rejection struct {
 	EnhancedCode string `json:"enhanced_code,omitempty"`
 	Message      string `json:"message"`
 }
-
-// RecipientStatus is where one recipient of a message is.
-type RecipientStatus string
-
-const (
-	RecipientSent       RecipientStatus = "sent"       // the server took the message for it
-	RecipientDeferred   RecipientStatus = "deferred"   // refused for now, or not tried: tried again
-	RecipientFailed     RecipientStatus = "failed"     // refused for good, or its retry window ran out
-	RecipientSuppressed RecipientStatus = "suppressed" // on the tenant's suppression list: skipped
-)
 
 // Recipient is one envelope recipient's state and the server's last
 // reply about it.

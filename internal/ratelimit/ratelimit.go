@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/redisclock"
 )
 
 // Limit is a tenant's allowance in recipients.
@@ -124,13 +126,10 @@ func Charge(ws []Window, cost int) (string, error) {
 // once, keeps the TATs in a table, and gcra_flush writes each window it
 // changed once, at the end. A script is atomic, so this is the same as
 // reading and writing every time, for a fifth of the calls into Redis.
-const Lua = `
+const Lua = redisclock.Lua + `
 local gcra_clock, gcra_tats, gcra_changed = nil, {}, {}
 local function gcra_now()
-  if not gcra_clock then
-    local t = redis.call('TIME')
-    gcra_clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  end
+  if not gcra_clock then gcra_clock = redis_now_us() end
   return gcra_clock
 end
 local function gcra_tat(key)

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/redisclock"
 	"github.com/outbound-mail/outbound/internal/retry"
 )
 
@@ -244,7 +245,7 @@ func wants(h Hook, ev queue.Event) bool {
 	if !h.hears(ev.Type, ev.TenantID) {
 		return false
 	}
-	return ev.Type != "message.deferred" || ev.First || h.EveryDeferral
+	return queue.EventStatus(ev.Type) != queue.StatusDeferred || ev.First || h.EveryDeferral
 }
 
 // render builds an event's body once, so every retry sends the same bytes.
@@ -256,7 +257,7 @@ func render(p int, ev queue.Event) ([]byte, string) {
 	}
 	_ = json.Unmarshal(ev.Meta, &meta)
 	b := body{ID: eventID, Type: ev.Type, CreatedAt: ev.At, Data: data{MessageID: ev.MessageID, TenantID: ev.TenantID,
-		Status: ev.Type[len("message."):], Route: ev.Route, Tags: meta.Tags, Metadata: meta.Metadata,
+		Status: string(queue.EventStatus(ev.Type)), Route: ev.Route, Tags: meta.Tags, Metadata: meta.Metadata,
 		MessageCreatedAt: ev.CreatedAt}}
 	if len(ev.Attempt) > 0 {
 		b.Data.Attempt = ev.Attempt
@@ -271,9 +272,8 @@ func render(p int, ev queue.Event) ([]byte, string) {
 // leaseScript takes due jobs and pushes their due time a lease ahead, so a
 // sender that dies leaves them to be taken again. KEYS: due. ARGV: lease
 // ms, limit.
-var leaseScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var leaseScript = redis.NewScript(redisclock.Lua + `
+local now = redis_now_ms()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end
 return ids

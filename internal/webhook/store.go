@@ -1,7 +1,8 @@
 // Package webhook tells callers what happened to their messages without
-// polling: signed JSON POSTs for message.sent, .deferred, .failed and
-// .suppressed, fanned out from the queue's event streams into a durable
-// delivery queue in Redis, retried with backoff for up to a day.
+// polling: signed JSON POSTs for each event the queue writes (EventTypes:
+// message.sent, message.failed, ...), fanned out from the queue's event
+// streams into a durable delivery queue in Redis, retried with backoff for
+// up to a day.
 package webhook
 
 import (
@@ -22,13 +23,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/cache"
+	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/redisclock"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
-// Event types a webhook can ask for.
-var EventTypes = []string{"message.sent", "message.deferred", "message.failed", "message.suppressed"}
+// EventTypes are the event types a webhook can ask for: those the queue
+// writes (queue.EventTypes).
+var EventTypes = queue.EventTypes()
 
 // ErrNotFound means no webhook has that name.
 var ErrNotFound = errors.New("webhook: no such webhook")
@@ -386,12 +390,10 @@ func logEntry(r any) (id, v string) {
 // the log back. The log keeps its newest logSize entries of the last
 // logAge. KEYS: hooks, log, list log. ARGV: name, entry, log size, log
 // age ms.
-var recordScript = redis.NewScript(moveListLog + `
+var recordScript = redis.NewScript(redisclock.Lua + moveListLog + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), '*', 'd', ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[4]))
+redis.call('XTRIM', KEYS[2], 'MINID', redis_now_ms() - tonumber(ARGV[4]))
 return 1
 `)
 
