@@ -100,7 +100,7 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 
 	if r.status.Paused() {
 		// Waits, not failed, until the tenant is active again (which wakes
-		// it, see TenantChanged).
+		// it, see tenantChanged).
 		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: rec.Attempts, RetryIn: time.Hour,
 			HoldForTenant: true}
 	}
@@ -119,9 +119,9 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 	}
 	if until, held := s.held(r.server.Key()); held {
 		// The account hit its sending quota: wait without spending an
-		// attempt.
+		// attempt, or until the tenant names another account.
 		return queue.Outcome{Status: queue.StatusDeferred, Route: r.name, Attempts: rec.Attempts, Rejected: rec.Rejected,
-			Recipients: rec.Recipients, RetryIn: time.Until(until)}
+			Recipients: rec.Recipients, RetryIn: time.Until(until), HoldForTenant: r.name == RouteTenant}
 	}
 	if until, open := s.circuitOpen(r); open {
 		if !s.expired(rec, time.Until(until)) || !s.mayFallBack(r) {
@@ -148,6 +148,12 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 	res, att, terr := s.attempt(ctx, rec, &req, r, rcpts)
 	if isBusy(terr) {
 		return s.setAside(st, r, attempts)
+	}
+	if terr != nil && terr.Code == codeAccountChanged {
+		// The tenant's profile changed since the message was routed: back
+		// in the queue, due now, to be routed anew; no attempt spent.
+		return queue.Outcome{Status: queue.StatusQueued, Route: r.name, Attempts: attempts, Rejected: rec.Rejected,
+			Recipients: rec.Recipients}
 	}
 	attempts = append(attempts, att)
 	retryIn := s.backoff(len(attempts))
@@ -249,6 +255,9 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 	if errors.Is(err, ErrBusy) {
 		return res, att, errAccountBusy
 	}
+	if errors.Is(err, ErrAccountChanged) {
+		return res, att, errAccountChanged
+	}
 	terr := asTransportError(err)
 	// A dial another message made and shared counts, and is shown, once:
 	// by that message's attempt.
@@ -279,7 +288,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		s.noteProfile(ctx, r.profile, terr, circuitUntil)
 	}
 	if terr != nil && isQuota(terr) {
-		s.hold(r.server.Key(), s.cfg.QuotaHold)
+		s.hold(r.server, s.cfg.QuotaHold)
 	}
 	if terr != nil {
 		return res, att, terr
@@ -399,6 +408,13 @@ var errAccountBusy = &transport.Error{Code: codeAccountBusy, Stage: transport.St
 
 func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == codeAccountBusy }
 
+// codeAccountChanged marks an attempt whose account was retired (see
+// Pool.Retire) before it got a session; it is routed again, never
+// recorded.
+const codeAccountChanged = "account_changed"
+
+var errAccountChanged = &transport.Error{Code: codeAccountChanged, Stage: transport.StageConnect, Err: ErrAccountChanged}
+
 // keptAsideEarly keeps a message aside before anything is decoded when
 // its tenant's account is plainly busy: under a backlog most messages meet
 // a busy account, and each would otherwise be decoded and routed twice.
@@ -439,10 +455,12 @@ func (s *Service) setAside(st queue.Started, r route, attempts []queue.Attempt) 
 }
 
 // circuitKey names the account's circuit. A tenant's includes the
-// profile's version, so a PUT of the profile starts a closed circuit.
+// profile's version, so a PUT of the profile starts a closed circuit, and
+// begins with the tenant and a slash (tenant ids have none, the relay's
+// key has none), so that tenantChanged can find the tenant's.
 func circuitKey(r route) string {
 	if r.name == RouteTenant {
-		return r.server.Key() + "/" + strconv.FormatInt(r.profile.Version, 10)
+		return r.profile.TenantID + "/" + r.server.Key() + "/" + strconv.FormatInt(r.profile.Version, 10)
 	}
 	return r.server.Key()
 }
@@ -545,8 +563,10 @@ func (s *Service) outcome(rec queue.Record, r route, attempts []queue.Attempt, r
 		return out
 	case isQuota(terr):
 		// Gmail's "550 5.4.5 Daily user sending quota exceeded" is the
-		// account's, not the message's: wait for the window to pass.
+		// account's, not the message's: wait for the window to pass, or
+		// for the tenant to name another account.
 		out.Status, out.RetryIn = queue.StatusDeferred, s.cfg.QuotaHold
+		out.HoldForTenant = r.name == RouteTenant
 	case isProfileFault(terr):
 		// A refused login, an untrusted certificate, a host that resolves
 		// nowhere: the tenant's configuration, not the message. Defer like
@@ -646,21 +666,28 @@ func isQuota(e *transport.Error) bool {
 		strings.Contains(msg, "sending quota") || strings.Contains(msg, "daily user sending")
 }
 
-func (s *Service) hold(key string, d time.Duration) {
+// quotaHold is an account paused after a sending-quota reply; tenant is
+// whose account it is ("" for the default relay).
+type quotaHold struct {
+	until  time.Time
+	tenant string
+}
+
+func (s *Service) hold(srv transport.Server, d time.Duration) {
 	s.holdMu.Lock()
-	s.holds[key] = time.Now().Add(d)
+	s.holds[srv.Key()] = quotaHold{until: time.Now().Add(d), tenant: srv.Tenant}
 	s.holdMu.Unlock()
 }
 
 func (s *Service) held(key string) (time.Time, bool) {
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
-	until, ok := s.holds[key]
-	if ok && time.Now().After(until) {
+	h, ok := s.holds[key]
+	if ok && time.Now().After(h.until) {
 		delete(s.holds, key)
 		return time.Time{}, false
 	}
-	return until, ok
+	return h.until, ok
 }
 
 func summary(e *transport.Error) string {

@@ -188,8 +188,9 @@ func (s *Service) Verify(ctx context.Context, p tenant.Profile, stored bool) (tr
 }
 
 // verified closes the stored profile's circuit and clears its last error
-// after a successful verify, and wakes the messages held for it: the
-// account answers again.
+// after a successful verify. Clearing it is a change of the tenant
+// (tenant.ChangeRecovered): the messages held for the account wake, as it
+// answers again (see tenantChanged).
 func (s *Service) verified(ctx context.Context, p tenant.Profile) {
 	s.circuits.succeeded(circuitKey(route{name: RouteTenant, server: transport.FromProfile(p), profile: &p}))
 	if p.LastError == nil {
@@ -197,9 +198,5 @@ func (s *Service) verified(ctx context.Context, p tenant.Profile) {
 	}
 	if err := s.profiles.SetLastError(ctx, p.TenantID, p.Version, nil); err != nil {
 		s.log.Warn("clear profile error after verify", "tenant_id", p.TenantID, "error", err)
-		return
-	}
-	if err := s.TenantChanged(ctx, p.TenantID); err != nil {
-		s.log.Warn("wake held messages after verify", "tenant_id", p.TenantID, "error", err)
 	}
 }

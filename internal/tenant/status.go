@@ -43,6 +43,11 @@ func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (Stat
 		return Status{}, fmt.Errorf("tenant: status %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	kind := ChangeResumed
+	if st.Paused() {
+		kind = ChangePaused
+	}
+	s.emit(ctx, Change{TenantID: tenantID, Kind: kind})
 	return st, nil
 }
 

@@ -33,6 +33,8 @@ type Store struct {
 	now    func() time.Time
 	cache  *cache.Cache[loaded] // nil: Load reads Redis every time
 	loads  *coalesce.Group[string, loaded]
+	// watchers are told of every change (see Watch).
+	watchers watchers
 }
 
 // loaded is what Load returns, as cached.
@@ -62,7 +64,7 @@ func (s *Store) changed(ctx context.Context, tenantID string) {
 
 // NewStore returns a store sealing passwords with sealer.
 func NewStore(rdb redis.UniversalClient, sealer *seal.Sealer) *Store {
-	s := &Store{rdb: rdb, sealer: sealer, now: time.Now}
+	s := &Store{rdb: rdb, sealer: sealer, now: time.Now, watchers: watchers{origin: newOrigin()}}
 	s.loads = coalesce.New(64, s.loadMany)
 	return s
 }
@@ -167,6 +169,7 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profil
 		return Profile{}, ErrVersionConflict
 	}
 	s.changed(ctx, p.TenantID)
+	s.emit(ctx, Change{TenantID: p.TenantID, Kind: ChangeProfile})
 	return p, nil
 }
 
@@ -198,6 +201,7 @@ func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64
 		return ErrVersionConflict
 	}
 	s.changed(ctx, tenantID)
+	s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeDeleted})
 	return nil
 }
 
@@ -225,10 +229,14 @@ func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version in
 	if err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
 	}
-	if err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Err(); err != nil {
+	stored, err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Int()
+	if err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	if stored == 1 {
+		s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeGrant})
+	}
 	return nil
 }
 
@@ -243,11 +251,14 @@ func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64
 		}
 		val = string(b)
 	}
-	err := setLastErrorScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, val).Err()
+	stored, err := setLastErrorScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, val).Int()
 	if err != nil {
 		return fmt.Errorf("tenant: last error %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	if e == nil && stored == 1 {
+		s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeRecovered})
+	}
 	return nil
 }
 
