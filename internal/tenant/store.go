@@ -12,6 +12,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/coalesce"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 )
@@ -82,7 +83,8 @@ func secretAD(tenantID, field string) []byte {
 }
 
 // Get returns the tenant's profile with its password opened.
-func (s *Store) Get(ctx context.Context, tenantID string) (Profile, error) {
+func (s *Store) Get(ctx context.Context, tenantID string) (_ Profile, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return Profile{}, ErrInvalidID
 	}
@@ -111,7 +113,8 @@ return {1, cur}
 // not exist yet). It seals the password with the current key, so a profile
 // sealed with a previous key is re-sealed when next written. It returns the
 // profile as stored, with version and timestamps set.
-func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profile, error) {
+func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (_ Profile, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(p.TenantID) {
 		return Profile{}, ErrInvalidID
 	}
@@ -183,7 +186,8 @@ return 1
 
 // Delete removes the profile; the tenant then uses the default relay.
 // expectVersion 0 deletes whatever version is stored.
-func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64) error {
+func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64) (err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return ErrInvalidID
 	}
@@ -224,7 +228,8 @@ return 1
 `)
 
 // SetRefreshToken stores the refresh token a provider rotated.
-func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version int64, rt secret.String) error {
+func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version int64, rt secret.String) (err error) {
+	defer outage.Mark(&err)
 	sealed, err := s.sealer.Seal([]byte(rt.Reveal()), secretAD(tenantID, "oauth_refresh_token"))
 	if err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
@@ -242,7 +247,8 @@ func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version in
 
 // SetLastError records e on the profile at version, or clears the record
 // when e is nil. It does nothing when the profile has moved on.
-func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64, e *LastError) error {
+func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64, e *LastError) (err error) {
+	defer outage.Mark(&err)
 	val := ""
 	if e != nil {
 		b, err := json.Marshal(e)
