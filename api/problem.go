@@ -1,20 +1,16 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"syscall"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/suppression"
@@ -75,60 +71,93 @@ var problemStatus = map[string]struct {
 	"internal_error":         {http.StatusInternalServerError, "Internal error"},
 }
 
-// toProblem maps any error a handler returns to a Problem. Domain errors are
-// mapped here and only here.
+// toProblem maps any error a handler returns to a Problem, through the
+// first rule of problemRules that matches it; anything else is an
+// internal error.
 func toProblem(err error) *Problem {
-	var p *Problem
-	var verr *validation.Error
-	var he *echo.HTTPError
-	var tooLarge *http.MaxBytesError
-	var denied *ratelimit.DeniedError
-	switch {
-	case errors.As(err, &p):
-		return p
-	case errors.As(err, &denied):
-		p = problem("rate_limited", fmt.Sprintf("the tenant may send %d recipients in this window; retry in %d s",
+	for _, r := range problemRules {
+		if p := r(err); p != nil {
+			return p
+		}
+	}
+	return problem("internal_error", "")
+}
+
+// A problemRule answers the Problem for an error of the kind it knows by
+// type (errors.As) or by sentinel (errors.Is), or nil.
+type problemRule func(error) *Problem
+
+// on maps errors matching target to what answer makes.
+func on(target error, answer func() *Problem) problemRule {
+	return func(err error) *Problem {
+		if errors.Is(err, target) {
+			return answer()
+		}
+		return nil
+	}
+}
+
+// is maps errors matching target to code with a fixed detail.
+func is(target error, code, detail string) problemRule {
+	return on(target, func() *Problem { return problem(code, detail) })
+}
+
+// as maps errors of type T to the Problem answer makes of them (nil:
+// none after all).
+func as[T error](answer func(T) *Problem) problemRule {
+	return func(err error) *Problem {
+		var t T
+		if errors.As(err, &t) {
+			return answer(t)
+		}
+		return nil
+	}
+}
+
+// problemRules is the one table from domain errors to problems, in the
+// order they are tried. Domain errors are mapped here and only here; the
+// packages that talk to Redis mark a storage outage (outage.ErrUnavailable)
+// so that nothing here knows Redis.
+var problemRules = []problemRule{
+	as(func(p *Problem) *Problem { return p }),
+	as(func(denied *ratelimit.DeniedError) *Problem {
+		p := problem("rate_limited", fmt.Sprintf("the tenant may send %d recipients in this window; retry in %d s",
 			denied.Result.Limit, ratelimit.Seconds(denied.Result.RetryAfter)))
 		p.header = rateLimitHeaders(denied.Result)
 		p.header.Set("Retry-After", strconv.FormatInt(max(1, ratelimit.Seconds(denied.Result.RetryAfter)), 10))
 		return p
-	case errors.As(err, &verr):
-		p = problem("validation_failed", "one or more fields are invalid")
+	}),
+	as(func(verr *validation.Error) *Problem {
+		p := problem("validation_failed", "one or more fields are invalid")
 		p.Errors = verr.Fields
 		return p
-	case errors.As(err, &tooLarge):
+	}),
+	as(func(*http.MaxBytesError) *Problem {
 		return problem("payload_too_large", "the request body is over the limit")
-	case errors.Is(err, tenant.ErrNotFound):
-		return problem("not_found", "this tenant has no SMTP profile")
-	case errors.Is(err, tenant.ErrInvalidID):
-		return problem("invalid_tenant_id", "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	case errors.Is(err, queue.ErrNotFound):
-		return problem("not_found", "no such message (or its record expired)")
-	case errors.Is(err, queue.ErrIdempotencyKeyReused):
-		return problem("idempotency_key_reused", "this Idempotency-Key was first used with a different request")
-	case errors.Is(err, queue.ErrNotCancellable):
-		return problem("not_cancellable", strings.TrimPrefix(err.Error(), "queue: "))
-	case errors.Is(err, tenant.ErrPaused):
-		return problem("tenant_paused", strings.TrimPrefix(err.Error(), "tenant: "))
-	case errors.Is(err, suppression.ErrBounced):
-		return operatorOnly("replace or remove an entry a hard bounce added")
-	case errors.Is(err, suppression.ErrNotFound):
-		return problem("not_found", "this address is not on the tenant's suppression list")
-	case errors.Is(err, webhook.ErrBadCursor):
-		return problem("invalid_query", "after is the next of an earlier page")
-	case errors.Is(err, webhook.ErrNotFound):
-		return problem("not_found", "no webhook has this name")
-	case errors.Is(err, delivery.ErrFromMismatch):
-		return problem("from_mismatch", strings.TrimPrefix(err.Error(), "delivery: "))
-	case errors.Is(err, delivery.ErrNoRoute):
-		return problem("no_route", "the tenant has no enabled SMTP profile and no default relay is configured")
-	case errors.Is(err, tenant.ErrVersionConflict):
-		return problem("precondition_failed", "the profile changed since the version named in If-Match")
-	case unavailable(err):
-		p = problem("unavailable", "storage is unreachable; retry shortly")
+	}),
+	is(tenant.ErrNotFound, "not_found", "this tenant has no SMTP profile"),
+	is(tenant.ErrInvalidID, "invalid_tenant_id", "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+	is(queue.ErrNotFound, "not_found", "no such message (or its record expired)"),
+	is(queue.ErrIdempotencyKeyReused, "idempotency_key_reused", "this Idempotency-Key was first used with a different request"),
+	as(func(e *queue.NotCancellableError) *Problem {
+		return problem("not_cancellable", "message is being sent or is done (status "+string(e.Status)+")")
+	}),
+	as(func(e *tenant.PausedError) *Problem { return problem("tenant_paused", "sending is paused: "+e.Reason) }),
+	on(suppression.ErrBounced, func() *Problem { return operatorOnly("replace or remove an entry a hard bounce added") }),
+	is(suppression.ErrNotFound, "not_found", "this address is not on the tenant's suppression list"),
+	is(webhook.ErrBadCursor, "invalid_query", "after is the next of an earlier page"),
+	is(webhook.ErrNotFound, "not_found", "no webhook has this name"),
+	as(func(e *delivery.FromMismatchError) *Problem {
+		return problem("from_mismatch", "from address is not the tenant's account address: the account sends as "+e.Account)
+	}),
+	is(delivery.ErrNoRoute, "no_route", "the tenant has no enabled SMTP profile and no default relay is configured"),
+	is(tenant.ErrVersionConflict, "precondition_failed", "the profile changed since the version named in If-Match"),
+	on(outage.ErrUnavailable, func() *Problem {
+		p := problem("unavailable", "storage is unreachable; retry shortly")
 		p.header = http.Header{"Retry-After": {"1"}}
 		return p
-	case errors.As(err, &he):
+	}),
+	as(func(he *echo.HTTPError) *Problem {
 		switch he.Code {
 		case http.StatusNotFound:
 			return problem("not_found", "no such endpoint")
@@ -139,19 +168,8 @@ func toProblem(err error) *Problem {
 		case http.StatusUnsupportedMediaType:
 			return problem("unsupported_media_type", "send application/json")
 		}
-	}
-	return problem("internal_error", "")
-}
-
-// unavailable recognises a storage outage: Redis refusing, timing out, or
-// the client's pool exhausted while it is down.
-func unavailable(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+		return nil
+	}),
 }
 
 // errorHandler renders every error as application/problem+json.

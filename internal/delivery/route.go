@@ -33,8 +33,22 @@ var (
 	ErrNoRoute = errors.New("delivery: no enabled tenant profile and no default relay")
 	// ErrFromMismatch means the request's from address is not the
 	// tenant's account address, which the provider would rewrite or refuse.
+	// Accept answers it as a *FromMismatchError, which names the address.
 	ErrFromMismatch = errors.New("delivery: from address is not the tenant's account address")
 )
+
+// FromMismatchError refuses a from address other than the account's. It
+// matches ErrFromMismatch.
+type FromMismatchError struct {
+	Account string // the address the tenant's account sends as
+}
+
+func (e *FromMismatchError) Error() string {
+	return ErrFromMismatch.Error() + ": the account sends as " + e.Account
+}
+
+// Is makes errors.Is(err, ErrFromMismatch) hold.
+func (e *FromMismatchError) Is(target error) bool { return target == ErrFromMismatch }
 
 // route is how one message leaves: which server, which envelope sender,
 // and the From and Reply-To headers.
@@ -119,7 +133,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 func (r route) checkFrom(req *message.Request) error {
 	if r.name == RouteTenant && req.From != nil && req.From.Email != "" &&
 		!strings.EqualFold(req.From.Email, r.profile.Email) {
-		return fmt.Errorf("%w: the account sends as %s", ErrFromMismatch, r.profile.Email)
+		return &FromMismatchError{Account: r.profile.Email}
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		return Accepted{}, err
 	}
 	if r.status.Paused() {
-		return Accepted{}, fmt.Errorf("%w: %s", tenant.ErrPaused, r.status.Reason)
+		return Accepted{}, &tenant.PausedError{Reason: r.status.Reason}
 	}
 	var sendAt time.Time
 	if req.SendAt != nil {
