@@ -21,8 +21,6 @@ type MessageService interface {
 	Accept(ctx context.Context, req *message.Request, body []byte, idempotencyKey string) (delivery.Accepted, error)
 	Status(ctx context.Context, id string) (queue.Record, error)
 	Cancel(ctx context.Context, id string) error
-	// TenantChanged tells the service a tenant's profile was written.
-	TenantChanged(ctx context.Context, tenantID string) error
 }
 
 type acceptedView struct {

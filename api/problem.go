@@ -1,20 +1,16 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"syscall"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/delivery"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/suppression"
@@ -45,60 +41,93 @@ func problem(code problemCode, detail string) *Problem {
 	return &Problem{Type: "urn:outbound:problem:" + c.name, Title: c.title, Status: c.status, Detail: detail, Code: c.name}
 }
 
-// toProblem maps any error a handler returns to a Problem. Domain errors are
-// mapped here and only here.
+// toProblem maps any error a handler returns to a Problem, through the
+// first rule of problemRules that matches it; anything else is an
+// internal error.
 func toProblem(err error) *Problem {
-	var p *Problem
-	var verr *validation.Error
-	var he *echo.HTTPError
-	var tooLarge *http.MaxBytesError
-	var denied *ratelimit.DeniedError
-	switch {
-	case errors.As(err, &p):
-		return p
-	case errors.As(err, &denied):
-		p = problem(codeRateLimited, fmt.Sprintf("the tenant may send %d recipients in this window; retry in %d s",
+	for _, r := range problemRules {
+		if p := r(err); p != nil {
+			return p
+		}
+	}
+	return problem(codeInternalError, "")
+}
+
+// A problemRule answers the Problem for an error of the kind it knows by
+// type (errors.As) or by sentinel (errors.Is), or nil.
+type problemRule func(error) *Problem
+
+// on maps errors matching target to what answer makes.
+func on(target error, answer func() *Problem) problemRule {
+	return func(err error) *Problem {
+		if errors.Is(err, target) {
+			return answer()
+		}
+		return nil
+	}
+}
+
+// is maps errors matching target to code with a fixed detail.
+func is(target error, code problemCode, detail string) problemRule {
+	return on(target, func() *Problem { return problem(code, detail) })
+}
+
+// as maps errors of type T to the Problem answer makes of them (nil:
+// none after all).
+func as[T error](answer func(T) *Problem) problemRule {
+	return func(err error) *Problem {
+		var t T
+		if errors.As(err, &t) {
+			return answer(t)
+		}
+		return nil
+	}
+}
+
+// problemRules is the one table from domain errors to problems, in the
+// order they are tried. Domain errors are mapped here and only here; the
+// packages that talk to Redis mark a storage outage (outage.ErrUnavailable)
+// so that nothing here knows Redis.
+var problemRules = []problemRule{
+	as(func(p *Problem) *Problem { return p }),
+	as(func(denied *ratelimit.DeniedError) *Problem {
+		p := problem(codeRateLimited, fmt.Sprintf("the tenant may send %d recipients in this window; retry in %d s",
 			denied.Result.Limit, ratelimit.Seconds(denied.Result.RetryAfter)))
 		p.header = rateLimitHeaders(denied.Result)
 		p.header.Set("Retry-After", strconv.FormatInt(max(1, ratelimit.Seconds(denied.Result.RetryAfter)), 10))
 		return p
-	case errors.As(err, &verr):
-		p = problem(codeValidationFailed, "one or more fields are invalid")
+	}),
+	as(func(verr *validation.Error) *Problem {
+		p := problem(codeValidationFailed, "one or more fields are invalid")
 		p.Errors = verr.Fields
 		return p
-	case errors.As(err, &tooLarge):
+	}),
+	as(func(*http.MaxBytesError) *Problem {
 		return problem(codePayloadTooLarge, "the request body is over the limit")
-	case errors.Is(err, tenant.ErrNotFound):
-		return problem(codeNotFound, "this tenant has no SMTP profile")
-	case errors.Is(err, tenant.ErrInvalidID):
-		return problem(codeInvalidTenantID, "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	case errors.Is(err, queue.ErrNotFound):
-		return problem(codeNotFound, "no such message (or its record expired)")
-	case errors.Is(err, queue.ErrIdempotencyKeyReused):
-		return problem(codeIdempotencyKeyReused, "this Idempotency-Key was first used with a different request")
-	case errors.Is(err, queue.ErrNotCancellable):
-		return problem(codeNotCancellable, strings.TrimPrefix(err.Error(), "queue: "))
-	case errors.Is(err, tenant.ErrPaused):
-		return problem(codeTenantPaused, strings.TrimPrefix(err.Error(), "tenant: "))
-	case errors.Is(err, suppression.ErrBounced):
-		return operatorOnly("replace or remove an entry a hard bounce added")
-	case errors.Is(err, suppression.ErrNotFound):
-		return problem(codeNotFound, "this address is not on the tenant's suppression list")
-	case errors.Is(err, webhook.ErrBadCursor):
-		return problem(codeInvalidQuery, "after is the next of an earlier page")
-	case errors.Is(err, webhook.ErrNotFound):
-		return problem(codeNotFound, "no webhook has this name")
-	case errors.Is(err, delivery.ErrFromMismatch):
-		return problem(codeFromMismatch, strings.TrimPrefix(err.Error(), "delivery: "))
-	case errors.Is(err, delivery.ErrNoRoute):
-		return problem(codeNoRoute, "the tenant has no enabled SMTP profile and no default relay is configured")
-	case errors.Is(err, tenant.ErrVersionConflict):
-		return problem(codePreconditionFailed, "the profile changed since the version named in If-Match")
-	case unavailable(err):
-		p = problem(codeUnavailable, "storage is unreachable; retry shortly")
+	}),
+	is(tenant.ErrNotFound, codeNotFound, "this tenant has no SMTP profile"),
+	is(tenant.ErrInvalidID, codeInvalidTenantID, "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+	is(queue.ErrNotFound, codeNotFound, "no such message (or its record expired)"),
+	is(queue.ErrIdempotencyKeyReused, codeIdempotencyKeyReused, "this Idempotency-Key was first used with a different request"),
+	as(func(e *queue.NotCancellableError) *Problem {
+		return problem(codeNotCancellable, "message is being sent or is done (status "+string(e.Status)+")")
+	}),
+	as(func(e *tenant.PausedError) *Problem { return problem(codeTenantPaused, "sending is paused: "+e.Reason) }),
+	on(suppression.ErrBounced, func() *Problem { return operatorOnly("replace or remove an entry a hard bounce added") }),
+	is(suppression.ErrNotFound, codeNotFound, "this address is not on the tenant's suppression list"),
+	is(webhook.ErrBadCursor, codeInvalidQuery, "after is the next of an earlier page"),
+	is(webhook.ErrNotFound, codeNotFound, "no webhook has this name"),
+	as(func(e *delivery.FromMismatchError) *Problem {
+		return problem(codeFromMismatch, "from address is not the tenant's account address: the account sends as "+e.Account)
+	}),
+	is(delivery.ErrNoRoute, codeNoRoute, "the tenant has no enabled SMTP profile and no default relay is configured"),
+	is(tenant.ErrVersionConflict, codePreconditionFailed, "the profile changed since the version named in If-Match"),
+	on(outage.ErrUnavailable, func() *Problem {
+		p := problem(codeUnavailable, "storage is unreachable; retry shortly")
 		p.header = http.Header{"Retry-After": {"1"}}
 		return p
-	case errors.As(err, &he):
+	}),
+	as(func(he *echo.HTTPError) *Problem {
 		switch he.Code {
 		case http.StatusNotFound:
 			return problem(codeNotFound, "no such endpoint")
@@ -109,19 +138,8 @@ func toProblem(err error) *Problem {
 		case http.StatusUnsupportedMediaType:
 			return problem(codeUnsupportedMediaType, "send application/json")
 		}
-	}
-	return problem(codeInternalError, "")
-}
-
-// unavailable recognises a storage outage: Redis refusing, timing out, or
-// the client's pool exhausted while it is down.
-func unavailable(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsMasterDownError(err)
+		return nil
+	}),
 }
 
 // errorHandler renders every error as application/problem+json.

@@ -27,7 +27,8 @@ func (s *Server) getStatus(c echo.Context) error {
 }
 
 // putStatus pauses or resumes a tenant. Paused: new messages are refused
-// (423) and queued ones wait. Resumed: the waiting ones go at once.
+// (423) and queued ones wait. Resumed: the waiting ones go at once (the
+// store tells delivery of the change; see tenant.Store.Watch).
 func (s *Server) putStatus(c echo.Context) error {
 	id, err := tenantParam(c)
 	if err != nil {
@@ -45,15 +46,9 @@ func (s *Server) putStatus(c echo.Context) error {
 	if err := verr.Err(); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	st, err := s.Status.SetStatus(ctx, id, tenant.Status{Sending: in.Sending, Reason: in.Reason})
+	st, err := s.Status.SetStatus(c.Request().Context(), id, tenant.Status{Sending: in.Sending, Reason: in.Reason})
 	if err != nil {
 		return err
-	}
-	if !st.Paused() {
-		if err := s.Messages.TenantChanged(ctx, id); err != nil {
-			s.log.Warn("wake messages of a resumed tenant", "tenant_id", id, "error", err)
-		}
 	}
 	return c.JSON(http.StatusOK, st)
 }

@@ -148,7 +148,9 @@ func (s *Server) getProfile(c echo.Context) error {
 
 // putProfile creates (201) or replaces (200) a profile. A blank password
 // keeps the stored one, as a settings form with an empty password field
-// expects.
+// expects. What a change does to mail under way (held messages woken, old
+// sessions closed) follows from the store's write: see tenant.Store.Watch
+// and delivery's tenantChanged.
 func (s *Server) putProfile(c echo.Context) error {
 	id, err := tenantParam(c)
 	if err != nil {
@@ -183,10 +185,6 @@ func (s *Server) putProfile(c echo.Context) error {
 		}
 		if err != nil {
 			return err
-		}
-		if err := s.Messages.TenantChanged(ctx, id); err != nil {
-			// The profile is saved; held messages still go at their next retry.
-			s.log.Warn("wake held messages", "tenant_id", id, "error", err)
 		}
 		status := http.StatusOK
 		if !found {

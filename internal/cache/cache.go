@@ -79,6 +79,10 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 	return v, nil
 }
 
+// Forget drops key here only: for a replica that learnt of a change some
+// other way before the cache's own notice came.
+func (c *Cache[V]) Forget(key string) { c.evict(key) }
+
 // Invalidate drops key here and on every other replica.
 func (c *Cache[V]) Invalidate(ctx context.Context, key string) error {
 	c.evict(key)

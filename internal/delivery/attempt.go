@@ -103,7 +103,7 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 	}
 	f.onRoute(r)
 	if r.status.Paused() {
-		// Woken when the tenant is active again (see TenantChanged).
+		// Woken when the tenant is active again (see tenantChanged).
 		f.stop = stopPaused
 		return s.decide(f).out
 	}
@@ -153,6 +153,10 @@ func (s *Service) sendOn(ctx context.Context, st queue.Started, req *message.Req
 	f.result, att, f.err = s.attempt(ctx, st.Record, req, r, f.rcpts)
 	if isBusy(f.err) {
 		return s.setAside(st, r, f)
+	}
+	if f.err != nil && f.err.Code == codeAccountChanged {
+		f.stop = stopAccountChanged
+		return s.decide(f).out
 	}
 	f.attempts = append(f.attempts, att)
 	v := s.decide(f)
@@ -262,6 +266,9 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 	if errors.Is(err, ErrBusy) {
 		return res, att, errAccountBusy
 	}
+	if errors.Is(err, ErrAccountChanged) {
+		return res, att, errAccountChanged
+	}
 	terr := asTransportError(err)
 	// A dial another message made and shared counts, and is shown, once:
 	// by that message's attempt.
@@ -292,7 +299,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 		s.noteProfile(ctx, r.profile, terr, circuitUntil)
 	}
 	if terr != nil && isQuota(terr) {
-		s.hold(r.server.Key(), s.cfg.QuotaHold)
+		s.hold(r.server, s.cfg.QuotaHold)
 	}
 	if terr != nil {
 		return res, att, terr
@@ -412,6 +419,13 @@ var errAccountBusy = &transport.Error{Code: codeAccountBusy, Stage: transport.St
 
 func isBusy(terr *transport.Error) bool { return terr != nil && terr.Code == codeAccountBusy }
 
+// codeAccountChanged marks an attempt whose account was retired (see
+// Pool.Retire) before it got a session; it is routed again, never
+// recorded.
+const codeAccountChanged = "account_changed"
+
+var errAccountChanged = &transport.Error{Code: codeAccountChanged, Stage: transport.StageConnect, Err: ErrAccountChanged}
+
 // keptAsideEarly keeps a message aside before anything is decoded when
 // its tenant's account is plainly busy: under a backlog most messages meet
 // a busy account, and each would otherwise be decoded and routed twice.
@@ -451,10 +465,12 @@ func (s *Service) setAside(st queue.Started, r route, f facts) queue.Outcome {
 }
 
 // circuitKey names the account's circuit. A tenant's includes the
-// profile's version, so a PUT of the profile starts a closed circuit.
+// profile's version, so a PUT of the profile starts a closed circuit, and
+// begins with the tenant and a slash (tenant ids have none, the relay's
+// key has none), so that tenantChanged can find the tenant's.
 func circuitKey(r route) string {
 	if r.name == RouteTenant {
-		return r.server.Key() + "/" + strconv.FormatInt(r.profile.Version, 10)
+		return r.profile.TenantID + "/" + r.server.Key() + "/" + strconv.FormatInt(r.profile.Version, 10)
 	}
 	return r.server.Key()
 }
@@ -566,19 +582,26 @@ func circuitError(terr *transport.Error, now, until time.Time) *tenant.LastError
 		Message: "no new connection until " + at + "; last failure: " + summary(terr), Hint: hint, At: now, RetryAt: until.UTC()}
 }
 
-func (s *Service) hold(key string, d time.Duration) {
+// quotaHold is an account paused after a sending-quota reply; tenant is
+// whose account it is ("" for the default relay).
+type quotaHold struct {
+	until  time.Time
+	tenant string
+}
+
+func (s *Service) hold(srv transport.Server, d time.Duration) {
 	s.holdMu.Lock()
-	s.holds[key] = time.Now().Add(d)
+	s.holds[srv.Key()] = quotaHold{until: time.Now().Add(d), tenant: srv.Tenant}
 	s.holdMu.Unlock()
 }
 
 func (s *Service) held(key string) (time.Time, bool) {
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
-	until, ok := s.holds[key]
-	if ok && time.Now().After(until) {
+	h, ok := s.holds[key]
+	if ok && time.Now().After(h.until) {
 		delete(s.holds, key)
 		return time.Time{}, false
 	}
-	return until, ok
+	return h.until, ok
 }

@@ -80,6 +80,18 @@ func (cs *circuits) succeeded(key string) {
 	cs.mu.Unlock()
 }
 
+// forget drops the circuits whose keys match: a tenant's, when its
+// profile changed.
+func (cs *circuits) forget(match func(key string) bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for key := range cs.m {
+		if match(key) {
+			delete(cs.m, key)
+		}
+	}
+}
+
 // open reports whether the account's circuit is open at now, and until when.
 func (cs *circuits) open(key string, now time.Time) (time.Time, bool) {
 	cs.mu.Lock()

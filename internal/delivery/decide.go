@@ -29,16 +29,17 @@ import (
 type stop int
 
 const (
-	attempted        stop = iota // the attempts in facts were made
-	stopUnreadable               // the stored request does not decode
-	stopNoRoute                  // no enabled profile and no default relay
-	stopStorage                  // Redis did not answer while routing or filtering
-	stopPaused                   // the tenant's sending is paused
-	stopNoRecipients             // every recipient left is suppressed
-	stopHeld                     // the account hit its sending quota, held until facts.until
-	stopCircuit                  // the account's circuit is open until facts.until
-	stopPaced                    // the account's pace lets it send after facts.wait
-	stopBusy                     // every session of the account is busy; its line lets it in after facts.wait
+	attempted          stop = iota // the attempts in facts were made
+	stopUnreadable                 // the stored request does not decode
+	stopNoRoute                    // no enabled profile and no default relay
+	stopStorage                    // Redis did not answer while routing or filtering
+	stopPaused                     // the tenant's sending is paused
+	stopNoRecipients               // every recipient left is suppressed
+	stopHeld                       // the account hit its sending quota, held until facts.until
+	stopCircuit                    // the account's circuit is open until facts.until
+	stopPaced                      // the account's pace lets it send after facts.wait
+	stopBusy                       // every session of the account is busy; its line lets it in after facts.wait
+	stopAccountChanged             // the tenant's profile changed while the message waited for a session
 )
 
 // pausedRecheck is how long a paused tenant's message waits before it is
@@ -120,14 +121,20 @@ func decide(now time.Time, p policy, f facts) verdict {
 		byRecipients(&out, rec, f.all, nil, f.suppressed, transport.Result{}, nil)
 	case stopHeld:
 		// The account's quota, not the message: wait without spending an
-		// attempt.
+		// attempt, or until the tenant names another account.
 		out.Status, out.RetryIn = queue.StatusDeferred, f.until.Sub(now)
 		out.Rejected, out.Recipients = rec.Rejected, rec.Recipients
+		out.HoldForTenant = f.route == RouteTenant
 	case stopPaced:
 		// Not this account's turn yet: back in the queue, no attempt spent.
 		out.Status, out.RetryIn = queue.StatusQueued, f.wait
 	case stopBusy:
 		out.Status, out.RetryIn, out.Attempts = queue.StatusQueued, f.wait, f.attempts
+		out.Rejected, out.Recipients = rec.Rejected, rec.Recipients
+	case stopAccountChanged:
+		// Routed to an account the tenant no longer names: back in the
+		// queue, due now, to be routed anew; no attempt spent.
+		out.Status = queue.StatusQueued
 		out.Rejected, out.Recipients = rec.Rejected, rec.Recipients
 	}
 	return verdict{out: out, event: eventOf(out.Status)}
@@ -179,8 +186,10 @@ func decideAttempted(now time.Time, p policy, f facts) verdict {
 		out.Status = queue.StatusSent
 	case isQuota(terr):
 		// Gmail's "550 5.4.5 Daily user sending quota exceeded" is the
-		// account's, not the message's: wait for the window to pass.
+		// account's, not the message's: wait for the window to pass, or
+		// for the tenant to name another account.
 		out.Status, out.RetryIn = queue.StatusDeferred, p.quotaHold
+		out.HoldForTenant = f.route == RouteTenant
 	case isProfileFault(terr):
 		// A refused login, an untrusted certificate, a host that resolves
 		// nowhere: the tenant's configuration, not the message. Defer like

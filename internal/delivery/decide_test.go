@@ -108,11 +108,18 @@ func TestDecide(t *testing.T) {
 		{name: "a quota hold defers until it ends, no attempt spent", f: with(stopped(partly(rec(1)), stopHeld), func(f *facts) {
 			f.until = now.Add(40 * time.Minute)
 		}),
-			want: want{status: queue.StatusDeferred, retryIn: 40 * time.Minute, event: "message.deferred", attempts: 1, keepsRcpt: true}},
+			want: want{status: queue.StatusDeferred, retryIn: 40 * time.Minute, hold: true, event: "message.deferred", attempts: 1, keepsRcpt: true}},
+		{name: "the default relay's quota hold defers without holding for the tenant", f: with(stopped(rec(1), stopHeld), func(f *facts) {
+			f.route, f.until = RouteDefault, now.Add(40*time.Minute)
+		}),
+			want: want{status: queue.StatusDeferred, retryIn: 40 * time.Minute, event: "message.deferred", attempts: 1}},
+		{name: "an account the tenant no longer names puts the message back due now, no attempt spent",
+			f:    stopped(partly(rec(1)), stopAccountChanged),
+			want: want{status: queue.StatusQueued, attempts: 1, keepsRcpt: true}},
 		{name: "a quota hold is waited out even past the retry window", f: with(stopped(rec(1), stopHeld), func(f *facts) {
 			f.until = windowEnd.Add(time.Hour)
 		}),
-			want: want{status: queue.StatusDeferred, retryIn: windowEnd.Add(time.Hour).Sub(now), event: "message.deferred", attempts: 1}},
+			want: want{status: queue.StatusDeferred, retryIn: windowEnd.Add(time.Hour).Sub(now), hold: true, event: "message.deferred", attempts: 1}},
 		{name: "a paced account puts the message back for its wait, no event", f: with(stopped(rec(1), stopPaced), func(f *facts) {
 			f.wait = 3 * time.Second
 		}),
@@ -223,8 +230,8 @@ func TestDecide(t *testing.T) {
 				Stage: transport.StageRcpt, SMTPCode: 550, EnhancedCode: "5.1.1", Message: "no such user"}),
 			want: want{status: queue.StatusFailed, errHas: "550 5.1.1", event: "message.failed", attempts: 1,
 				rcpts: []queue.RecipientStatus{"failed", "failed", "failed"}}},
-		{name: "a sending-quota reply defers for the quota hold, not the backoff", f: tried(rec(0), transport.Result{}, quota),
-			want: want{status: queue.StatusDeferred, retryIn: time.Hour, event: "message.deferred", attempts: 1,
+		{name: "a sending-quota reply defers for the quota hold, not the backoff, held for the tenant", f: tried(rec(0), transport.Result{}, quota),
+			want: want{status: queue.StatusDeferred, retryIn: time.Hour, hold: true, event: "message.deferred", attempts: 1,
 				rcpts: []queue.RecipientStatus{"deferred", "deferred", "deferred"}}},
 		{name: "a sending-quota hold past the window fails the message", f: tried(with(rec(0), func(r *queue.Record) {
 			r.CreatedAt = now.Add(30*time.Minute - pol.retryMaxAge)

@@ -91,6 +91,9 @@ type Consumers interface {
 type Profiles interface {
 	Load(ctx context.Context, tenantID string) (p tenant.Profile, found bool, st tenant.Status, err error)
 	SetLastError(ctx context.Context, tenantID string, version int64, e *tenant.LastError) error
+	// Watch has fn told of every change of a tenant, on every replica
+	// (see tenant.Store.Watch).
+	Watch(fn func(context.Context, tenant.Change)) (stop func() error)
 }
 
 // Verifier tests an account: connect, TLS, login, quit (Service.Verify).

@@ -65,15 +65,21 @@ type Pool struct {
 	accounts  map[string]*account
 	idleTotal int
 	leased    map[*transport.Conn]time.Time // sessions in use, since when
-	closed    bool
-	stop      chan struct{}
-	done      chan struct{}
+	// retired are accounts whose tenant changed its profile away from
+	// them (see Retire), since when; doomed are their sessions still in
+	// use, closed when given back.
+	retired map[string]time.Time
+	doomed  map[*transport.Conn]bool
+	closed  bool
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 type account struct {
-	open    int // sessions dialled or being dialled and not yet closed, idle or in use
-	dialing int // dials in progress
-	max     int // the cap, as the latest caller gave it
+	tenant  string // whose account it is; "" for the default relay
+	open    int    // sessions dialled or being dialled and not yet closed, idle or in use
+	dialing int    // dials in progress
+	max     int    // the cap, as the latest caller gave it
 	idle    []idleConn
 	waiters []chan handoff // FIFO
 	// hold is how long a message recently held a session (smoothed): what
@@ -97,6 +103,7 @@ type idleConn struct {
 func NewPool(dial dialFunc, maxPerKey int, idleTimeout time.Duration) *Pool {
 	p := &Pool{dial: dial, maxPerKey: maxPerKey, idleTimeout: idleTimeout, maxWait: defaultMaxWait,
 		maxIdle: defaultMaxIdle, accounts: map[string]*account{}, leased: map[*transport.Conn]time.Time{},
+		retired: map[string]time.Time{}, doomed: map[*transport.Conn]bool{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go p.reap()
 	return p
@@ -125,9 +132,13 @@ func (p *Pool) get(ctx context.Context, srv transport.Server, maxConns int, boun
 		maxConns = p.maxPerKey
 	}
 	p.mu.Lock()
+	if _, ok := p.retired[key]; ok {
+		p.mu.Unlock()
+		return nil, false, ErrAccountChanged
+	}
 	a := p.accounts[key]
 	if a == nil {
-		a = &account{}
+		a = &account{tenant: srv.Tenant}
 		p.accounts[key] = a
 	}
 	a.max = maxConns
@@ -214,6 +225,9 @@ func (p *Pool) dialEnded(key string, c *transport.Conn, failed error) {
 	defer p.mu.Unlock()
 	a := p.accounts[key]
 	if a == nil {
+		if c != nil { // its account was retired while it dialled
+			p.doomed[c] = true
+		}
 		return
 	}
 	a.dialing--
@@ -289,6 +303,12 @@ func (p *Pool) Put(c *transport.Conn, reusable bool) {
 			a.hold = smooth(a.hold, time.Since(since))
 		}
 	}
+	if p.doomed[c] {
+		delete(p.doomed, c)
+		p.mu.Unlock()
+		c.Close()
+		return // its slot went with its retired account
+	}
 	if !reusable || p.closed || a == nil || len(a.waiters) == 0 && p.idleTotal >= p.maxIdle {
 		p.mu.Unlock()
 		c.Close()
@@ -360,6 +380,69 @@ func (p *Pool) Busy(srv transport.Server, maxConns int) bool {
 		return false
 	}
 	return len(a.waiters) >= p.waitBound(a, maxConns)
+}
+
+// ErrAccountChanged is what Get answers for an account Retire retired:
+// the caller's route is out of date, and its message is to be routed
+// again.
+var ErrAccountChanged = errors.New("delivery: the tenant's profile no longer names this account")
+
+// retiredMemory is how long a retired account stays refused: longer than
+// any message takes from routing to asking for a session (see
+// Config.MessageTimeout's default), so none routed before the change
+// logs in with the old credentials after it.
+const retiredMemory = 10 * time.Minute
+
+// Retire ends the tenant's sessions of every account but keep (the one
+// its profile now names; "" for none): idle ones are quit at once, those
+// in use closed when given back, callers waiting for one answered
+// ErrAccountChanged, and Get refuses the account from now on, until a
+// later Retire keeps it again (the tenant went back to it). A session
+// another message is in the middle of finishes that message. The default
+// relay's sessions belong to no tenant and are never retired.
+func (p *Pool) Retire(tenantID, keep string) {
+	if tenantID == "" {
+		return
+	}
+	now := time.Now()
+	var idle []*transport.Conn
+	var waiting []chan handoff
+	p.mu.Lock()
+	for key, since := range p.retired {
+		if key == keep || now.Sub(since) > retiredMemory {
+			delete(p.retired, key)
+		}
+	}
+	for key, a := range p.accounts {
+		if a.tenant != tenantID || key == keep {
+			continue
+		}
+		for _, ic := range a.idle {
+			idle = append(idle, ic.conn)
+		}
+		p.idleTotal -= len(a.idle)
+		waiting = append(waiting, a.waiters...)
+		a.idle, a.waiters = nil, nil
+		delete(p.accounts, key)
+		p.retired[key] = now
+	}
+	for c := range p.leased {
+		if _, ok := p.retired[c.Server().Key()]; ok {
+			p.doomed[c] = true
+		}
+	}
+	p.mu.Unlock()
+	for _, ch := range waiting {
+		ch <- handoff{err: ErrAccountChanged}
+	}
+	if len(idle) > 0 {
+		// QUIT waits for the server's answer: not in the writer's request.
+		go func() {
+			for _, c := range idle {
+				c.Quit()
+			}
+		}()
+	}
 }
 
 func removeWaiter(a *account, ch chan handoff) bool {

@@ -35,8 +35,22 @@ var (
 	ErrNoRoute = errors.New("delivery: no enabled tenant profile and no default relay")
 	// ErrFromMismatch means the request's from address is not the
 	// tenant's account address, which the provider would rewrite or refuse.
+	// Accept answers it as a *FromMismatchError, which names the address.
 	ErrFromMismatch = errors.New("delivery: from address is not the tenant's account address")
 )
+
+// FromMismatchError refuses a from address other than the account's. It
+// matches ErrFromMismatch.
+type FromMismatchError struct {
+	Account string // the address the tenant's account sends as
+}
+
+func (e *FromMismatchError) Error() string {
+	return ErrFromMismatch.Error() + ": the account sends as " + e.Account
+}
+
+// Is makes errors.Is(err, ErrFromMismatch) hold.
+func (e *FromMismatchError) Is(target error) bool { return target == ErrFromMismatch }
 
 // route is how one message leaves: which server, which envelope sender,
 // and the From and Reply-To headers.
@@ -124,7 +138,7 @@ func (s *Service) resolve(ctx context.Context, req *message.Request, forceDefaul
 func (r route) checkFrom(req *message.Request) error {
 	if r.name == RouteTenant && req.From != nil && req.From.Email != "" &&
 		!strings.EqualFold(req.From.Email, r.profile.Email) {
-		return fmt.Errorf("%w: the account sends as %s", ErrFromMismatch, r.profile.Email)
+		return &FromMismatchError{Account: r.profile.Email}
 	}
 	return nil
 }
@@ -193,8 +207,9 @@ func (s *Service) Verify(ctx context.Context, p tenant.Profile, stored bool) (tr
 }
 
 // verified closes the stored profile's circuit and clears its last error
-// after a successful verify, and wakes the messages held for it: the
-// account answers again.
+// after a successful verify. Clearing it is a change of the tenant
+// (tenant.ChangeRecovered): the messages held for the account wake, as it
+// answers again (see tenantChanged).
 func (s *Service) verified(ctx context.Context, p tenant.Profile) {
 	s.circuits.succeeded(circuitKey(route{name: RouteTenant, server: transport.FromProfile(p), profile: &p}))
 	if p.LastError == nil {
@@ -202,10 +217,6 @@ func (s *Service) verified(ctx context.Context, p tenant.Profile) {
 	}
 	if err := s.profiles.SetLastError(ctx, p.TenantID, p.Version, nil); err != nil {
 		s.log.Warn("clear profile error after verify", "tenant_id", p.TenantID, "error", err)
-		return
-	}
-	if err := s.TenantChanged(ctx, p.TenantID); err != nil {
-		s.log.Warn("wake held messages after verify", "tenant_id", p.TenantID, "error", err)
 	}
 }
 

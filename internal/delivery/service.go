@@ -53,7 +53,10 @@ type Service struct {
 	listeners Listeners
 
 	holdMu sync.Mutex
-	holds  map[string]time.Time // account key → paused until (sending quota)
+	holds  map[string]quotaHold // account key → paused until (sending quota)
+
+	stopWatch func() error // ends the tenant store's change notices (see tenantChanged)
+	watchOnce sync.Once
 
 	circuits *circuits
 	asides   *asides
@@ -114,8 +117,9 @@ func New(cfg Config, d Deps) *Service {
 	}
 	s := &Service{cfg: cfg, limits: limits, log: d.Log, queue: d.Queue, profiles: d.Profiles, dialer: d.Dialer, pool: d.Pool,
 		limiter: d.Limiter, tokens: d.Tokens, suppress: d.Suppress, metrics: d.Metrics, listeners: d.Listeners,
-		holds: map[string]time.Time{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(),
+		holds: map[string]quotaHold{}, circuits: newCircuits(), asides: newAsides(), parking: newParking(),
 		inflight: map[queue.Entry]struct{}{}, unrecorded: newUnrecorded(), finishPatience: time.Minute}
+	s.stopWatch = d.Profiles.Watch(s.tenantChanged)
 	s.metrics.Gauge("outbound_smtp_circuits_open",
 		"Accounts this process stopped connecting to after their servers failed to answer several times in a row.",
 		func() float64 { return float64(s.openCircuits()) })
@@ -151,7 +155,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		return Accepted{}, err
 	}
 	if r.status.Paused() {
-		return Accepted{}, fmt.Errorf("%w: %s", tenant.ErrPaused, r.status.Reason)
+		return Accepted{}, &tenant.PausedError{Reason: r.status.Reason}
 	}
 	var sendAt time.Time
 	if req.SendAt != nil {
@@ -253,14 +257,6 @@ func (s *Service) Status(ctx context.Context, id string) (queue.Record, error) {
 	return s.queue.Get(ctx, id)
 }
 
-// TenantChanged is called after a tenant's profile was written: messages
-// held because of the old profile's faults become due at once.
-func (s *Service) TenantChanged(ctx context.Context, tenantID string) error {
-	s.parking.releaseWhere(func(_, t string) bool { return t == tenantID })
-	_, err := s.queue.WakeHeld(ctx, tenantID)
-	return err
-}
-
 // openCircuits is how many accounts this replica stopped connecting to
 // because their servers failed to answer (see circuits).
 func (s *Service) openCircuits() int { return s.circuits.count(time.Now()) }
@@ -272,8 +268,8 @@ func (s *Service) heldAccounts() int {
 	s.holdMu.Lock()
 	defer s.holdMu.Unlock()
 	n := 0
-	for _, until := range s.holds {
-		if until.After(now) {
+	for _, h := range s.holds {
+		if h.until.After(now) {
 			n++
 		}
 	}

@@ -73,6 +73,7 @@ func (s *Service) Start() {
 // ends first, sessions in flight are cut; their messages are retried
 // (connection lost) and nothing is lost.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.stopWatching()
 	if s.stop == nil {
 		s.pool.Close()
 		return nil

@@ -6,10 +6,24 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/outage"
 )
 
 // ErrNotCancellable means the message is being sent or is already done.
+// Cancel answers it as a *NotCancellableError, which says the status.
 var ErrNotCancellable = errors.New("queue: message is being sent or is done")
+
+// NotCancellableError is Cancel's refusal: the message's status is past
+// cancelling. It matches ErrNotCancellable.
+type NotCancellableError struct{ Status Status }
+
+func (e *NotCancellableError) Error() string {
+	return ErrNotCancellable.Error() + " (status " + string(e.Status) + ")"
+}
+
+// Is makes errors.Is(err, ErrNotCancellable) hold.
+func (e *NotCancellableError) Is(target error) bool { return target == ErrNotCancellable }
 
 // cancelScript cancels a message that has not started sending: its
 // record says cancelled and it leaves the retry set; a stream entry left
@@ -29,7 +43,8 @@ return {2, st}
 `)
 
 // Cancel takes back a scheduled, queued or deferred message.
-func (q *Queue) Cancel(ctx context.Context, id string) error {
+func (q *Queue) Cancel(ctx context.Context, id string) (err error) {
+	defer outage.Mark(&err)
 	p, ok := partitionOf(id)
 	if !ok || p >= q.opts.Partitions {
 		return ErrNotFound
@@ -42,7 +57,8 @@ func (q *Queue) Cancel(ctx context.Context, id string) error {
 	case 0:
 		return ErrNotFound
 	case 2:
-		return fmt.Errorf("%w (status %s)", ErrNotCancellable, res[1])
+		st, _ := res[1].(string)
+		return &NotCancellableError{Status: Status(st)}
 	}
 	return nil
 }

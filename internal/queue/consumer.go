@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redisclock"
 )
@@ -26,7 +27,8 @@ type Entry struct {
 // EnsureGroups creates the consumer group of every partition. The group
 // starts at the beginning of the stream, so entries written before any
 // worker ever ran are not skipped.
-func (q *Queue) EnsureGroups(ctx context.Context) error {
+func (q *Queue) EnsureGroups(ctx context.Context) (err error) {
+	defer outage.Mark(&err)
 	for p := range q.opts.Partitions {
 		if err := q.ensureGroup(ctx, p); err != nil {
 			return err
@@ -45,7 +47,8 @@ func (q *Queue) ensureGroup(ctx context.Context, p int) error {
 
 // Read takes up to count new entries of partition p for consumer, waiting
 // up to block for some to arrive. None is not an error.
-func (q *Queue) Read(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]Entry, error) {
+func (q *Queue) Read(ctx context.Context, p int, consumer string, count int, block time.Duration) (_ []Entry, err error) {
+	defer outage.Mark(&err)
 	args := &redis.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{streamKey(p), ">"},
 		Count: int64(count), Block: block}
 	streams, err := q.rdb.XReadGroup(ctx, args).Result()
@@ -80,7 +83,8 @@ func entries(p int, msgs []redis.XMessage) []Entry {
 // Reclaim takes over entries of partition p that another consumer has held
 // without touching them for minIdle: its process most likely died
 // mid-delivery.
-func (q *Queue) Reclaim(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]Entry, error) {
+func (q *Queue) Reclaim(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) (_ []Entry, err error) {
+	defer outage.Mark(&err)
 	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: streamKey(p), Group: group,
 		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
 	if isNoGroup(err) {
@@ -94,11 +98,12 @@ func (q *Queue) Reclaim(ctx context.Context, p int, consumer string, minIdle tim
 
 // Touch resets the idle time of entries this consumer is still working on,
 // so a slow send is not reclaimed by another worker.
-func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []string) error {
+func (q *Queue) Touch(ctx context.Context, p int, consumer string, streamIDs []string) (err error) {
+	defer outage.Mark(&err)
 	if len(streamIDs) == 0 {
 		return nil
 	}
-	err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: streamKey(p), Group: group, Consumer: consumer,
+	err = q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: streamKey(p), Group: group, Consumer: consumer,
 		MinIdle: 0, Messages: streamIDs}).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("queue: touch partition %d: %w", p, err)
@@ -174,7 +179,8 @@ type Started struct {
 // failed as record_missing and reported in err (ErrRecordMissing). An
 // entry whose record cannot be read is left pending, to be reclaimed, and
 // reported in err along with the others.
-func (q *Queue) Begin(ctx context.Context, es []Entry) ([]Started, error) {
+func (q *Queue) Begin(ctx context.Context, es []Entry) (_ []Started, err error) {
+	defer outage.Mark(&err)
 	if len(es) == 0 {
 		return nil, nil
 	}
@@ -343,7 +349,8 @@ return 1
 // outcomes of messages finishing at the same time are written together.
 // Finishing an entry again writes nothing, so a Finish whose answer was
 // lost may be retried.
-func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcome) error {
+func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcome) (err error) {
+	defer outage.Mark(&err)
 	attempts := out.Attempts
 	if len(attempts) > maxAttempts {
 		attempts = attempts[len(attempts)-maxAttempts:]
@@ -410,8 +417,9 @@ return 1
 `)
 
 // Release gives back an entry that was read but not delivered.
-func (q *Queue) Release(ctx context.Context, e Entry) error {
-	err := releaseScript.Run(ctx, q.rdb, []string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
+func (q *Queue) Release(ctx context.Context, e Entry) (err error) {
+	defer outage.Mark(&err)
+	err = releaseScript.Run(ctx, q.rdb, []string{streamKey(e.Partition), recordKey(e.Partition, e.ID)},
 		e.StreamID, e.ID).Err()
 	if err != nil {
 		return fmt.Errorf("queue: release %s: %w", e.ID, err)
@@ -497,7 +505,8 @@ const sweepCount = 100
 // yet, rescheduled to when they can. Rescheduled entries are no longer
 // due, so a caller that calls again while the answer is limit reaches the
 // other tenants' due messages in the same pass.
-func (q *Queue) MoveDue(ctx context.Context, p, limit int) (int, error) {
+func (q *Queue) MoveDue(ctx context.Context, p, limit int) (_ int, err error) {
+	defer outage.Mark(&err)
 	n, err := moveDueScript.Run(ctx, q.rdb, []string{retryKey(p), streamKey(p), sweepKey(p)}, limit, tag(p)+"msg:",
 		q.opts.Retention.Milliseconds(), sweepCount).Int()
 	if err != nil {
@@ -518,7 +527,8 @@ return #ids
 
 // WakeHeld makes every message held for the tenant's account due at once:
 // its profile was just rewritten, so the fault may be fixed.
-func (q *Queue) WakeHeld(ctx context.Context, tenantID string) (int, error) {
+func (q *Queue) WakeHeld(ctx context.Context, tenantID string) (_ int, err error) {
+	defer outage.Mark(&err)
 	total := 0
 	for p := range q.opts.Partitions {
 		n, err := wakeScript.Run(ctx, q.rdb, []string{heldKey(p, tenantID), retryKey(p)}).Int()
@@ -532,7 +542,8 @@ func (q *Queue) WakeHeld(ctx context.Context, tenantID string) (int, error) {
 
 // Depth is how many messages partition p holds that are not final: waiting
 // in the stream or scheduled for retry.
-func (q *Queue) Depth(ctx context.Context, p int) (int64, error) {
+func (q *Queue) Depth(ctx context.Context, p int) (_ int64, err error) {
+	defer outage.Mark(&err)
 	pipe := q.rdb.Pipeline()
 	xlen := pipe.XLen(ctx, streamKey(p))
 	zcard := pipe.ZCard(ctx, retryKey(p))
@@ -574,7 +585,8 @@ return removed
 // the consumers that hold no entries and were last seen over idle ago:
 // those of replicas that stopped or died (their entries were reclaimed by
 // others). It returns how many it removed.
-func (q *Queue) PruneConsumers(ctx context.Context, p int, idle time.Duration) (int, error) {
+func (q *Queue) PruneConsumers(ctx context.Context, p int, idle time.Duration) (_ int, err error) {
+	defer outage.Mark(&err)
 	n, err := pruneScript.Run(ctx, q.rdb, []string{streamKey(p), eventsKey(p)}, group, eventGroup, idle.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("queue: prune consumers of partition %d: %w", p, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/outage"
 )
 
 // Event is a change of a message's status, written in the same step as
@@ -32,7 +34,8 @@ type Event struct {
 }
 
 // ReadEvents takes up to count new events of partition p for consumer.
-func (q *Queue) ReadEvents(ctx context.Context, p int, consumer string, count int, block time.Duration) ([]Event, error) {
+func (q *Queue) ReadEvents(ctx context.Context, p int, consumer string, count int, block time.Duration) (_ []Event, err error) {
+	defer outage.Mark(&err)
 	args := &redis.XReadGroupArgs{Group: eventGroup, Consumer: consumer, Streams: []string{eventsKey(p), ">"},
 		Count: int64(count), Block: block}
 	streams, err := q.rdb.XReadGroup(ctx, args).Result()
@@ -58,7 +61,8 @@ func (q *Queue) ReadEvents(ctx context.Context, p int, consumer string, count in
 
 // ReclaimEvents takes over events another consumer left unacknowledged
 // for minIdle.
-func (q *Queue) ReclaimEvents(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) ([]Event, error) {
+func (q *Queue) ReclaimEvents(ctx context.Context, p int, consumer string, minIdle time.Duration, count int) (_ []Event, err error) {
+	defer outage.Mark(&err)
 	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: eventsKey(p), Group: eventGroup,
 		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
 	if isNoGroup(err) {
@@ -71,7 +75,8 @@ func (q *Queue) ReclaimEvents(ctx context.Context, p int, consumer string, minId
 }
 
 // AckEvents marks events handled and removes them.
-func (q *Queue) AckEvents(ctx context.Context, p int, streamIDs ...string) error {
+func (q *Queue) AckEvents(ctx context.Context, p int, streamIDs ...string) (err error) {
+	defer outage.Mark(&err)
 	if len(streamIDs) == 0 {
 		return nil
 	}
@@ -123,6 +128,7 @@ return {trimmed, dropped}
 // same, so Redis cannot run out of memory, and dropped says how many:
 // events lost before any webhook was told.
 func (q *Queue) TrimEvents(ctx context.Context, p int, maxLen int64) (trimmed, dropped int64, err error) {
+	defer outage.Mark(&err)
 	res, err := trimEventsScript.Run(ctx, q.rdb, []string{eventsKey(p)}, eventGroup, maxLen).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("queue: trim events of partition %d: %w", p, err)

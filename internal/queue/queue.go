@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/coalesce"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 )
 
@@ -184,7 +185,8 @@ return res
 // error the message is in Redis and will be delivered. With m.Cost above
 // zero it also spends the tenant's rate budget in the same step; over the
 // budget the error is a *ratelimit.DeniedError and nothing is written.
-func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (Accepted, error) {
+func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (_ Accepted, err error) {
+	defer outage.Mark(&err)
 	p := q.tenantPartition(m.TenantID)
 	id := newID(p)
 	now := ms(q.now())
@@ -332,7 +334,8 @@ var statusFields = []string{"tenant_id", "status", "route", "message_id", "creat
 	"sent_at", "next_attempt_at", "attempts", "rejected", "suppressed", "error", "send_at", "due_at", "recipients"}
 
 // Get returns a message's status record, without its payload.
-func (q *Queue) Get(ctx context.Context, id string) (Record, error) {
+func (q *Queue) Get(ctx context.Context, id string) (_ Record, err error) {
+	defer outage.Mark(&err)
 	p, ok := partitionOf(id)
 	if !ok || p >= q.opts.Partitions {
 		return Record{}, ErrNotFound
@@ -354,7 +357,8 @@ func (q *Queue) Get(ctx context.Context, id string) (Record, error) {
 }
 
 // Ping reports whether Redis answers.
-func (q *Queue) Ping(ctx context.Context) error {
+func (q *Queue) Ping(ctx context.Context) (err error) {
+	defer outage.Mark(&err)
 	if err := q.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("queue: ping: %w", err)
 	}
@@ -371,7 +375,8 @@ func isNoGroup(err error) bool {
 // OldestAge is how long the oldest entry of partition p has waited in the
 // stream (zero when it is empty). Entries leave the stream when their
 // delivery ends, so the first one is the oldest still waiting or in flight.
-func (q *Queue) OldestAge(ctx context.Context, p int) (time.Duration, error) {
+func (q *Queue) OldestAge(ctx context.Context, p int) (_ time.Duration, err error) {
+	defer outage.Mark(&err)
 	msgs, err := q.rdb.XRangeN(ctx, streamKey(p), "-", "+", 1).Result()
 	if err != nil {
 		return 0, fmt.Errorf("queue: oldest of partition %d: %w", p, err)

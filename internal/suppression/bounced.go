@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/outage"
 )
 
 // unlessBouncedScript writes (ARGV[2] not empty) or deletes one entry
@@ -37,7 +39,8 @@ return 1
 // Only the operator may replace or remove such entries: the bounce is the
 // provider's word that the address does not exist, and sending to it again
 // harms the sending reputation every tenant of a shared relay depends on.
-func (s *Store) AddUnlessBounced(ctx context.Context, tenantID string, e Entry) (Entry, error) {
+func (s *Store) AddUnlessBounced(ctx context.Context, tenantID string, e Entry) (_ Entry, err error) {
+	defer outage.Mark(&err)
 	e = s.stamped(e)
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -51,7 +54,8 @@ func (s *Store) AddUnlessBounced(ctx context.Context, tenantID string, e Entry) 
 
 // RemoveUnlessBounced is Remove for a tenant's own admin: an entry a hard
 // bounce added stays (ErrBounced).
-func (s *Store) RemoveUnlessBounced(ctx context.Context, tenantID, email string) error {
+func (s *Store) RemoveUnlessBounced(ctx context.Context, tenantID, email string) (err error) {
+	defer outage.Mark(&err)
 	return s.unlessBounced(ctx, tenantID, norm(email), "")
 }
 

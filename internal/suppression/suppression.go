@@ -16,6 +16,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/coalesce"
+	"github.com/outbound-mail/outbound/internal/outage"
 )
 
 // ErrNotFound means the address is not on the list.
@@ -120,7 +121,8 @@ return n
 func norm(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Add puts an address on the tenant's list (replacing an earlier entry).
-func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (Entry, error) {
+func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (_ Entry, err error) {
+	defer outage.Mark(&err)
 	e = s.stamped(e)
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -143,7 +145,8 @@ func (s *Store) stamped(e Entry) Entry {
 }
 
 // Remove takes an address off the list.
-func (s *Store) Remove(ctx context.Context, tenantID, email string) error {
+func (s *Store) Remove(ctx context.Context, tenantID, email string) (err error) {
+	defer outage.Mark(&err)
 	n, err := removeScript.Run(ctx, s.rdb, keys(tenantID), norm(email)).Int64()
 	if err != nil {
 		return fmt.Errorf("suppression: remove: %w", err)
@@ -156,7 +159,8 @@ func (s *Store) Remove(ctx context.Context, tenantID, email string) error {
 }
 
 // Get returns one entry.
-func (s *Store) Get(ctx context.Context, tenantID, email string) (Entry, error) {
+func (s *Store) Get(ctx context.Context, tenantID, email string) (_ Entry, err error) {
+	defer outage.Mark(&err)
 	v, err := s.rdb.HGet(ctx, key(tenantID), norm(email)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Entry{}, ErrNotFound
@@ -218,7 +222,8 @@ return vals
 // A page reads only its own entries, and an address present throughout a
 // walk of pages is on exactly one page, whatever is added or removed
 // meanwhile.
-func (s *Store) List(ctx context.Context, tenantID, after string, limit int) ([]Entry, error) {
+func (s *Store) List(ctx context.Context, tenantID, after string, limit int) (_ []Entry, err error) {
+	defer outage.Mark(&err)
 	vals, err := listScript.Run(ctx, s.rdb, keys(tenantID), norm(after), limit).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("suppression: list: %w", err)
@@ -235,7 +240,8 @@ func (s *Store) List(ctx context.Context, tenantID, after string, limit int) ([]
 
 // Filter returns which of emails are on the tenant's list, by address as
 // given.
-func (s *Store) Filter(ctx context.Context, tenantID string, emails []string) (map[string]Entry, error) {
+func (s *Store) Filter(ctx context.Context, tenantID string, emails []string) (_ map[string]Entry, err error) {
+	defer outage.Mark(&err)
 	if len(emails) == 0 {
 		return nil, nil
 	}

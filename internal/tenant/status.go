@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outbound-mail/outbound/internal/outage"
 )
 
 // Sending states of a tenant.
@@ -15,8 +17,17 @@ const (
 	SendingPaused = "paused"
 )
 
-// ErrPaused means the tenant's sending is paused.
+// ErrPaused means the tenant's sending is paused. A refusal for that
+// reason is a *PausedError, which gives the operator's reason.
 var ErrPaused = errors.New("tenant: sending is paused")
+
+// PausedError refuses a message of a paused tenant. It matches ErrPaused.
+type PausedError struct{ Reason string }
+
+func (e *PausedError) Error() string { return ErrPaused.Error() + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrPaused) hold.
+func (e *PausedError) Is(target error) bool { return target == ErrPaused }
 
 // Status is whether a tenant may send. A paused tenant's new messages are
 // refused and its queued ones wait; none is failed.
@@ -32,23 +43,30 @@ func (s Status) Paused() bool { return s.Sending == SendingPaused }
 func statusKey(tenantID string) string { return "outbound:tenant:{" + tenantID + "}:status" }
 
 // SetStatus stores the tenant's sending status.
-func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (Status, error) {
+func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (_ Status, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return Status{}, ErrInvalidID
 	}
 	st.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	err := s.rdb.HSet(ctx, statusKey(tenantID), "sending", st.Sending, "reason", st.Reason,
+	err = s.rdb.HSet(ctx, statusKey(tenantID), "sending", st.Sending, "reason", st.Reason,
 		"updated_at", st.UpdatedAt.Format(time.RFC3339Nano)).Err()
 	if err != nil {
 		return Status{}, fmt.Errorf("tenant: status %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	kind := ChangeResumed
+	if st.Paused() {
+		kind = ChangePaused
+	}
+	s.emit(ctx, Change{TenantID: tenantID, Kind: kind})
 	return st, nil
 }
 
 // Load returns the tenant's profile (found false when it has none) and
 // its sending status, in one round trip.
 func (s *Store) Load(ctx context.Context, tenantID string) (p Profile, found bool, st Status, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return Profile{}, false, Status{}, ErrInvalidID
 	}
@@ -95,7 +113,8 @@ func (s *Store) loadMany(ctx context.Context, tenantIDs []string) ([]loaded, err
 }
 
 // GetStatus returns the tenant's sending status (active when never set).
-func (s *Store) GetStatus(ctx context.Context, tenantID string) (Status, error) {
+func (s *Store) GetStatus(ctx context.Context, tenantID string) (_ Status, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return Status{}, ErrInvalidID
 	}

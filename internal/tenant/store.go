@@ -12,6 +12,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/coalesce"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/seal"
 	"github.com/outbound-mail/outbound/internal/secret"
 )
@@ -33,6 +34,8 @@ type Store struct {
 	now    func() time.Time
 	cache  *cache.Cache[loaded] // nil: Load reads Redis every time
 	loads  *coalesce.Group[string, loaded]
+	// watchers are told of every change (see Watch).
+	watchers watchers
 }
 
 // loaded is what Load returns, as cached.
@@ -62,7 +65,7 @@ func (s *Store) changed(ctx context.Context, tenantID string) {
 
 // NewStore returns a store sealing passwords with sealer.
 func NewStore(rdb redis.UniversalClient, sealer *seal.Sealer) *Store {
-	s := &Store{rdb: rdb, sealer: sealer, now: time.Now}
+	s := &Store{rdb: rdb, sealer: sealer, now: time.Now, watchers: watchers{origin: newOrigin()}}
 	s.loads = coalesce.New(64, s.loadMany)
 	return s
 }
@@ -80,7 +83,8 @@ func secretAD(tenantID, field string) []byte {
 }
 
 // Get returns the tenant's profile with its password opened.
-func (s *Store) Get(ctx context.Context, tenantID string) (Profile, error) {
+func (s *Store) Get(ctx context.Context, tenantID string) (_ Profile, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return Profile{}, ErrInvalidID
 	}
@@ -109,7 +113,8 @@ return {1, cur}
 // not exist yet). It seals the password with the current key, so a profile
 // sealed with a previous key is re-sealed when next written. It returns the
 // profile as stored, with version and timestamps set.
-func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profile, error) {
+func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (_ Profile, err error) {
+	defer outage.Mark(&err)
 	if !ValidID(p.TenantID) {
 		return Profile{}, ErrInvalidID
 	}
@@ -167,6 +172,7 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (Profil
 		return Profile{}, ErrVersionConflict
 	}
 	s.changed(ctx, p.TenantID)
+	s.emit(ctx, Change{TenantID: p.TenantID, Kind: ChangeProfile})
 	return p, nil
 }
 
@@ -180,7 +186,8 @@ return 1
 
 // Delete removes the profile; the tenant then uses the default relay.
 // expectVersion 0 deletes whatever version is stored.
-func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64) error {
+func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64) (err error) {
+	defer outage.Mark(&err)
 	if !ValidID(tenantID) {
 		return ErrInvalidID
 	}
@@ -198,6 +205,7 @@ func (s *Store) Delete(ctx context.Context, tenantID string, expectVersion int64
 		return ErrVersionConflict
 	}
 	s.changed(ctx, tenantID)
+	s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeDeleted})
 	return nil
 }
 
@@ -220,21 +228,27 @@ return 1
 `)
 
 // SetRefreshToken stores the refresh token a provider rotated.
-func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version int64, rt secret.String) error {
+func (s *Store) SetRefreshToken(ctx context.Context, tenantID string, version int64, rt secret.String) (err error) {
+	defer outage.Mark(&err)
 	sealed, err := s.sealer.Seal([]byte(rt.Reveal()), secretAD(tenantID, "oauth_refresh_token"))
 	if err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
 	}
-	if err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Err(); err != nil {
+	stored, err := setRefreshScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, sealed).Int()
+	if err != nil {
 		return fmt.Errorf("tenant: refresh token %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	if stored == 1 {
+		s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeGrant})
+	}
 	return nil
 }
 
 // SetLastError records e on the profile at version, or clears the record
 // when e is nil. It does nothing when the profile has moved on.
-func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64, e *LastError) error {
+func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64, e *LastError) (err error) {
+	defer outage.Mark(&err)
 	val := ""
 	if e != nil {
 		b, err := json.Marshal(e)
@@ -243,11 +257,14 @@ func (s *Store) SetLastError(ctx context.Context, tenantID string, version int64
 		}
 		val = string(b)
 	}
-	err := setLastErrorScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, val).Err()
+	stored, err := setLastErrorScript.Run(ctx, s.rdb, []string{Key(tenantID)}, version, val).Int()
 	if err != nil {
 		return fmt.Errorf("tenant: last error %s: %w", tenantID, err)
 	}
 	s.changed(ctx, tenantID)
+	if e == nil && stored == 1 {
+		s.emit(ctx, Change{TenantID: tenantID, Kind: ChangeRecovered})
+	}
 	return nil
 }
 

@@ -25,8 +25,11 @@ type Server struct {
 	Password secret.String
 	// Token is the OAuth2 access token for XOAUTH2 / OAUTHBEARER, and
 	// Grant identifies where it came from (flow, client, token endpoint
-	// and a hash of the grant's secrets): sessions are pooled by grant,
-	// since the token itself changes every hour.
+	// and a hash of the client secret): sessions are pooled by grant,
+	// since the token itself changes every hour. The refresh token is not
+	// part of it: providers rotate it on refreshes, and a rotated one is
+	// the same consent to the same mailbox, whose sessions, cap, pace and
+	// quota hold must carry over.
 	Token secret.String
 	Grant string
 	// Tenant is whose credentials these are; empty for the operator's own
@@ -45,8 +48,7 @@ func FromProfile(p tenant.Profile) Server {
 	s := Server{Host: p.Host, Port: p.Port, Security: p.Security, Auth: p.Auth,
 		Username: p.Username, Password: p.Password, Tenant: p.TenantID}
 	if o := p.OAuth; o != nil {
-		s.Grant = o.Flow + " " + o.ClientID + " " + o.TokenURL + " " +
-			digest(o.ClientSecret.Reveal(), o.RefreshToken.Reveal())
+		s.Grant = o.Flow + " " + o.ClientID + " " + o.TokenURL + " " + digest(o.ClientSecret.Reveal())
 	}
 	return s
 }

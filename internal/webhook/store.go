@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/cache"
+	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/redisclock"
 	"github.com/outbound-mail/outbound/internal/seal"
@@ -174,7 +175,8 @@ type stored struct {
 func secretAD(name string) []byte { return []byte("outbound/webhook/" + name + "/secret") }
 
 // Put stores h, creating or replacing it.
-func (s *Store) Put(ctx context.Context, h Hook) (Hook, error) {
+func (s *Store) Put(ctx context.Context, h Hook) (_ Hook, err error) {
+	defer outage.Mark(&err)
 	now := s.now().UTC().Truncate(time.Millisecond)
 	if h.CreatedAt.IsZero() {
 		h.CreatedAt = now
@@ -194,7 +196,8 @@ func (s *Store) Put(ctx context.Context, h Hook) (Hook, error) {
 }
 
 // Get returns one webhook.
-func (s *Store) Get(ctx context.Context, name string) (Hook, error) {
+func (s *Store) Get(ctx context.Context, name string) (_ Hook, err error) {
+	defer outage.Mark(&err)
 	v, err := s.rdb.HGet(ctx, hooksKey, name).Result()
 	if errors.Is(err, redis.Nil) {
 		return Hook{}, ErrNotFound
@@ -217,7 +220,8 @@ return 1
 
 // Delete removes a webhook and its delivery log; its pending deliveries
 // are dropped when due.
-func (s *Store) Delete(ctx context.Context, name string) error {
+func (s *Store) Delete(ctx context.Context, name string) (err error) {
+	defer outage.Mark(&err)
 	n, err := deleteScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, name).Int()
 	if err != nil {
 		return fmt.Errorf("webhook: delete %s: %w", name, err)
@@ -232,7 +236,8 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // Listens reports whether any webhook wants events of this type for the
 // tenant. When none does, the event need not be recorded at all: a webhook
 // hears of what happens after it is saved.
-func (s *Store) Listens(ctx context.Context, tenantID, eventType string) (bool, error) {
+func (s *Store) Listens(ctx context.Context, tenantID, eventType string) (_ bool, err error) {
+	defer outage.Mark(&err)
 	hooks, err := s.List(ctx)
 	if err != nil {
 		return false, err
@@ -252,7 +257,8 @@ func (h Hook) hears(eventType, tenantID string) bool {
 
 // List returns every webhook, by name. The slice is shared with the cache:
 // callers do not change it.
-func (s *Store) List(ctx context.Context) ([]Hook, error) {
+func (s *Store) List(ctx context.Context) (_ []Hook, err error) {
+	defer outage.Mark(&err)
 	if s.cache == nil {
 		return s.list(ctx)
 	}
@@ -347,7 +353,8 @@ return redis.call('XREVRANGE', KEYS[2], max, '-', 'COUNT', tonumber(ARGV[2]))
 // Deliveries returns up to limit of the webhook's attempts, newest first,
 // older than the cursor after ("" for the newest), and the cursor of the
 // next page ("" when this one is the last).
-func (s *Store) Deliveries(ctx context.Context, name, after string, limit int) ([]Delivery, string, error) {
+func (s *Store) Deliveries(ctx context.Context, name, after string, limit int) (_ []Delivery, _ string, err error) {
+	defer outage.Mark(&err)
 	if after != "" && !validCursor(after) {
 		return nil, "", ErrBadCursor
 	}
