@@ -140,6 +140,13 @@ func (l *Links) allowed(raw string) bool {
 	if err != nil || u.User != nil || u.Fragment != "" || u.Host == "" {
 		return false
 	}
+	// A dot segment would climb out of the prefix once the browser
+	// resolves it (/settings/../admin).
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
 	for _, p := range l.allow {
 		if strings.EqualFold(u.Scheme, p.Scheme) && strings.EqualFold(u.Host, p.Host) && strings.HasPrefix(u.EscapedPath(), p.EscapedPath()) {
 			return true

@@ -51,7 +51,7 @@ type choice struct {
 // to it (help, its error, the test's advice) for aria-describedby.
 type field struct {
 	ID, Label, Type, Value, Help, Error, Autocomplete, Inputmode, Dir string
-	Described                                                       string
+	Described                                                         string
 }
 
 type summaryItem struct{ ID, Text string }
