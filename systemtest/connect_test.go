@@ -40,6 +40,10 @@ func newConnectRig(t *testing.T) *connectRig {
 		Users: map[string]string{"acme@gmail.com": appPassword},
 		TLS:   ptr(ca.Leaf(t, smtptest.LeafOptions{Hosts: []string{"smtp.gmail.com"}}))})}
 	rig.product = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/settings/") {
+			http.NotFound(w, r) // the browser's favicon.ico
+			return
+		}
 		rig.mu.Lock()
 		rig.landed = append(rig.landed, r.URL.Query())
 		rig.mu.Unlock()
@@ -286,6 +290,20 @@ func TestConnectPageWithoutJavaScript(t *testing.T) {
 	res, body = c.get(link)
 	if res.StatusCode != http.StatusGone || !strings.Contains(body, "Your mailbox is connected") || !strings.Contains(body, "status=connected") {
 		t.Errorf("after save: %d %s", res.StatusCode, body)
+	}
+	// A new link starts from the stored account; a blank password keeps
+	// the stored one, for the same server.
+	again := rig.link(t, "")
+	c2 := newPageClient(t)
+	if _, body := c2.get(again); !strings.Contains(body, `value="acme@gmail.com"`) || !strings.Contains(body, `value="gmail" checked`) {
+		t.Errorf("a second link does not start from the stored account: %s", body)
+	}
+	if _, body := c2.post(again, "action", "next", "provider", "gmail"); !strings.Contains(body, `value="Acme Trading"`) ||
+		!strings.Contains(body, `value="`+strconv.Itoa(rig.gmail.Port())+`"`) {
+		t.Errorf("the form does not hold the stored account: %s", body)
+	}
+	if _, body := c2.post(again, append([]string{"action", "test", "password", ""}, fields...)...); !strings.Contains(body, "The connection works") {
+		t.Errorf("a blank password does not test with the stored one: %s", body)
 	}
 	if logs := rig.logs.String(); strings.Contains(logs, link[strings.LastIndexByte(link, '/')+1:]) || strings.Contains(logs, appPassword) {
 		t.Error("the logs hold the link's token or the password")

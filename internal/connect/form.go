@@ -50,7 +50,7 @@ func (s *session) submit(action string) {
 			s.choose(email, "", true)
 			return
 		}
-		s.form(fromChoice(name, email), nil, nil, http.StatusOK)
+		s.form(s.prefill(name, email), nil, nil, http.StatusOK)
 	case "back":
 		s.choose(strings.TrimSpace(f.Get("email")), f.Get("provider"), false)
 	case "cancel":
@@ -60,6 +60,25 @@ func (s *session) submit(action string) {
 	default:
 		s.choose("", "", false)
 	}
+}
+
+// start is the first step, with the stored account's address and
+// provider chosen when the tenant has one (reconnecting after a password
+// change, say).
+func (s *session) start() {
+	stored, found, err := s.stored(s.r.Context())
+	if err != nil || !found {
+		s.choose("", "", false)
+		return
+	}
+	chosen := stored.Provider
+	if chosen == "" {
+		chosen = other
+		if pr, ok := provider.ForHost(stored.Host); ok {
+			chosen = pr.Name
+		}
+	}
+	s.choose(stored.Email, chosen, false)
 }
 
 // values are the form's fields as typed; the password is never one of them.
@@ -79,6 +98,22 @@ func fromChoice(name, email string) values {
 	v := values{Provider: name, Email: email, Username: email, Enabled: true}
 	if pr, ok := provider.ByName(name); ok {
 		v.Host, v.Port = pr.Host, strconv.Itoa(pr.Port)
+	}
+	return v
+}
+
+// prefill is the form for the chosen provider: the stored account's
+// values when it is on that provider (its password stays unshown and is
+// kept by a blank one), else the provider's server.
+func (s *session) prefill(name, email string) values {
+	stored, found, err := s.stored(s.r.Context())
+	if err != nil || !found || (stored.Provider != name && (stored.Provider != "" || name != other)) {
+		return fromChoice(name, email)
+	}
+	v := values{Provider: name, SenderName: stored.SenderName, Email: stored.Email, Username: stored.Username,
+		Host: stored.Host, Port: strconv.Itoa(stored.Port), Enabled: stored.Enabled}
+	if email != "" && email != stored.Email {
+		v.Email, v.Username = email, email
 	}
 	return v
 }

@@ -138,7 +138,7 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 	s := &session{Page: p, w: w, r: r, link: link, loc: loc, action: Prefix + token}
 	if r.Method != http.MethodPost {
 		s.setCookie()
-		s.choose("", "", false)
+		s.start()
 		return link.TenantID, "open"
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
