@@ -159,6 +159,9 @@ func (s *session) testOrSave(save bool) {
 	if err := s.links.Spend(ctx, s.link); errors.Is(err, ErrLinkUsedUp) {
 		s.renderGone(s.w, s.loc, s.link, err)
 		return
+	} else if errors.Is(err, ErrLinkNotFound) {
+		s.render(s.w, gone(s.loc, "not_found", ""), http.StatusNotFound)
+		return
 	} else if err != nil {
 		s.unavailable(s.w, s.loc, err)
 		return

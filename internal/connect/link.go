@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,20 +162,11 @@ func (l *Links) origins() []string {
 	var out []string
 	for _, p := range l.allow {
 		o := p.Scheme + "://" + p.Host
-		if !contains(out, o) {
+		if !slices.Contains(out, o) {
 			out = append(out, o)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Open finds the link of token. An expired, used-up or done link is
@@ -208,15 +200,24 @@ func (k Link) state(now time.Time) error {
 	return nil
 }
 
+// spendScript counts an attempt on a link that still exists: a bare
+// HINCRBY on a key that just expired would make a new one without a TTL.
+var spendScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)`)
+
 // Spend counts one test or save against the link; ErrLinkUsedUp when none
 // was left.
 func (l *Links) Spend(ctx context.Context, k Link) (err error) {
 	defer outage.Mark(&err)
-	n, err := l.rdb.HIncrBy(ctx, linkKey(k.hash), "attempts", 1).Result()
+	n, err := spendScript.Run(ctx, l.rdb, []string{linkKey(k.hash)}).Int64()
 	if err != nil {
 		return fmt.Errorf("connect: spend attempt: %w", err)
 	}
-	if n > MaxAttempts {
+	switch {
+	case n < 0:
+		return ErrLinkNotFound
+	case n > MaxAttempts:
 		return ErrLinkUsedUp
 	}
 	return nil

@@ -103,6 +103,10 @@ func TestLinkLifecycle(t *testing.T) {
 	if _, err := l.Open(ctx, token); !errors.Is(err, ErrLinkUsedUp) {
 		t.Fatalf("open a used-up link: %v", err)
 	}
+	l.rdb.Del(ctx, keys[0])
+	if err := l.Spend(ctx, k); !errors.Is(err, ErrLinkNotFound) || l.rdb.Exists(ctx, keys[0]).Val() != 0 {
+		t.Fatalf("spend on a link Redis dropped: %v", err)
+	}
 
 	u, _, _ = l.Create(ctx, "acme", "https://app.example/settings/", "", 0)
 	token = strings.TrimPrefix(u, "https://mail.example/connect/")
