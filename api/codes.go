@@ -139,4 +139,5 @@ var fieldCodes = []struct{ name, meaning string }{
 	{"https_required", "A webhook URL must be https://."},
 	{"invalid_name", "A webhook name is not 1-64 letters, digits, '.', '_' or '-'."},
 	{"unknown_event", "Not one of the webhook event types."},
+	{"return_url_not_allowed", "A connect link's return_url does not start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS."},
 }

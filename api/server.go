@@ -74,6 +74,7 @@ type Deps struct {
 	Messages     MessageService
 	Suppressions Suppressions
 	Webhooks     Webhooks
+	Connect      ConnectLinks
 	Metrics      *metrics.Metrics // may be nil: no /metrics
 }
 
@@ -136,6 +137,7 @@ func (s *Server) routes() {
 	e.PUT("/v1/tenants/:tenant/smtp", s.putProfile, admin, limitBody(profileBodyLimit))
 	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)
 	e.POST("/v1/tenants/:tenant/smtp/verify", s.verifyProfile, admin, limitBody(profileBodyLimit))
+	e.POST("/v1/tenants/:tenant/connect", s.createConnectLink, admin, limitBody(profileBodyLimit))
 	e.GET("/v1/tenants/:tenant/status", s.getStatus, admin)
 	e.PUT("/v1/tenants/:tenant/status", s.putStatus, admin, requireOperator("pause or resume a tenant"), limitBody(profileBodyLimit))
 	e.GET("/v1/tenants/:tenant/suppressions", s.listSuppressions, admin)

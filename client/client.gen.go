@@ -17,6 +17,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ConnectLinkRequestLocale.
+const (
+	ConnectLinkRequestLocaleAr ConnectLinkRequestLocale = "ar"
+	ConnectLinkRequestLocaleEn ConnectLinkRequestLocale = "en"
+)
+
+// Valid indicates whether the value is a known member of the ConnectLinkRequestLocale enum.
+func (e ConnectLinkRequestLocale) Valid() bool {
+	switch e {
+	case ConnectLinkRequestLocaleAr:
+		return true
+	case ConnectLinkRequestLocaleEn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FieldErrorCode.
 const (
 	FieldErrorCodeAddressLiteral       FieldErrorCode = "address_literal"
@@ -39,6 +57,7 @@ const (
 	FieldErrorCodeOutOfRange           FieldErrorCode = "out_of_range"
 	FieldErrorCodeRequired             FieldErrorCode = "required"
 	FieldErrorCodeReservedHeader       FieldErrorCode = "reserved_header"
+	FieldErrorCodeReturnURLNotAllowed  FieldErrorCode = "return_url_not_allowed"
 	FieldErrorCodeSecretRequired       FieldErrorCode = "secret_required"
 	FieldErrorCodeTooFar               FieldErrorCode = "too_far"
 	FieldErrorCodeTooLarge             FieldErrorCode = "too_large"
@@ -93,6 +112,8 @@ func (e FieldErrorCode) Valid() bool {
 	case FieldErrorCodeRequired:
 		return true
 	case FieldErrorCodeReservedHeader:
+		return true
+	case FieldErrorCodeReturnURLNotAllowed:
 		return true
 	case FieldErrorCodeSecretRequired:
 		return true
@@ -570,6 +591,33 @@ type BatchResult struct {
 	Status int `json:"status"`
 }
 
+// ConnectLink defines model for ConnectLink.
+type ConnectLink struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// URL The page, OUTBOUND_PUBLIC_URL/connect/<token>. A secret.
+	//
+	// Example: https://mail.example/connect/Jq9b0...
+	URL string `json:"url"`
+}
+
+// ConnectLinkRequest defines model for ConnectLinkRequest.
+type ConnectLinkRequest struct {
+	// ExpiresIn Seconds the link works.
+	ExpiresIn int `json:"expires_in,omitempty,omitzero"`
+
+	// Locale The page's language; without it, the browser's (Accept-Language).
+	Locale ConnectLinkRequestLocale `json:"locale,omitempty,omitzero"`
+
+	// ReturnURL Where the tenant goes back to; starts with one of OUTBOUND_CONNECT_RETURN_URLS.
+	//
+	// Example: https://app.example/settings/email
+	ReturnURL string `json:"return_url"`
+}
+
+// ConnectLinkRequestLocale The page's language; without it, the browser's (Accept-Language).
+type ConnectLinkRequestLocale string
+
 // EffectiveLimits What is in force for this profile: each limit is the profile's own where it sets one;
 // else, when it names a provider, the provider's published limit where that is below the
 // service's (so the provider does not suspend the account); else the service's. A provider's
@@ -625,6 +673,7 @@ type FieldError struct {
 	// - `https_required`: A webhook URL must be https://.
 	// - `invalid_name`: A webhook name is not 1-64 letters, digits, '.', '_' or '-'.
 	// - `unknown_event`: Not one of the webhook event types.
+	// - `return_url_not_allowed`: A connect link's return_url does not start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS.
 	//
 	// Example: invalid_email
 	Code FieldErrorCode `json:"code"`
@@ -665,6 +714,7 @@ type FieldError struct {
 // - `https_required`: A webhook URL must be https://.
 // - `invalid_name`: A webhook name is not 1-64 letters, digits, '.', '_' or '-'.
 // - `unknown_event`: Not one of the webhook event types.
+// - `return_url_not_allowed`: A connect link's return_url does not start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS.
 //
 // Example: invalid_email
 type FieldErrorCode string
@@ -1243,6 +1293,12 @@ type GetMessageParams struct {
 	XRequestID *RequestID `json:"X-Request-Id,omitempty"`
 }
 
+// CreateConnectLinkParams defines parameters for CreateConnectLink.
+type CreateConnectLinkParams struct {
+	// XRequestID The caller's id for this request. A value of this form is used as the request's id: echoed in the X-Request-Id response header and the problem's request_id, and logged. Any other value is ignored and replaced by a generated id, as when the header is absent.
+	XRequestID *RequestID `json:"X-Request-Id,omitempty"`
+}
+
 // DeleteTenantSMTPParams defines parameters for DeleteTenantSMTP.
 type DeleteTenantSMTPParams struct {
 	// IfMatch The ETag of the version being replaced, e.g. "3", or * for any existing profile.
@@ -1351,6 +1407,9 @@ type SendMessageJSONRequestBody = MessageRequest
 
 // SendBatchJSONRequestBody defines body for SendBatch for application/json ContentType.
 type SendBatchJSONRequestBody = BatchRequest
+
+// CreateConnectLinkJSONRequestBody defines body for CreateConnectLink for application/json ContentType.
+type CreateConnectLinkJSONRequestBody = ConnectLinkRequest
 
 // PutTenantSMTPJSONRequestBody defines body for PutTenantSMTP for application/json ContentType.
 type PutTenantSMTPJSONRequestBody = ProfileInput
@@ -1551,6 +1610,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
 	GetMessage(ctx context.Context, id string, params *GetMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnectLinkWithBody A link to the page where the tenant connects its own mailbox (scope admin).
+	//
+	// The product sends the tenant's browser to `url`. There the tenant
+	// picks its provider, follows the steps for an App Password, tests
+	// the connection and saves; the profile is stored as PUT
+	// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+	// `return_url` with `status=connected&tenant=<id>` in its query, or
+	// `status=cancelled`, or `status=expired` from a link that works no
+	// more. The link is a secret, answered only here: it works until
+	// `expires_at`, for one save and at most 20 tests. `return_url` must
+	// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+	// `return_url_not_allowed`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+	CreateConnectLinkWithBody(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConnectLink A link to the page where the tenant connects its own mailbox (scope admin).
+	//
+	// The product sends the tenant's browser to `url`. There the tenant
+	// picks its provider, follows the steps for an App Password, tests
+	// the connection and saves; the profile is stored as PUT
+	// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+	// `return_url` with `status=connected&tenant=<id>` in its query, or
+	// `status=cancelled`, or `status=expired` from a link that works no
+	// more. The link is a secret, answered only here: it works until
+	// `expires_at`, for one save and at most 20 tests. `return_url` must
+	// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+	// `return_url_not_allowed`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+	CreateConnectLink(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, body CreateConnectLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTenantSMTP Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 	//
@@ -1924,6 +2019,62 @@ func (c *Client) CancelMessage(ctx context.Context, id string, params *CancelMes
 // Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
 func (c *Client) GetMessage(ctx context.Context, id string, params *GetMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMessageRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnectLinkWithBody A link to the page where the tenant connects its own mailbox (scope admin).
+//
+// The product sends the tenant's browser to `url`. There the tenant
+// picks its provider, follows the steps for an App Password, tests
+// the connection and saves; the profile is stored as PUT
+// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+// `return_url` with `status=connected&tenant=<id>` in its query, or
+// `status=cancelled`, or `status=expired` from a link that works no
+// more. The link is a secret, answered only here: it works until
+// `expires_at`, for one save and at most 20 tests. `return_url` must
+// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+// `return_url_not_allowed`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+func (c *Client) CreateConnectLinkWithBody(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectLinkRequestWithBody(c.Server, tenant, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConnectLink A link to the page where the tenant connects its own mailbox (scope admin).
+//
+// The product sends the tenant's browser to `url`. There the tenant
+// picks its provider, follows the steps for an App Password, tests
+// the connection and saves; the profile is stored as PUT
+// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+// `return_url` with `status=connected&tenant=<id>` in its query, or
+// `status=cancelled`, or `status=expired` from a link that works no
+// more. The link is a secret, answered only here: it works until
+// `expires_at`, for one save and at most 20 tests. `return_url` must
+// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+// `return_url_not_allowed`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+func (c *Client) CreateConnectLink(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, body CreateConnectLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConnectLinkRequest(c.Server, tenant, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2651,6 +2802,68 @@ func NewGetMessageRequest(server string, id string, params *GetMessageParams) (*
 	if err != nil {
 		return nil, err
 	}
+
+	if params != nil {
+
+		if params.XRequestID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateConnectLinkRequest calls the generic CreateConnectLink builder with application/json body
+func NewCreateConnectLinkRequest(server string, tenant Tenant, params *CreateConnectLinkParams, body CreateConnectLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateConnectLinkRequestWithBody(server, tenant, params, "application/json", bodyReader)
+}
+
+// NewCreateConnectLinkRequestWithBody constructs an http.Request for the CreateConnectLink method, with any body, and a specified content type
+func NewCreateConnectLinkRequestWithBody(server string, tenant Tenant, params *CreateConnectLinkParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant", tenant, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/connect", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	if params != nil {
 
@@ -3749,6 +3962,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
 	GetMessageWithResponse(ctx context.Context, id string, params *GetMessageParams, reqEditors ...RequestEditorFn) (*GetMessageResponse, error)
 
+	// CreateConnectLinkWithBodyWithResponse A link to the page where the tenant connects its own mailbox (scope admin).
+	//
+	// The product sends the tenant's browser to `url`. There the tenant
+	// picks its provider, follows the steps for an App Password, tests
+	// the connection and saves; the profile is stored as PUT
+	// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+	// `return_url` with `status=connected&tenant=<id>` in its query, or
+	// `status=cancelled`, or `status=expired` from a link that works no
+	// more. The link is a secret, answered only here: it works until
+	// `expires_at`, for one save and at most 20 tests. `return_url` must
+	// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+	// `return_url_not_allowed`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+	CreateConnectLinkWithBodyWithResponse(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectLinkResponse, error)
+
+	// CreateConnectLinkWithResponse A link to the page where the tenant connects its own mailbox (scope admin).
+	//
+	// The product sends the tenant's browser to `url`. There the tenant
+	// picks its provider, follows the steps for an App Password, tests
+	// the connection and saves; the profile is stored as PUT
+	// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+	// `return_url` with `status=connected&tenant=<id>` in its query, or
+	// `status=cancelled`, or `status=expired` from a link that works no
+	// more. The link is a secret, answered only here: it works until
+	// `expires_at`, for one save and at most 20 tests. `return_url` must
+	// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+	// `return_url_not_allowed`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+	CreateConnectLinkWithResponse(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, body CreateConnectLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectLinkResponse, error)
+
 	// DeleteTenantSMTPWithResponse Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4766,6 +5015,168 @@ func (r GetMessageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateConnectLinkResponse201Headers the declared response headers of an HTTP 201 response for CreateConnectLink
+type CreateConnectLinkResponse201Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse400Headers the declared response headers of an HTTP 400 response for CreateConnectLink
+type CreateConnectLinkResponse400Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse401Headers the declared response headers of an HTTP 401 response for CreateConnectLink
+type CreateConnectLinkResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      string
+}
+
+// CreateConnectLinkResponse403Headers the declared response headers of an HTTP 403 response for CreateConnectLink
+type CreateConnectLinkResponse403Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse413Headers the declared response headers of an HTTP 413 response for CreateConnectLink
+type CreateConnectLinkResponse413Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse415Headers the declared response headers of an HTTP 415 response for CreateConnectLink
+type CreateConnectLinkResponse415Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse422Headers the declared response headers of an HTTP 422 response for CreateConnectLink
+type CreateConnectLinkResponse422Headers struct {
+	XRequestID string
+}
+
+// CreateConnectLinkResponse503Headers the declared response headers of an HTTP 503 response for CreateConnectLink
+type CreateConnectLinkResponse503Headers struct {
+	RetryAfter int
+	XRequestID string
+}
+
+// CreateConnectLinkResponseDefaultHeaders the declared response headers of an HTTP default response for CreateConnectLink
+type CreateConnectLinkResponseDefaultHeaders struct {
+	XRequestID string
+}
+
+type CreateConnectLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ConnectLink
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *Unprocessable
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Error
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateConnectLinkResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateConnectLinkResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateConnectLinkResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateConnectLinkResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateConnectLinkResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateConnectLinkResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateConnectLinkResponse422Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateConnectLinkResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateConnectLinkResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateConnectLinkResponse) GetJSON201() *ConnectLink {
+	return r.JSON201
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON422() *Unprocessable {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateConnectLinkResponse) GetApplicationProblemJSONDefault() *Error {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateConnectLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateConnectLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateConnectLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateConnectLinkResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7038,6 +7449,54 @@ func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, id str
 	return ParseGetMessageResponse(rsp)
 }
 
+// CreateConnectLinkWithBodyWithResponse A link to the page where the tenant connects its own mailbox (scope admin).
+//
+// The product sends the tenant's browser to `url`. There the tenant
+// picks its provider, follows the steps for an App Password, tests
+// the connection and saves; the profile is stored as PUT
+// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+// `return_url` with `status=connected&tenant=<id>` in its query, or
+// `status=cancelled`, or `status=expired` from a link that works no
+// more. The link is a secret, answered only here: it works until
+// `expires_at`, for one save and at most 20 tests. `return_url` must
+// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+// `return_url_not_allowed`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+func (c *ClientWithResponses) CreateConnectLinkWithBodyWithResponse(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConnectLinkResponse, error) {
+	rsp, err := c.CreateConnectLinkWithBody(ctx, tenant, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectLinkResponse(rsp)
+}
+
+// CreateConnectLinkWithResponse A link to the page where the tenant connects its own mailbox (scope admin).
+//
+// The product sends the tenant's browser to `url`. There the tenant
+// picks its provider, follows the steps for an App Password, tests
+// the connection and saves; the profile is stored as PUT
+// /v1/tenants/{tenant}/smtp stores it. The browser then goes back to
+// `return_url` with `status=connected&tenant=<id>` in its query, or
+// `status=cancelled`, or `status=expired` from a link that works no
+// more. The link is a secret, answered only here: it works until
+// `expires_at`, for one save and at most 20 tests. `return_url` must
+// start with one of the operator's OUTBOUND_CONNECT_RETURN_URLS (422
+// `return_url_not_allowed`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant}/connect (the `CreateConnectLink` operationId).
+func (c *ClientWithResponses) CreateConnectLinkWithResponse(ctx context.Context, tenant Tenant, params *CreateConnectLinkParams, body CreateConnectLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConnectLinkResponse, error) {
+	rsp, err := c.CreateConnectLink(ctx, tenant, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConnectLinkResponse(rsp)
+}
+
 // DeleteTenantSMTPWithResponse Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -8308,6 +8767,195 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		response.Headers503 = &headers
 	case true:
 		var headers GetMessageResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateConnectLinkResponse parses an HTTP response from a CreateConnectLinkWithResponse call
+func ParseCreateConnectLinkResponse(rsp *http.Response) (*CreateConnectLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateConnectLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ConnectLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateConnectLinkResponse201Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateConnectLinkResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateConnectLinkResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateConnectLinkResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateConnectLinkResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateConnectLinkResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateConnectLinkResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateConnectLinkResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers CreateConnectLinkResponseDefaultHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

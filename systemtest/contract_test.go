@@ -40,6 +40,7 @@ func TestReadmeThroughClient(t *testing.T) {
 		func(o *options) {
 			o.roots.AddCert(hooks.srv.Certificate())
 			o.resolver = loopbackResolver{"smtp.gmail.com": true} // the Gmail example's server: nothing listens there
+			o.connectReturn = []string{"https://app.example/settings/"}
 		})
 	r := &readmeRunner{t: t, s: s, c: newSpecCheckedClient(t, s.harness, ""), vars: map[string]string{
 		"$ADMIN_TOKEN": s.adminToken, "$SEND_TOKEN": s.sendToken,
@@ -198,6 +199,24 @@ func TestReadmeThroughClient(t *testing.T) {
 		google := r.run(rm.block(t, "Microsoft 365", `"refresh_token": "<refresh token>"`)[0]).(*client.PutTenantSMTPResponse)
 		if p := google.JSON200; p == nil || p.Oauth.Flow != client.OAuthFlowRefreshToken || !p.Oauth.RefreshTokenSet {
 			t.Fatalf("PUT gmail oauth profile: %s", body(google))
+		}
+	})
+
+	t.Run("connect page", func(t *testing.T) {
+		r.t = t
+		cmds := rm.block(t, "Connect page", "/v1/tenants/acme/connect")
+		link := r.run(cmds[0]).(*client.CreateConnectLinkResponse)
+		if l := link.JSON201; l == nil || !strings.HasPrefix(l.URL, s.url+"/connect/") || l.ExpiresAt.Before(time.Now().Add(59*time.Minute)) {
+			t.Fatalf("POST connect: %s", body(link))
+		}
+		res, err := http.Get(link.JSON201.URL)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET the link: %v %v", err, res)
+		}
+		res.Body.Close()
+		profile := r.run(rm.block(t, "Connect page", "/v1/tenants/acme/smtp")[0]).(*client.GetTenantSMTPResponse)
+		if profile.JSON200 == nil || profile.JSON200.TenantID != "acme" {
+			t.Fatalf("GET profile: %s", body(profile))
 		}
 	})
 
@@ -481,6 +500,7 @@ func (r *readmeRunner) bearer(token string) client.RequestEditorFn {
 var (
 	tenantSMTP      = regexp.MustCompile(`^/v1/tenants/([^/]+)/smtp$`)
 	verifySMTP      = regexp.MustCompile(`^/v1/tenants/([^/]+)/smtp/verify$`)
+	connectPath     = regexp.MustCompile(`^/v1/tenants/([^/]+)/connect$`)
 	suppressionPath = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions/([^/]+)$`)
 	suppressAll     = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions$`)
 	oneMessage      = regexp.MustCompile(`^/v1/messages/([^/]+)$`)
@@ -524,6 +544,12 @@ func (r *readmeRunner) run(cmd readmeCurl) interface{ StatusCode() int } {
 		var in client.BatchRequest
 		r.decode(what, body, &in)
 		res, err = r.c.SendBatchWithResponse(ctx, &client.SendBatchParams{IdempotencyKey: header(cmd, "Idempotency-Key")}, in, auth...)
+	case m == http.MethodPost && connectPath.MatchString(path):
+		var in client.ConnectLinkRequest
+		r.decode(what, body, &in)
+		res, err = r.c.CreateConnectLinkWithResponse(ctx, connectPath.FindStringSubmatch(path)[1], nil, in, auth...)
+	case m == http.MethodGet && tenantSMTP.MatchString(path):
+		res, err = r.c.GetTenantSMTPWithResponse(ctx, tenantSMTP.FindStringSubmatch(path)[1], nil, auth...)
 	case m == http.MethodGet && oneMessage.MatchString(path):
 		res, err = r.c.GetMessageWithResponse(ctx, oneMessage.FindStringSubmatch(path)[1], nil, auth...)
 	case m == http.MethodPut && suppressionPath.MatchString(path):

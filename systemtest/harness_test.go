@@ -54,6 +54,7 @@ type options struct {
 	messageTimeout time.Duration // one message's time on its account (default: the service's)
 	sealKey        string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
 	noPipelining   bool          // send one command at a time though servers offer PIPELINING
+	connectReturn  []string      // OUTBOUND_CONNECT_RETURN_URLS: where connect links may send people back
 }
 
 // harness is the whole service in-process, built by app.New and run by
@@ -103,7 +104,14 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.sealKey == "" {
 		o.sealKey = seal.NewKey()
 	}
+	// Listening first gives the service its public URL, which connect
+	// links start with.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := harnessConfig(t, o, redisURL, o.cluster != nil, apikey.Set{adminKey, sendKey, boundKey, acmeAdminKey})
+	cfg.PublicURL = "http://" + ln.Addr().String()
 
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
@@ -114,12 +122,8 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	a, err := app.New(cfg, log, appOpts...)
 	if err != nil {
+		ln.Close()
 		t.Fatalf("app.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
@@ -188,6 +192,7 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 	cfg.SMTPMessageTimeout = o.messageTimeout // zero: delivery's default
 	cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout = 3, time.Minute
 	cfg.ShutdownGrace = 5 * time.Second
+	cfg.ConnectReturnURLs = o.connectReturn
 	return cfg
 }
 

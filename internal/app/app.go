@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof" // served only on Config.DebugListen
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/outbound-mail/outbound/api"
 	"github.com/outbound-mail/outbound/internal/config"
+	"github.com/outbound-mail/outbound/internal/connect"
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
@@ -130,8 +132,11 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		hooks, q, rdb, guard.HTTPClient(cfg.SMTPRoots, postTimeout), log)
 
 	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
-	a.handler = api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: q,
-		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks, Metrics: m})
+	links := connect.NewLinks(rdb, cfg.PublicURL, cfg.ConnectReturnURLs)
+	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: q,
+		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
+		Connect: links, Metrics: m})
+	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log))
 	a.http = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
@@ -145,7 +150,21 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	return a, nil
 }
 
-// Handler is the HTTP API, for callers that serve it themselves.
+// withPages serves the connect page beside the API. The page is not an
+// API route: the API answers JSON and logs request paths, and the page's
+// path holds its link's secret.
+func withPages(apiHandler, connectPage http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, connect.Prefix) {
+			connectPage.ServeHTTP(w, r)
+			return
+		}
+		apiHandler.ServeHTTP(w, r)
+	})
+}
+
+// Handler is the HTTP API and the connect page, for callers that serve
+// them themselves.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Run starts the delivery workers and the webhook dispatcher, serves HTTP

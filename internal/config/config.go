@@ -77,6 +77,14 @@ type Config struct {
 	MetricsTenantLabels bool
 	// DebugListen, when set, serves net/http/pprof there (keep it private).
 	DebugListen string
+
+	// PublicURL is where people reach this service (scheme, host, port,
+	// no path): connect links point there.
+	PublicURL string
+	// ConnectReturnURLs are the prefixes a connect link's return_url must
+	// start with: the product pages a tenant goes back to. Empty: no link
+	// can be made.
+	ConnectReturnURLs []string
 }
 
 // Relay is the operator's own SMTP relay, used for tenants without an
@@ -164,6 +172,8 @@ func (r *reader) load() Config {
 		MetricsTenantLabels: r.boolean("OUTBOUND_METRICS_TENANT_LABELS", false),
 		DebugListen:         r.str("OUTBOUND_DEBUG_LISTEN", ""),
 	}
+	c.PublicURL = r.publicURL("OUTBOUND_PUBLIC_URL", c.Listen)
+	c.ConnectReturnURLs = r.returnURLs("OUTBOUND_CONNECT_RETURN_URLS")
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
 	if c.RedisCluster && c.RedisWaitReplicas > 0 {
 		// WAIT counts the replicas of the node it runs on; on a cluster the
@@ -376,6 +386,50 @@ func (r *reader) defaultFrom(name string, required bool) mail.Address {
 		return mail.Address{}
 	}
 	return *a
+}
+
+// publicURL is an http(s) origin; the default is localhost on the listen
+// port, which suits `outbound dev` on a workstation.
+func (r *reader) publicURL(name, listen string) string {
+	v := strings.TrimSuffix(r.get(name), "/")
+	if v == "" {
+		_, port, err := net.SplitHostPort(listen)
+		if err != nil || port == "" {
+			port = "8080"
+		}
+		return "http://localhost:" + port
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		r.fail(name, "want the service's origin, https://host[:port] without path or query, got %q", v)
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// returnURLs are comma-separated URL prefixes, each https:// (http:// only
+// for loopback, as in development) with a host and a path, no query,
+// fragment or credentials: a prefix that stopped in the middle of a host
+// name (https://app.example) would also let https://app.example.evil.test
+// through, so a prefix's path starts with '/'.
+func (r *reader) returnURLs(name string) []string {
+	var out []string
+	for _, v := range strings.Split(r.get(name), ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		loopback := err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+		if err != nil || !(u.Scheme == "https" || u.Scheme == "http" && loopback) || u.Host == "" || u.User != nil ||
+			!strings.HasPrefix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+			r.fail(name, "want comma-separated https://host/path prefixes (http:// only on loopback), got %q", v)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func (r *reader) logLevel(name string) slog.Level {

@@ -48,6 +48,8 @@ func TestDefaults(t *testing.T) {
 		{"private networks", c.AllowPrivateNetworks, false},
 		{"relay", c.DefaultRelay == nil, true},
 		{"partitions", c.QueuePartitions, 1},
+		{"public url", c.PublicURL, "http://localhost:8080"},
+		{"connect return urls", len(c.ConnectReturnURLs), 0},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -108,6 +110,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"OUTBOUND_RETRY_BASE":             "30",
 		"OUTBOUND_IDEMPOTENCY_TTL":        "1h",
 		"OUTBOUND_LOG_LEVEL":              "loud",
+		"OUTBOUND_PUBLIC_URL":             "https://mail.example/connect",
+		"OUTBOUND_CONNECT_RETURN_URLS":    "https://app.example",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -153,6 +157,28 @@ func TestErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+func TestConnectURLs(t *testing.T) {
+	env := validEnv(t)
+	env["OUTBOUND_PUBLIC_URL"] = "https://mail.example/"
+	env["OUTBOUND_CONNECT_RETURN_URLS"] = " https://app.example/settings/ , http://127.0.0.1:3000/back"
+	c, err := load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://mail.example" {
+		t.Errorf("public URL %q", c.PublicURL)
+	}
+	if want := []string{"https://app.example/settings/", "http://127.0.0.1:3000/back"}; !slices.Equal(c.ConnectReturnURLs, want) {
+		t.Errorf("return URLs %q, want %q", c.ConnectReturnURLs, want)
+	}
+	for _, bad := range []string{"http://app.example/", "https://app.example", "https://u:p@app.example/", "https://app.example/?a=1", "/relative"} {
+		env["OUTBOUND_CONNECT_RETURN_URLS"] = bad
+		if _, err := load(env); err == nil || !strings.Contains(err.Error(), "OUTBOUND_CONNECT_RETURN_URLS:") {
+			t.Errorf("%q: error %v", bad, err)
+		}
+	}
 }
 
 func TestVariables(t *testing.T) {

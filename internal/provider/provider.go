@@ -56,6 +56,11 @@ type Provider struct {
 	// Domains: a host under one of these (smtp.office365.com under
 	// office365.com) is taken to be the provider's, for hints.
 	Domains []string
+	// Addresses are the domains of the provider's own mail addresses
+	// (gmail.com), so a connect page can suggest the provider for an
+	// address a person types. A company's own domain on Google Workspace
+	// or Microsoft 365 is none of these: its MX records would tell.
+	Addresses []string
 	// Marks are lower-case fragments of a server reply that only this
 	// provider's servers write ("gsmtp"), so a hint can name the provider
 	// behind a host name ForHost does not know.
@@ -173,6 +178,22 @@ func ForHost(host string) (Provider, bool) {
 			if strings.HasSuffix(host, "."+d) {
 				return p, true
 			}
+		}
+	}
+	return Provider{}, false
+}
+
+// ForAddress returns the provider whose own addresses email is one of
+// (someone@gmail.com is Gmail's), compared without case.
+func ForAddress(email string) (Provider, bool) {
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return Provider{}, false
+	}
+	domain := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(email[at+1:])), ".")
+	for _, p := range table {
+		if slices.Contains(p.Addresses, domain) {
+			return p, true
 		}
 	}
 	return Provider{}, false

@@ -146,6 +146,36 @@ func TestForHost(t *testing.T) {
 	}
 }
 
+func TestForAddress(t *testing.T) {
+	cases := map[string]string{
+		"acme@gmail.com":      "gmail",
+		"Acme@GoogleMail.COM": "gmail",
+		"x@hotmail.com":       "outlook",
+		"x@me.com":            "icloud",
+		"x@zohomail.com":      "zoho",
+		"x@acme.example":      "",
+		"x@mail.gmail.com":    "",
+		"gmail.com":           "",
+		"":                    "",
+	}
+	for email, want := range cases {
+		got, ok := ForAddress(email)
+		if got.Name != want || ok != (want != "") {
+			t.Errorf("ForAddress(%q) = %q, %v; want %q", email, got.Name, ok, want)
+		}
+	}
+	// An address domain names one provider.
+	seen := map[string]string{}
+	for _, p := range table {
+		for _, d := range p.Addresses {
+			if other, ok := seen[d]; ok {
+				t.Errorf("%s is an address domain of both %s and %s", d, other, p.Name)
+			}
+			seen[d] = p.Name
+		}
+	}
+}
+
 func TestLoginHint(t *testing.T) {
 	cases := []struct {
 		name, host string

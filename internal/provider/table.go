@@ -49,8 +49,9 @@ var table = []Provider{
 	{
 		Name: "gmail", Label: "Gmail",
 		Host: "smtp.gmail.com", Port: 465, Security: TLS,
-		Aliases: []string{"smtp.googlemail.com"},
-		Marks:   googleMarks, SpacedAppPasswords: true,
+		Addresses: []string{"gmail.com", "googlemail.com"},
+		Aliases:   []string{"smtp.googlemail.com"},
+		Marks:     googleMarks, SpacedAppPasswords: true,
 		OAuth: googleOAuth, Hints: googleHints,
 		Limits: Limits{PerDay: 500, MaxRecipients: 100},
 	},
@@ -65,9 +66,10 @@ var table = []Provider{
 	{
 		Name: "outlook", Label: "Outlook.com",
 		Host: "smtp-mail.outlook.com", Port: 587, Security: StartTLS,
-		Domains: []string{"outlook.com"},
-		Hints:   microsoftHints,
-		Limits:  Limits{PerDay: 5000, MaxRecipients: 500},
+		Addresses: []string{"outlook.com", "hotmail.com", "live.com", "msn.com"},
+		Domains:   []string{"outlook.com"},
+		Hints:     microsoftHints,
+		Limits:    Limits{PerDay: 5000, MaxRecipients: 500},
 	},
 	{
 		Name: "microsoft365", Label: "Microsoft 365",
@@ -79,20 +81,24 @@ var table = []Provider{
 	{
 		Name: "yahoo", Label: "Yahoo Mail",
 		Host: "smtp.mail.yahoo.com", Port: 465, Security: TLS,
+		Addresses: []string{"yahoo.com", "ymail.com", "rocketmail.com"},
 	},
 	{
 		Name: "icloud", Label: "iCloud Mail",
 		Host: "smtp.mail.me.com", Port: 587, Security: StartTLS,
-		Limits: Limits{PerDay: 1000, MaxRecipients: 500},
+		Addresses: []string{"icloud.com", "me.com", "mac.com"},
+		Limits:    Limits{PerDay: 1000, MaxRecipients: 500},
 	},
 	{
 		Name: "zoho", Label: "Zoho Mail",
 		Host: "smtp.zoho.com", Port: 465, Security: TLS,
-		Limits: Limits{MaxRecipients: 100},
+		Addresses: []string{"zoho.com", "zohomail.com"},
+		Limits:    Limits{MaxRecipients: 100},
 	},
 	{
 		Name: "fastmail", Label: "Fastmail",
 		Host: "smtp.fastmail.com", Port: 465, Security: TLS,
+		Addresses: []string{"fastmail.com", "fastmail.fm"},
 	},
 }
 
