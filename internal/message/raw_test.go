@@ -129,7 +129,7 @@ func TestRawBytes(t *testing.T) {
 		"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nSubject: s\r\n\r\nbody\r\n"
 	m = mustParseRaw(t, withAll)
 	got = string(m.Bytes(Edit{MessageID: "<other@y>", Date: date.Add(time.Hour),
-		From: &Address{Name: "Acme via Platform", Email: "no-reply@platform.example"},
+		From:    &Address{Name: "Acme via Platform", Email: "no-reply@platform.example"},
 		ReplyTo: []Address{{Email: "a@acme.example"}}}))
 	want = "From: \"Acme via Platform\" <no-reply@platform.example>\r\nMessage-ID: <x@y>\r\n" +
 		"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nSubject: s\r\nReply-To: <a@acme.example>\r\n\r\nbody\r\n"
