@@ -77,6 +77,22 @@ func (f rawField) value() string {
 type Submission struct {
 	*Raw
 	Recipients []string // the envelope's, each once (recipientKey), as first spelled
+	maxBytes   int64
+}
+
+// Stored is the submission as it is kept until it is sent: with a
+// Message-ID (messageID) and a Date (date) where it has none, without its
+// Bcc fields (see Bytes). It is a *ValidationError when the fields added
+// take it past the size limit.
+func (s *Submission) Stored(messageID string, date time.Time) ([]byte, error) {
+	b := s.Bytes(Edit{MessageID: messageID, Date: date})
+	if int64(len(b)) > s.maxBytes {
+		var errs ValidationError
+		errs.Add("message", codeTooLarge, "with the Message-ID and Date fields added the message is "+strconv.Itoa(len(b))+
+			" bytes, more than the limit of "+strconv.FormatInt(s.maxBytes, 10))
+		return nil, &errs
+	}
+	return b, nil
 }
 
 // ParseSubmission checks a message handed over by SMTP for tenantID: the
@@ -100,7 +116,7 @@ func ParseSubmission(tenantID string, rcpts []string, raw []byte, lim Limits) (*
 			strconv.FormatInt(lim.MaxMessageBytes, 10))
 		return nil, &errs
 	}
-	sub := &Submission{Recipients: envelope(&errs, rcpts, lim.MaxRecipients)}
+	sub := &Submission{Recipients: envelope(&errs, rcpts, lim.MaxRecipients), maxBytes: lim.MaxMessageBytes}
 	sub.Raw = parseRaw(&errs, raw)
 	if err := errs.Err(); err != nil {
 		return nil, err
@@ -376,13 +392,19 @@ type Edit struct {
 // the last; then the body as written.
 func (m *Raw) Bytes(e Edit) []byte {
 	var b bytes.Buffer
+	m.Write(&b, e)
+	return b.Bytes()
+}
+
+// Write writes what Bytes returns to b.
+func (m *Raw) Write(b *bytes.Buffer, e Edit) {
 	b.Grow(len(m.raw) + 512)
 	replaceFrom := e.From != nil && !strings.EqualFold(e.From.Email, m.From.Email)
 	for _, f := range m.fields {
 		switch {
 		case strings.EqualFold(f.name, "Bcc"):
 		case replaceFrom && strings.EqualFold(f.name, "From"):
-			writeAddressField(&b, "From", []Address{*e.From})
+			writeAddressField(b, "From", []Address{*e.From})
 		default:
 			b.Write(f.raw)
 		}
@@ -394,10 +416,9 @@ func (m *Raw) Bytes(e Edit) []byte {
 		b.WriteString("Date: " + e.Date.Format(time.RFC1123Z) + "\r\n")
 	}
 	if len(m.ReplyTo) == 0 && len(e.ReplyTo) > 0 {
-		writeAddressField(&b, "Reply-To", e.ReplyTo)
+		writeAddressField(b, "Reply-To", e.ReplyTo)
 	}
 	b.Write(m.rest)
-	return b.Bytes()
 }
 
 // writeAddressField writes one address field as Compose does (go-message:
