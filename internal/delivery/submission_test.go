@@ -299,6 +299,29 @@ func TestSubmissionNeeds8BitMIME(t *testing.T) {
 	}
 }
 
+// A submission with UTF-8 in its header (RFC 6532) goes with SMTPUTF8,
+// to a UTF-8 address too, as written.
+func TestSubmissionWithUTF8HeaderSaysSMTPUTF8(t *testing.T) {
+	r := newRig(t, smtptest.Hooks{})
+	svc, _ := r.service(t, "utf8", time.Minute)
+	svc.Start()
+	raw := "From: Jörg <billing@acme.example>\r\nTo: jörg@bücher.example\r\nMessage-ID: <u@acme.example>\r\nDate: Tue, 01 Dec 2026 09:00:00 +0100\r\n" +
+		"Subject: Grüße\r\n\r\nhello\r\n"
+	submit(t, svc, raw, "jörg@bücher.example")
+	got := r.smtp.WaitMessages(t, 1, 5*time.Second)[0]
+	if !got.UTF8 || strings.Join(got.To, ",") != "jörg@bücher.example" {
+		t.Errorf("SMTPUTF8 %v, to %v", got.UTF8, got.To)
+	}
+	want := strings.Replace(raw, "From: Jörg <billing@acme.example>", `From: =?utf-8?q?J=C3=B6rg?= <no-reply@platform.example>`, 1)
+	want = strings.Replace(want, "\r\n\r\n", "\r\nReply-To: =?utf-8?q?J=C3=B6rg?= <billing@acme.example>\r\n\r\n", 1)
+	if string(got.Data) != want {
+		t.Errorf("received\n%q\nwant\n%q", got.Data, want)
+	}
+	if py := pythonReads(t, got.Data); py.Subject != "Grüße" || py.FromName != "Jörg" || len(py.Defects) > 0 {
+		t.Errorf("Python read %#v", py)
+	}
+}
+
 // pyRead is what Python's email package (policy.default) reads of a
 // message.
 type pyRead struct {
