@@ -145,3 +145,39 @@ func TestRawBytes(t *testing.T) {
 		t.Errorf("a message's own Reply-To is kept, and one without a body stays without: %q", got)
 	}
 }
+
+// FuzzParseRaw: ParseRaw never panics, and whatever it takes comes out of
+// Bytes as it went in but for its Bcc fields, and the fields an edit adds
+// or replaces leave a message ParseRaw takes again, with the edit's From,
+// Message-ID and Date in it.
+func FuzzParseRaw(f *testing.F) {
+	f.Add([]byte(rawOK))
+	f.Add([]byte("From: a@acme.example\r\nBcc: b@x.example,\r\n c@x.example\r\nSubject: s\r\n\r\n8-bit \xc3\xa9\r\n"))
+	f.Add([]byte("From: a@acme.example\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := ParseRaw(raw)
+		if err != nil {
+			return
+		}
+		var noBcc []byte
+		for _, fl := range m.fields {
+			if !strings.EqualFold(fl.name, "Bcc") {
+				noBcc = append(noBcc, fl.raw...)
+			}
+		}
+		noBcc = append(noBcc, m.rest...)
+		if got := m.Bytes(Edit{}); !bytes.Equal(got, noBcc) {
+			t.Fatalf("Bytes without an edit:\n%q\nwant\n%q", got, noBcc)
+		}
+		from := Address{Name: "Platform via Ä", Email: "no-reply@platform.example"}
+		edited := m.Bytes(Edit{MessageID: "<e@platform.example>", Date: time.Unix(0, 0), From: &from,
+			ReplyTo: []Address{{Email: "r@acme.example"}}})
+		again, err := ParseRaw(edited)
+		if err != nil {
+			t.Fatalf("the edited message does not parse: %v\n%q", err, edited)
+		}
+		if again.From.Email != from.Email && !strings.EqualFold(m.From.Email, from.Email) || again.MessageID == "" || !again.HasDate {
+			t.Fatalf("edited: From %+v, Message-ID %q, Date %v", again.From, again.MessageID, again.HasDate)
+		}
+	})
+}
