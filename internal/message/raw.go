@@ -97,10 +97,10 @@ func (s *Submission) Stored(messageID string, date time.Time) ([]byte, error) {
 
 // ParseSubmission checks a message handed over by SMTP for tenantID: the
 // envelope recipients (RCPT TO) against lim.MaxRecipients, the message's
-// size against lim.MaxMessageBytes and the message itself (ParseRaw). It
-// returns nil and a *ValidationError listing what is wrong; field paths
-// are "tenant_id", "recipients[i]", "message", "header", "header.<Name>"
-// and "body".
+// size against lim.MaxMessageBytes and the message itself (ParseRaw). Its
+// error is a *ValidationError listing what is wrong, with the field paths
+// "tenant_id", "recipients[i]", "message", "header", "header.<Name>" and
+// "body".
 func ParseSubmission(tenantID string, rcpts []string, raw []byte, lim Limits) (*Submission, error) {
 	lim = lim.withDefaults()
 	var errs ValidationError
