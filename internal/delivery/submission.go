@@ -77,10 +77,15 @@ func (s *Service) AcceptSubmission(ctx context.Context, sub Submission) (Accepte
 	id := m.MessageID
 	var key, hash string
 	if id != "" {
+		// The key's request hash is of the bytes as the client sent them:
+		// the same Message-ID with other content is a different message.
 		key = submissionKey(id, m.Recipients)
 		sum := sha256.Sum256(sub.Raw)
 		hash = hex.EncodeToString(sum[:])
 	} else {
+		// Nothing tells a client's retry of this message from a new one:
+		// it gets an id, on the route's From domain as a request's does,
+		// and no replay protection.
 		id = message.NewMessageID(r.from.Email)
 	}
 	msg, err := m.Stored(id, time.Now())
