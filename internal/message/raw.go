@@ -387,8 +387,9 @@ type Edit struct {
 }
 
 // Bytes is the message as it is sent: every field as written, in order,
-// except any Bcc field (blind recipients are only in the envelope, RFC
-// 5322 section 3.6.3) and a From field e replaces; the fields e adds after
+// except any Bcc or Resent-Bcc field (blind recipients are only in the
+// envelope, RFC 5322 sections 3.6.3 and 3.6.6) and a From field e
+// replaces; the fields e adds after
 // the last; then the body as written.
 func (m *Raw) Bytes(e Edit) []byte {
 	var b bytes.Buffer
@@ -402,7 +403,7 @@ func (m *Raw) Write(b *bytes.Buffer, e Edit) {
 	replaceFrom := e.From != nil && !strings.EqualFold(e.From.Email, m.From.Email)
 	for _, f := range m.fields {
 		switch {
-		case strings.EqualFold(f.name, "Bcc"):
+		case blind(f.name):
 		case replaceFrom && strings.EqualFold(f.name, "From"):
 			writeAddressField(b, "From", []Address{*e.From})
 		default:
@@ -420,6 +421,9 @@ func (m *Raw) Write(b *bytes.Buffer, e Edit) {
 	}
 	b.Write(m.rest)
 }
+
+// blind reports a field that names blind recipients.
+func blind(name string) bool { return strings.EqualFold(name, "Bcc") || strings.EqualFold(name, "Resent-Bcc") }
 
 // writeAddressField writes one address field as Compose does (go-message:
 // RFC 2047 display names, folded).

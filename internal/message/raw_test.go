@@ -125,7 +125,7 @@ func TestRawBytes(t *testing.T) {
 		t.Errorf("adding Message-ID and Date:\n%q\nwant\n%q", got, want)
 	}
 
-	withAll := "From: a@acme.example\r\nBcc: secret@example.com,\r\n more@example.com\r\nMessage-ID: <x@y>\r\n" +
+	withAll := "From: a@acme.example\r\nBcc: secret@example.com,\r\n more@example.com\r\nMessage-ID: <x@y>\r\nResent-Bcc: secret@example.com\r\n" +
 		"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nSubject: s\r\n\r\nbody\r\n"
 	m = mustParseRaw(t, withAll)
 	got = string(m.Bytes(Edit{MessageID: "<other@y>", Date: date.Add(time.Hour),
@@ -161,7 +161,7 @@ func FuzzParseRaw(f *testing.F) {
 		}
 		var noBcc []byte
 		for _, fl := range m.fields {
-			if !strings.EqualFold(fl.name, "Bcc") {
+			if !blind(fl.name) {
 				noBcc = append(noBcc, fl.raw...)
 			}
 		}
