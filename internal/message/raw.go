@@ -423,7 +423,9 @@ func (m *Raw) Write(b *bytes.Buffer, e Edit) {
 }
 
 // blind reports a field that names blind recipients.
-func blind(name string) bool { return strings.EqualFold(name, "Bcc") || strings.EqualFold(name, "Resent-Bcc") }
+func blind(name string) bool {
+	return strings.EqualFold(name, "Bcc") || strings.EqualFold(name, "Resent-Bcc")
+}
 
 // writeAddressField writes one address field as Compose does (go-message:
 // RFC 2047 display names, folded).
