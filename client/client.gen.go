@@ -39,9 +39,11 @@ func (e ConnectLinkRequestLocale) Valid() bool {
 const (
 	FieldErrorCodeAddressLiteral       FieldErrorCode = "address_literal"
 	FieldErrorCodeBatchSize            FieldErrorCode = "batch_size"
+	FieldErrorCodeDuplicateHeader      FieldErrorCode = "duplicate_header"
 	FieldErrorCodeExceedsProviderLimit FieldErrorCode = "exceeds_provider_limit"
 	FieldErrorCodeExceedsRateLimit     FieldErrorCode = "exceeds_rate_limit"
 	FieldErrorCodeHTTPSRequired        FieldErrorCode = "https_required"
+	FieldErrorCodeInvalidAddress       FieldErrorCode = "invalid_address"
 	FieldErrorCodeInvalidBase64        FieldErrorCode = "invalid_base64"
 	FieldErrorCodeInvalidCharacters    FieldErrorCode = "invalid_characters"
 	FieldErrorCodeInvalidContentType   FieldErrorCode = "invalid_content_type"
@@ -54,6 +56,7 @@ const (
 	FieldErrorCodeInvalidType          FieldErrorCode = "invalid_type"
 	FieldErrorCodeInvalidURL           FieldErrorCode = "invalid_url"
 	FieldErrorCodeInvalidValue         FieldErrorCode = "invalid_value"
+	FieldErrorCodeMalformedHeader      FieldErrorCode = "malformed_header"
 	FieldErrorCodeOutOfRange           FieldErrorCode = "out_of_range"
 	FieldErrorCodeRequired             FieldErrorCode = "required"
 	FieldErrorCodeReservedHeader       FieldErrorCode = "reserved_header"
@@ -77,11 +80,15 @@ func (e FieldErrorCode) Valid() bool {
 		return true
 	case FieldErrorCodeBatchSize:
 		return true
+	case FieldErrorCodeDuplicateHeader:
+		return true
 	case FieldErrorCodeExceedsProviderLimit:
 		return true
 	case FieldErrorCodeExceedsRateLimit:
 		return true
 	case FieldErrorCodeHTTPSRequired:
+		return true
+	case FieldErrorCodeInvalidAddress:
 		return true
 	case FieldErrorCodeInvalidBase64:
 		return true
@@ -106,6 +113,8 @@ func (e FieldErrorCode) Valid() bool {
 	case FieldErrorCodeInvalidURL:
 		return true
 	case FieldErrorCodeInvalidValue:
+		return true
+	case FieldErrorCodeMalformedHeader:
 		return true
 	case FieldErrorCodeOutOfRange:
 		return true
@@ -657,12 +666,15 @@ type FieldError struct {
 	// - `exceeds_rate_limit`: More recipients than the tenant may send at once: the message could never fit its rate.
 	// - `exceeds_provider_limit`: More recipients than the tenant's provider takes in one message (the profile's effective_limits.max_recipients).
 	// - `too_far`: send_at is more than 30 days ahead.
-	// - `too_large`: The composed message would be over the size limit.
+	// - `too_large`: The message (composed, or as submitted over SMTP) would be over the size limit.
 	// - `invalid_base64`: An attachment's content is not valid base64.
 	// - `invalid_content_type`: An attachment's content type is not a MIME type.
 	// - `invalid_header_name`: A custom header's name is empty, not printable ASCII, or holds a space or ':'.
 	// - `reserved_header`: A custom header the service or the servers on the way write themselves.
 	// - `invalid_message_id`: A Message-ID that is not "<id-left@id-right>" without spaces or controls.
+	// - `malformed_header`: A message submitted over SMTP has a header line that is neither a field nor its continuation, or does not end with CRLF.
+	// - `invalid_address`: A message submitted over SMTP has a From or Reply-To that does not parse as addresses, or a From of more than one mailbox.
+	// - `duplicate_header`: A message submitted over SMTP has a field twice that RFC 5322 allows once (From, To, Subject, Message-ID, ...).
 	// - `invalid_tenant_id`: Not a tenant id.
 	// - `batch_size`: A batch holds 1 to 100 messages.
 	// - `invalid_host`: Not a host name or IP address.
@@ -698,12 +710,15 @@ type FieldError struct {
 // - `exceeds_rate_limit`: More recipients than the tenant may send at once: the message could never fit its rate.
 // - `exceeds_provider_limit`: More recipients than the tenant's provider takes in one message (the profile's effective_limits.max_recipients).
 // - `too_far`: send_at is more than 30 days ahead.
-// - `too_large`: The composed message would be over the size limit.
+// - `too_large`: The message (composed, or as submitted over SMTP) would be over the size limit.
 // - `invalid_base64`: An attachment's content is not valid base64.
 // - `invalid_content_type`: An attachment's content type is not a MIME type.
 // - `invalid_header_name`: A custom header's name is empty, not printable ASCII, or holds a space or ':'.
 // - `reserved_header`: A custom header the service or the servers on the way write themselves.
 // - `invalid_message_id`: A Message-ID that is not "<id-left@id-right>" without spaces or controls.
+// - `malformed_header`: A message submitted over SMTP has a header line that is neither a field nor its continuation, or does not end with CRLF.
+// - `invalid_address`: A message submitted over SMTP has a From or Reply-To that does not parse as addresses, or a From of more than one mailbox.
+// - `duplicate_header`: A message submitted over SMTP has a field twice that RFC 5322 allows once (From, To, Subject, Message-ID, ...).
 // - `invalid_tenant_id`: Not a tenant id.
 // - `batch_size`: A batch holds 1 to 100 messages.
 // - `invalid_host`: Not a host name or IP address.

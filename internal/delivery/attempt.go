@@ -79,6 +79,49 @@ var storedRequest = json.JoinOptions(
 	jsontext.AllowInvalidUTF8(true),
 )
 
+// outgoing is a queued message as delivery reads it: a JSON request to
+// compose, or a message handed over by SMTP to send as written.
+type outgoing interface {
+	// routing is what resolve and the From rule read: tenant, From and
+	// Reply-To.
+	routing() *message.Request
+	// recipients is the envelope, each recipient once.
+	recipients() []string
+	// render writes the message as it goes on r, and says what it asks
+	// of the server.
+	render(b *bytes.Buffer, rec queue.Record, r route) (transport.Content, error)
+}
+
+// composed is a JSON request (POST /v1/messages), composed as it is sent.
+type composed struct{ req *message.Request }
+
+func (c composed) routing() *message.Request { return c.req }
+func (c composed) recipients() []string      { return c.req.Recipients() }
+
+func (c composed) render(b *bytes.Buffer, rec queue.Record, r route) (transport.Content, error) {
+	return transport.Content{}, message.Compose(b, c.req,
+		message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
+}
+
+// readStored decodes the message a record holds, by its kind.
+func readStored(rec queue.Record) (outgoing, error) {
+	switch rec.Kind {
+	case "":
+		var req message.Request
+		if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
+			return nil, err
+		}
+		return composed{&req}, nil
+	case kindSubmission:
+		sub, err := decodeSubmission(rec.TenantID, rec.Payload)
+		if err != nil {
+			return nil, err
+		}
+		return sub, nil
+	}
+	return nil, errors.New("unknown payload kind " + strconv.Quote(rec.Kind))
+}
+
 // deliver tries the message once on its route (and once more on the
 // default relay when the tenant's login fails and fallback_to_default is
 // set) and says what happened. It gathers the facts step by step and
@@ -87,12 +130,12 @@ var storedRequest = json.JoinOptions(
 func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) queue.Outcome {
 	rec := st.Record
 	f := facts{record: rec, route: rec.Route, attempts: rec.Attempts, jitter: rand.Float64()}
-	var req message.Request
-	if err := json.Unmarshal(rec.Payload, &req, storedRequest); err != nil {
+	m, err := readStored(rec)
+	if err != nil {
 		f.stop, f.detail = stopUnreadable, err.Error()
 		return s.decide(f).out
 	}
-	r, err := s.resolve(ctx, &req, false)
+	r, err := s.resolve(ctx, m.routing(), false)
 	switch {
 	case errors.Is(err, ErrNoRoute):
 		f.stop = stopNoRoute
@@ -107,8 +150,8 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 		f.stop = stopPaused
 		return s.decide(f).out
 	}
-	f.all = req.Recipients()
-	f.rcpts, f.suppressed, err = s.unsuppressed(ctx, req.TenantID, pending(f.all, rec))
+	f.all = m.recipients()
+	f.rcpts, f.suppressed, err = s.unsuppressed(ctx, rec.TenantID, pending(f.all, rec))
 	switch {
 	case err != nil:
 		f.stop = stopStorage
@@ -126,7 +169,7 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 		if v := s.decide(f); !v.fallBack {
 			return v.out
 		}
-		dr, err := s.resolve(ctx, &req, true)
+		dr, err := s.resolve(ctx, m.routing(), true)
 		if err != nil { // Redis trouble: wait for the circuit after all
 			f.fallback = false
 			return s.decide(f).out
@@ -140,17 +183,17 @@ func (s *Service) deliver(ctx context.Context, st queue.Started, inTurn bool) qu
 		f.stop, f.wait = stopPaced, wait
 		return s.decide(f).out
 	}
-	return s.sendOn(ctx, st, &req, r, f)
+	return s.sendOn(ctx, st, m, r, f)
 }
 
 // sendOn sends the message on r, and once more on the default relay when
 // the verdict on the first attempt says to fall back.
-func (s *Service) sendOn(ctx context.Context, st queue.Started, req *message.Request, r route, f facts) queue.Outcome {
+func (s *Service) sendOn(ctx context.Context, st queue.Started, m outgoing, r route, f facts) queue.Outcome {
 	if !r.inTurn && s.pool.Busy(r.server, r.maxConns()) { // set aside before composing
 		return s.setAside(st, r, f)
 	}
 	var att queue.Attempt
-	f.result, att, f.err = s.attempt(ctx, st.Record, req, r, f.rcpts)
+	f.result, att, f.err = s.attempt(ctx, st.Record, m, r, f.rcpts)
 	if isBusy(f.err) {
 		return s.setAside(st, r, f)
 	}
@@ -161,13 +204,13 @@ func (s *Service) sendOn(ctx context.Context, st queue.Started, req *message.Req
 	f.attempts = append(f.attempts, att)
 	v := s.decide(f)
 	if v.fallBack {
-		dr, err := s.resolve(ctx, req, true)
+		dr, err := s.resolve(ctx, m.routing(), true)
 		if err != nil { // Redis trouble: the first attempt's outcome stands
 			f.fallback = false
 		} else {
 			r = dr
 			f.onRoute(r)
-			f.result, att, f.err = s.attempt(ctx, st.Record, req, r, f.rcpts)
+			f.result, att, f.err = s.attempt(ctx, st.Record, m, r, f.rcpts)
 			if isBusy(f.err) {
 				return s.setAside(st, r, f)
 			}
@@ -175,7 +218,7 @@ func (s *Service) sendOn(ctx context.Context, st queue.Started, req *message.Req
 		}
 		v = s.decide(f)
 	}
-	s.suppressBounces(ctx, req.TenantID, f.result.Rejected)
+	s.suppressBounces(ctx, st.Record.TenantID, f.result.Rejected)
 	return v.out
 }
 
@@ -249,20 +292,21 @@ func recycleComposed(b *bytes.Buffer) {
 	}
 }
 
-// attempt composes and sends once on r, recording the attempt.
-func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Request, r route, rcpts []string) (transport.Result, queue.Attempt, *transport.Error) {
+// attempt composes (or renders, see outgoing) and sends once on r,
+// recording the attempt.
+func (s *Service) attempt(ctx context.Context, rec queue.Record, m outgoing, r route, rcpts []string) (transport.Result, queue.Attempt, *transport.Error) {
 	start := time.Now()
 	att := queue.Attempt{At: start.UTC(), Route: r.name}
 	body := composedPool.Get().(*bytes.Buffer)
 	defer recycleComposed(body)
 	body.Grow(len(rec.Payload) + 1024) // the composed message is about the request's size, plus headers
-	err := message.Compose(body, req, message.Header{From: r.from, ReplyTo: r.replyTo, MessageID: rec.MessageID, Date: rec.CreatedAt})
+	content, err := m.render(body, rec, r)
 	if err != nil {
 		terr := &transport.Error{Code: transport.CodeProtocol, Stage: transport.StageData, Message: "compose: " + err.Error(), Err: err}
 		att.Error, att.Message = terr.Code, terr.Message
 		return transport.Result{}, att, terr
 	}
-	res, err := s.sendWithToken(ctx, r, rcpts, body.Bytes())
+	res, err := s.sendWithToken(ctx, r, rcpts, body.Bytes(), content)
 	if errors.Is(err, ErrBusy) {
 		return res, att, errAccountBusy
 	}
@@ -311,7 +355,7 @@ func (s *Service) attempt(ctx context.Context, rec queue.Record, req *message.Re
 // the profile logs in with one. A token the server refuses is dropped from
 // the cache and the send tried once more with a fresh one, on a new
 // session. Its error is ErrBusy, or holds a *transport.Error.
-func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
+func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, body []byte, ct transport.Content) (transport.Result, error) {
 	oauth := r.name == RouteTenant && r.server.Auth == tenant.AuthXOAuth2
 	for try := 0; ; try++ {
 		if oauth {
@@ -320,7 +364,7 @@ func (s *Service) sendWithToken(ctx context.Context, r route, rcpts []string, bo
 				return transport.Result{}, terr
 			}
 		}
-		res, err := s.send(ctx, r, rcpts, body)
+		res, err := s.send(ctx, r, rcpts, body, ct)
 		if terr := asTransportError(err); oauth && try == 0 && terr != nil && terr.Code == transport.CodeAuthFailed {
 			s.forgetToken(ctx, r.profile)
 			continue
@@ -345,7 +389,7 @@ func asTransportError(err error) *transport.Error {
 // time. A pooled session the server closed while idle fails on its first
 // command; the message then goes out on the next session at once and no
 // attempt is spent on it.
-func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte) (transport.Result, error) {
+func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte, ct transport.Content) (transport.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
 	defer cancel()
 	for range 10 {
@@ -357,7 +401,7 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 		if err != nil {
 			return transport.Result{}, err
 		}
-		res, inTime, err := s.transact(ctx, conn, r.mailFrom, rcpts, body)
+		res, inTime, err := s.transact(ctx, conn, r.mailFrom, rcpts, body, ct)
 		if !inTime {
 			s.pool.Put(conn, false)
 			s.parking.release(r.server.Key())
@@ -381,7 +425,7 @@ func (s *Service) send(ctx context.Context, r route, rcpts []string, body []byte
 // session and gives its place in the pool back before it goes on up (to
 // deliverGuarded): otherwise each panic would keep one of the account's
 // sessions for good.
-func (s *Service) transact(ctx context.Context, conn *transport.Conn, from string, rcpts []string, body []byte) (res transport.Result, inTime bool, err error) {
+func (s *Service) transact(ctx context.Context, conn *transport.Conn, from string, rcpts []string, body []byte, ct transport.Content) (res transport.Result, inTime bool, err error) {
 	cut := context.AfterFunc(ctx, func() { conn.Close() })
 	defer func() {
 		if v := recover(); v != nil {
@@ -393,7 +437,7 @@ func (s *Service) transact(ctx context.Context, conn *transport.Conn, from strin
 	if s.testPanic != nil {
 		s.testPanic(body)
 	}
-	res, err = conn.Send(from, rcpts, body)
+	res, err = conn.SendContent(from, rcpts, body, ct)
 	return res, cut(), err
 }
 

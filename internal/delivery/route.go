@@ -229,8 +229,9 @@ const codeExceedsProviderLimit = "exceeds_provider_limit"
 // 100 over SMTP). Sent anyway, the provider would refuse the excess
 // recipients or the message, and may count it against the account; the
 // caller can split it, which delivery cannot do for it since every
-// recipient sees the same To and Cc.
-func (r route) checkRecipients(n int) error {
+// recipient sees the same To and Cc. field names the recipients in the
+// refusal.
+func (r route) checkRecipients(field string, n int) error {
 	limit := r.limits.MaxRecipients
 	if r.name != RouteTenant || limit <= 0 || n <= limit {
 		return nil
@@ -240,7 +241,11 @@ func (r route) checkRecipients(n int) error {
 		who = pr.Label
 	}
 	var verr validation.Error
-	verr.Add("to", codeExceedsProviderLimit, fmt.Sprintf("%d distinct recipients in to, cc and bcc; %s accepts at most %d in one message: send it as several",
-		n, who, limit))
+	where := "" // a submission's envelope
+	if field == "to" {
+		where = " in to, cc and bcc" // the JSON request's
+	}
+	verr.Add(field, codeExceedsProviderLimit, fmt.Sprintf("%d distinct recipients%s; %s accepts at most %d in one message: send it as several",
+		n, where, who, limit))
 	return &verr
 }

@@ -151,11 +151,8 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 	if err != nil {
 		return Accepted{}, err
 	}
-	if err := r.checkFrom(req); err != nil {
+	if err := r.admits(req); err != nil {
 		return Accepted{}, err
-	}
-	if r.status.Paused() {
-		return Accepted{}, &tenant.PausedError{Reason: r.status.Reason}
 	}
 	var sendAt time.Time
 	if req.SendAt != nil {
@@ -166,16 +163,9 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 			return Accepted{}, &verr
 		}
 	}
-	lim := ratelimit.Limit{PerMinute: r.limits.RatePerMinute, PerDay: r.limits.RatePerDay}
 	cost := req.RecipientCount()
-	if cost > lim.PerMinute || cost > lim.PerDay {
-		// It could never fit, however long the caller waited.
-		var verr validation.Error
-		verr.Add("to", "exceeds_rate_limit", fmt.Sprintf("%d recipients is more than the tenant may send at once (%d per minute, %d per day)",
-			cost, lim.PerMinute, lim.PerDay))
-		return Accepted{}, &verr
-	}
-	if err := r.checkRecipients(cost); err != nil {
+	lim, err := r.affords("to", cost)
+	if err != nil {
 		return Accepted{}, err
 	}
 
@@ -194,9 +184,7 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		sum := sha256.Sum256(canonical)
 		requestHash = hex.EncodeToString(sum[:])
 	}
-	// One step: idempotency (a repeat spends nothing), the rate budget,
-	// the record and the queue entry.
-	a, err := s.queue.Enqueue(ctx, queue.NewMessage{
+	return s.enqueue(ctx, queue.NewMessage{
 		TenantID:       req.TenantID,
 		Route:          r.name,
 		MessageID:      message.NewMessageID(r.from.Email),
@@ -208,8 +196,45 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		Cost:           cost,
 		Limit:          lim,
 	})
+}
+
+// admits refuses a message its route does not take now, whichever door
+// it came in by: a From other than the tenant's account's, or any
+// message while the tenant is paused. from holds what routing reads of
+// the message (see resolve).
+func (r route) admits(from *message.Request) error {
+	if err := r.checkFrom(from); err != nil {
+		return err
+	}
+	if r.status.Paused() {
+		return &tenant.PausedError{Reason: r.status.Reason}
+	}
+	return nil
+}
+
+// affords checks a message's n distinct recipients, what the rate limits
+// count, against what the tenant may ever send at once and what its
+// provider takes in one message, and returns the rate it spends from.
+// field names the recipients in a refusal.
+func (r route) affords(field string, n int) (ratelimit.Limit, error) {
+	lim := ratelimit.Limit{PerMinute: r.limits.RatePerMinute, PerDay: r.limits.RatePerDay}
+	if n > lim.PerMinute || n > lim.PerDay {
+		// It could never fit, however long the caller waited.
+		var verr validation.Error
+		verr.Add(field, "exceeds_rate_limit", fmt.Sprintf("%d recipients is more than the tenant may send at once (%d per minute, %d per day)",
+			n, lim.PerMinute, lim.PerDay))
+		return lim, &verr
+	}
+	return lim, r.checkRecipients(field, n)
+}
+
+// enqueue stores and queues m in one step: idempotency (a repeat spends
+// nothing and answers the first message), the rate budget, the record
+// and the queue entry.
+func (s *Service) enqueue(ctx context.Context, m queue.NewMessage) (Accepted, error) {
+	a, err := s.queue.Enqueue(ctx, m)
 	if errors.As(err, new(*ratelimit.DeniedError)) {
-		s.metrics.RateLimited(req.TenantID)
+		s.metrics.RateLimited(m.TenantID)
 	}
 	if err != nil {
 		return Accepted{ID: a.ID}, err
@@ -217,12 +242,12 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 	if a.Replayed {
 		return s.replayed(ctx, a.ID)
 	}
-	s.metrics.Message("accepted", r.name, req.TenantID)
+	s.metrics.Message("accepted", m.Route, m.TenantID)
 	if a.Unreplicated {
 		s.log.Warn("accepted message not confirmed by the required Redis replicas in time",
-			"message_id", a.ID, "tenant_id", req.TenantID)
+			"message_id", a.ID, "tenant_id", m.TenantID)
 	}
-	return Accepted{ID: a.ID, TenantID: req.TenantID, Route: r.name, Status: a.Status, RateLimit: a.RateLimit}, nil
+	return Accepted{ID: a.ID, TenantID: m.TenantID, Route: m.Route, Status: a.Status, RateLimit: a.RateLimit}, nil
 }
 
 // maxSchedule is how far ahead send_at may be.

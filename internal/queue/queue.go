@@ -91,7 +91,10 @@ type NewMessage struct {
 	TenantID  string
 	Route     string
 	MessageID string
-	Payload   []byte // the request JSON
+	Payload   []byte // the request JSON, or what Kind says
+	// Kind says how delivery reads Payload; "" (the request's JSON) is
+	// not stored, so records of either age read alike.
+	Kind string
 	// IdempotencyKey, when set, makes a repeat of the same request return
 	// the first message instead of queueing another. RequestHash tells a
 	// repeat from a different request under the same key.
@@ -224,6 +227,9 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (_ Accepted, err erro
 	)
 	if charge != "" {
 		args = append(args, "charge", charge)
+	}
+	if m.Kind != "" {
+		args = append(args, "kind", m.Kind)
 	}
 	reply, err := invoke(ctx, q.accepts[p], invocation{keys, args})
 	var replicationErr error

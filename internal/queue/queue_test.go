@@ -562,3 +562,34 @@ func TestEnqueueSpendsTheRateInOrder(t *testing.T) {
 		}
 	})
 }
+
+// A message's kind comes back with its payload when its delivery begins;
+// one without a kind stores none.
+func TestKindComesBackWithThePayload(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	q := newQueue(t, rdb, 1)
+	ctx := context.Background()
+	raw := msg("", "")
+	raw.Kind, raw.Payload = "submission", []byte("{}\r\nFrom: a@acme.example\r\n\r\nbody\xff\r\n")
+	if _, err := q.Enqueue(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := q.Enqueue(ctx, msg("", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Record
+	for range 2 {
+		started, err := q.Begin(ctx, []Entry{readOne(t, q, "c")})
+		if err != nil || len(started) != 1 {
+			t.Fatalf("begin: %+v %v", started, err)
+		}
+		got = append(got, started[0].Record)
+	}
+	if got[0].Kind != "submission" || string(got[0].Payload) != string(raw.Payload) || got[1].Kind != "" {
+		t.Errorf("kinds %q %q, payload %q", got[0].Kind, got[1].Kind, got[0].Payload)
+	}
+	if n, _ := rdb.HExists(ctx, recordKey(0, plain.ID), "kind").Result(); n {
+		t.Error("a request's record stores a kind")
+	}
+}

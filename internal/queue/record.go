@@ -89,6 +89,7 @@ type Record struct {
 	DueAt      time.Time // when a scheduled message was first moved to the stream (see FirstDue)
 	Error      string    // why it failed, when it did
 	Payload    []byte    // the request as accepted; dropped once final
+	Kind       string    // how Payload is read (NewMessage.Kind); "" for the request's JSON
 }
 
 // FirstDue is when the message first fell due, where its retry window
@@ -154,6 +155,7 @@ func decodeRecord(id string, h map[string]string) (Record, error) {
 		SendAt:        parseMS(h["send_at"]),
 		DueAt:         parseMS(h["due_at"]),
 		Error:         h["error"],
+		Kind:          h["kind"],
 	}
 	if p, ok := h["payload"]; ok {
 		r.Payload = []byte(p)

@@ -1,8 +1,10 @@
 package smtptest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -59,6 +61,9 @@ func (l *listener) prepare(tc *trackedConn) {
 		_ = tc.SetDeadline(time.Time{})
 		c = t
 	}
+	if slices.Contains(l.srv.opts.Without, "8BITMIME") {
+		c = &hidingConn{Conn: c, line: []byte("250-8BITMIME\r\n")}
+	}
 	l.srv.stall(StageGreeting)
 	select {
 	case <-l.srv.done:
@@ -106,9 +111,40 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
+// hidingConn leaves one line out of what the server writes: an extension
+// in its EHLO reply (go-smtp writes and flushes each line of a reply
+// alone, and the extension is never the last line).
+type hidingConn struct {
+	net.Conn
+	line []byte
+}
+
+func (c *hidingConn) Write(p []byte) (int, error) {
+	if bytes.Contains(p, c.line) {
+		if _, err := c.Conn.Write(bytes.ReplaceAll(p, c.line, nil)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// tlsConn is the TLS connection under a connection go-smtp holds, if any.
+func tlsConn(c net.Conn) (*tls.Conn, bool) {
+	if h, ok := c.(*hidingConn); ok {
+		c = h.Conn
+	}
+	t, ok := c.(*tls.Conn)
+	return t, ok
+}
+
 // rawConn finds the trackedConn under a connection go-smtp holds, which is
-// either the trackedConn itself or a *tls.Conn over it.
+// either the trackedConn itself or a *tls.Conn over it, perhaps under a
+// hidingConn.
 func rawConn(c net.Conn) *trackedConn {
+	if h, ok := c.(*hidingConn); ok {
+		c = h.Conn
+	}
 	if t, ok := c.(*tls.Conn); ok {
 		c = t.NetConn()
 	}

@@ -82,6 +82,11 @@ type Options struct {
 	Hooks Hooks
 	// Domain is the name in the greeting. Default: smtptest.local.
 	Domain string
+	// Without names EHLO keywords the server does not offer, as an older
+	// server would: "SMTPUTF8", or "8BITMIME" (not with STARTTLS, since
+	// go-smtp always offers it and it is taken out of the reply on the
+	// connection, below TLS started in the session).
+	Without []string
 }
 
 // Message is one message the server received.
@@ -89,6 +94,8 @@ type Message struct {
 	From     string
 	To       []string
 	Data     []byte // the DATA exactly as received, dot-unstuffed, without the final dot
+	Body     string // MAIL FROM's BODY parameter: "", "7BIT" or "8BITMIME"
+	UTF8     bool   // MAIL FROM said SMTPUTF8
 	Username string // who was logged in, "" without AUTH
 	ConnID   int    // which connection carried it, from 1 in accept order
 	TLS      bool   // whether the connection was encrypted
@@ -138,6 +145,11 @@ func Start(tb testing.TB, opts Options) *Server {
 			tb.Fatalf("smtptest: unsupported SASL mechanism %q (PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER)", m)
 		}
 	}
+	for _, ext := range opts.Without {
+		if ext != "SMTPUTF8" && (ext != "8BITMIME" || opts.Mode == STARTTLS) {
+			tb.Fatalf("smtptest: cannot go without %q in mode %v (SMTPUTF8, or 8BITMIME without STARTTLS)", ext, opts.Mode)
+		}
+	}
 	if opts.Domain == "" {
 		opts.Domain = "smtptest.local"
 	}
@@ -171,7 +183,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	srv.WriteTimeout = 10 * time.Second
 	srv.MaxMessageBytes = 50 << 20
 	srv.MaxRecipients = 1000
-	srv.EnableSMTPUTF8 = true
+	srv.EnableSMTPUTF8 = !slices.Contains(opts.Without, "SMTPUTF8")
 	srv.ErrorLog = s.log
 	srv.Debug = helloCounter{s}
 	// go-smtp would refuse AUTH without TLS before the session sees it;

@@ -34,6 +34,8 @@ type session struct {
 	username string // set by a successful AUTH
 	from     string
 	to       []string
+	body     string // MAIL's BODY parameter
+	utf8     bool   // MAIL's SMTPUTF8
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -43,7 +45,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 func (se *session) encrypted() bool {
-	_, ok := se.conn.TLSConnectionState()
+	_, ok := tlsConn(se.conn.Conn())
 	return ok
 }
 
@@ -130,7 +132,7 @@ func (se *session) bearer(username, token string) error {
 	return nil
 }
 
-func (se *session) Mail(from string, _ *smtp.MailOptions) error {
+func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	se.srv.stall(StageMail)
 	if !se.srv.opts.NoAuth && se.username == "" {
 		return errAuthRequired
@@ -141,6 +143,10 @@ func (se *session) Mail(from string, _ *smtp.MailOptions) error {
 		}
 	}
 	se.from, se.to = from, nil
+	se.body, se.utf8 = "", false
+	if opts != nil {
+		se.body, se.utf8 = string(opts.Body), opts.UTF8
+	}
 	return nil
 }
 
@@ -157,7 +163,7 @@ func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (se *session) Data(r io.Reader) error {
 	hooks := se.srv.currentHooks()
-	msg := Message{From: se.from, To: slices.Clone(se.to), Username: se.username,
+	msg := Message{From: se.from, To: slices.Clone(se.to), Body: se.body, UTF8: se.utf8, Username: se.username,
 		ConnID: se.raw.id, TLS: se.encrypted()}
 
 	if hooks.DropMidData != nil && hooks.DropMidData(msg) {
@@ -188,7 +194,7 @@ func (se *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (se *session) Reset() { se.from, se.to = "", nil }
+func (se *session) Reset() { se.from, se.to, se.body, se.utf8 = "", nil, "", false }
 
 func (se *session) Logout() error { return nil }
 

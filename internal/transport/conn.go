@@ -56,10 +56,36 @@ type Result struct {
 // session is either reset and reusable (Reusable reports which) or must
 // be closed.
 func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
-	if c.pipe != nil {
-		return c.sendPipelined(from, rcpts, msg)
+	return c.SendContent(from, rcpts, msg, Content{})
+}
+
+// Content is what a message asks of the server beyond 7-bit ASCII. A
+// message composed here asks nothing (Compose writes 7-bit MIME); one
+// written by a client and sent as is may.
+type Content struct {
+	// EightBit: the body holds octets above 127, which only a server
+	// offering 8BITMIME takes (RFC 6152); MAIL says BODY=8BITMIME.
+	EightBit bool
+	// UTF8: the header holds UTF-8 (RFC 6532), which only a server
+	// offering SMTPUTF8 takes (RFC 6531); MAIL says SMTPUTF8. Addresses
+	// that are not ASCII ask for it too, whatever this says.
+	UTF8 bool
+}
+
+// SendContent is Send for a message that asks ct of the server. A server
+// that lacks what it asks gets nothing: the error is a permanent
+// protocol_error, before MAIL, rather than a message altered to fit
+// (converting the body would break a signature over it, and the server's
+// extensions do not change between retries).
+func (c *Conn) SendContent(from string, rcpts []string, msg []byte, ct Content) (Result, error) {
+	ct.UTF8 = ct.UTF8 || !isASCII(from) || !allASCII(rcpts)
+	if err := c.lacks(ct); err != nil {
+		return Result{}, err
 	}
-	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: !isASCII(from) || !allASCII(rcpts)}
+	if c.pipe != nil {
+		return c.sendPipelined(from, rcpts, msg, ct.UTF8)
+	}
+	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: ct.UTF8}
 	if err := c.client.Mail(from, opts); err != nil {
 		return Result{}, c.fail(StageMail, err)
 	}
@@ -99,6 +125,27 @@ func (c *Conn) Send(from string, rcpts []string, msg []byte) (Result, error) {
 	}
 	res.Reply = clip(resp.StatusText)
 	return res, nil
+}
+
+// lacks refuses a message asking ct of a server that does not offer it.
+func (c *Conn) lacks(ct Content) *Error {
+	var missing, why string
+	switch {
+	case ct.EightBit && !c.offers("8BITMIME"):
+		missing, why = "8BITMIME", "its body holds 8-bit octets (RFC 6152)"
+	case ct.UTF8 && !c.offers("SMTPUTF8"):
+		missing, why = "SMTPUTF8", "its header or an address is UTF-8 (RFC 6531)"
+	default:
+		return nil
+	}
+	return withHint(&Error{Code: CodeProtocol, Stage: StageMail,
+		Message: "the server does not offer " + missing + ", which this message needs: " + why +
+			"; it was not sent rather than altered"}, c.server)
+}
+
+func (c *Conn) offers(ext string) bool {
+	ok, _ := c.client.Extension(ext)
+	return ok
 }
 
 // fail classifies err; after a reply error it resets the transaction so

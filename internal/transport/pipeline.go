@@ -69,7 +69,7 @@ func (p *pipeline) mailCommand(from string, size int, utf8 bool) (string, error)
 
 // sendPipelined is Send over the pipeline; results and errors mean the
 // same.
-func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, error) {
+func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte, utf8 bool) (Result, error) {
 	p := c.pipe
 	defer p.conn.SetDeadline(time.Time{})
 	for _, addr := range append([]string{from}, rcpts...) {
@@ -77,7 +77,7 @@ func (c *Conn) sendPipelined(from string, rcpts []string, msg []byte) (Result, e
 			return Result{}, &Error{Code: CodeProtocol, Stage: StageMail, Message: "address contains a line break"}
 		}
 	}
-	mail, err := p.mailCommand(from, len(msg), !isASCII(from) || !allASCII(rcpts))
+	mail, err := p.mailCommand(from, len(msg), utf8)
 	if err != nil {
 		return Result{}, withHint(&Error{Code: CodeProtocol, Stage: StageMail, Message: err.Error(), Err: err}, c.server)
 	}
