@@ -467,6 +467,11 @@ func TestShutdownFinishesDataInProgress(t *testing.T) {
 		stopped <- f.srv.Shutdown(ctx)
 	}()
 	// The idle session is told 421 and closed; no new connection is taken.
+	for deadline := time.Now().Add(5 * time.Second); f.srv.Open() > 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", f.srv.Open())
+		}
+	}
 	wantSMTP(t, idle.Noop(), 421, smtp.EnhancedCode{4, 4, 2})
 	if f.srv.Ping(context.Background()) == nil {
 		t.Error("ready while shutting down")
