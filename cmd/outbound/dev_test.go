@@ -91,6 +91,28 @@ func TestDevQuickstart(t *testing.T) {
 	if !strings.Contains(string(eml), "\r\nSubject: Invoice 42\r\n") || !strings.Contains(string(eml), "billing@acme.example") {
 		t.Errorf("caught message:\n%s", eml)
 	}
+
+	// The SMTP example: printf writes mail.eml, curl logs in over STARTTLS
+	// with the printed certificate and token.
+	var printf string
+	for {
+		l, ok := <-lines
+		if !ok {
+			t.Fatal("no SMTP submission example printed")
+		}
+		if strings.HasPrefix(l, "printf ") {
+			printf = l
+		}
+		if strings.HasPrefix(l, "curl --ssl-reqd smtp://") {
+			sh := exec.Command("sh", "-c", printf+" && "+l+" -v")
+			sh.Dir = t.TempDir()
+			out, _ := sh.CombinedOutput()
+			if !strings.Contains(string(out), "< 235 ") {
+				t.Errorf("printed SMTP example did not log in:\n%s", out)
+			}
+			break
+		}
+	}
 }
 
 // runCurl performs a printed curl command: -X method, URL, -H headers and
