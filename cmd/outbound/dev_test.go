@@ -22,7 +22,8 @@ func TestDevQuickstart(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(outboundBinary(t), "dev")
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0"}
+	// TMPDIR: the killed process leaves its temporary files in the test's directory.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0", "TMPDIR=" + t.TempDir()}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
