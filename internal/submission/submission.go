@@ -138,10 +138,12 @@ type Server struct {
 	logins  *throttle
 	base    context.Context // ends when a shutdown runs out of grace
 	cancel  context.CancelFunc
-	serving sync.WaitGroup
 
-	draining atomic.Bool
-	failed   atomic.Pointer[error] // a listener stopped serving on its own
+	mu        sync.Mutex // orders Serve against Shutdown
+	listeners []net.Listener
+	serving   sync.WaitGroup
+	draining  atomic.Bool
+	failed    atomic.Pointer[error] // a listener stopped serving on its own
 }
 
 // New builds the server and loads the certificate; it listens nowhere
@@ -194,7 +196,18 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	// Shutdown closes the listeners itself: go-smtp only closes those
+	// its Serve has already registered, and a Serve that began just
+	// before Shutdown would otherwise accept on forever.
+	s.listeners = append(s.listeners, ln)
 	s.serving.Add(1)
+	s.mu.Unlock()
 	defer s.serving.Done()
 	err := s.smtp.Serve(ln)
 	if err != nil && !s.draining.Load() {
@@ -226,7 +239,12 @@ func (s *Server) Open() int { return s.conns.open() }
 // cancelled (a cut message was never answered 250, so the client still
 // holds it), and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
 	s.draining.Store(true)
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- s.smtp.Shutdown(context.Background()) }()
 	tick := time.NewTicker(50 * time.Millisecond)
