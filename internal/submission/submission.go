@@ -129,15 +129,15 @@ var ErrShutdown = errors.New("submission: shutting down")
 
 // Server is the submission service over any number of listeners.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	smtp    *smtp.Server
-	certs   *certReloader
-	conns   *connTracker
-	logins  *throttle
-	base    context.Context // ends when a shutdown runs out of grace
-	cancel  context.CancelFunc
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	smtp   *smtp.Server
+	certs  *certReloader
+	conns  *connTracker
+	logins *throttle
+	base   context.Context // ends when a shutdown runs out of grace
+	cancel context.CancelFunc
 
 	mu        sync.Mutex // orders Serve against Shutdown
 	listeners []net.Listener
