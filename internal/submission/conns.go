@@ -14,17 +14,18 @@ import (
 // connTracker caps the open connections over all listeners and knows each
 // one, so that Shutdown can end the idle ones and cut the rest.
 type connTracker struct {
-	max     int
-	metrics *metrics.Metrics
-	onClose func(*trackedConn)
+	max          int
+	loginTimeout time.Duration
+	metrics      *metrics.Metrics
+	onClose      func(*trackedConn)
 
 	mu       sync.Mutex
 	conns    map[*trackedConn]struct{}
 	refusing atomic.Int64 // connections being told 421 over the cap
 }
 
-func newConnTracker(max int, m *metrics.Metrics, onClose func(*trackedConn)) *connTracker {
-	return &connTracker{max: max, metrics: m, onClose: onClose, conns: map[*trackedConn]struct{}{}}
+func newConnTracker(max int, loginTimeout time.Duration, m *metrics.Metrics, onClose func(*trackedConn)) *connTracker {
+	return &connTracker{max: max, loginTimeout: loginTimeout, metrics: m, onClose: onClose, conns: map[*trackedConn]struct{}{}}
 }
 
 // trackedConn is one accepted connection. It outlives the go-smtp
@@ -37,6 +38,7 @@ type trackedConn struct {
 	opened   time.Time
 	inTx     atomic.Bool // between an accepted MAIL and the end of its transaction
 	once     sync.Once
+	noLogin  *time.Timer // closes the connection if no login comes in time
 
 	mu       sync.Mutex
 	tenant   string
@@ -46,7 +48,10 @@ type trackedConn struct {
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.tracker.remove(c) })
+	c.once.Do(func() {
+		c.noLogin.Stop()
+		c.tracker.remove(c)
+	})
 	return err
 }
 
@@ -54,6 +59,19 @@ func (c *trackedConn) setTenant(id string) {
 	c.mu.Lock()
 	c.tenant = id
 	c.mu.Unlock()
+	c.noLogin.Stop()
+}
+
+// loginOverdue cuts a connection still without a login. It closes the
+// socket only: go-smtp's goroutine then ends the session as for any
+// broken connection.
+func (c *trackedConn) loginOverdue() {
+	c.mu.Lock()
+	loggedIn := c.tenant != ""
+	c.mu.Unlock()
+	if !loggedIn {
+		c.Conn.Close()
+	}
 }
 
 func (c *trackedConn) count(accepted bool) {
@@ -73,6 +91,7 @@ func (t *connTracker) add(c net.Conn, listener string) (*trackedConn, bool) {
 		return nil, false
 	}
 	tc := &trackedConn{Conn: c, tracker: t, listener: listener, opened: time.Now()}
+	tc.noLogin = time.AfterFunc(t.loginTimeout, tc.loginOverdue)
 	t.conns[tc] = struct{}{}
 	return tc, true
 }

@@ -629,3 +629,19 @@ func TestTimeouts(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	wantSMTP(t, c.Noop(), 421, smtp.EnhancedCode{4, 4, 2})
 }
+
+func TestLoginTimeout(t *testing.T) {
+	f := newFixture(t, Config{LoginTimeout: 300 * time.Millisecond})
+	lurker := f.dial(t)
+	user := f.login(t, "acme", f.acmeToken)
+	time.Sleep(600 * time.Millisecond)
+	if err := lurker.Noop(); err == nil {
+		t.Error("a connection that never logged in is still open")
+	}
+	if err := user.Noop(); err != nil {
+		t.Errorf("a logged-in session was cut: %v", err)
+	}
+	if f.srv.Open() != 1 {
+		t.Errorf("%d connections open, want 1", f.srv.Open())
+	}
+}

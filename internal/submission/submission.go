@@ -68,6 +68,10 @@ type Config struct {
 	// 4.5.3.2 asks servers to wait 5 and 10 minutes (the defaults).
 	CommandTimeout time.Duration
 	DataTimeout    time.Duration
+	// LoginTimeout is how long a connection may stay without a login
+	// (default 60s): past it, it is closed, so that clients that never
+	// authenticate cannot sit on the connection cap.
+	LoginTimeout time.Duration
 	// LoginDelay is the pause before answering a failed login, doubled
 	// for each further failure from the same client address within
 	// LoginMemory, up to MaxLoginDelay (defaults 250ms, 8s, 15m).
@@ -101,6 +105,7 @@ func (c *Config) fillDefaults() {
 	set(&c.CertCheckInterval, 5*time.Second)
 	set(&c.CommandTimeout, 5*time.Minute)
 	set(&c.DataTimeout, 10*time.Minute)
+	set(&c.LoginTimeout, time.Minute)
 	set(&c.LoginDelay, 250*time.Millisecond)
 	set(&c.MaxLoginDelay, 8*time.Second)
 	set(&c.LoginMemory, 15*time.Minute)
@@ -163,7 +168,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: d, log: d.Log, certs: certs,
 		logins: newThrottle(cfg.LoginDelay, cfg.MaxLoginDelay, cfg.LoginMemory)}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	s.conns = newConnTracker(cfg.MaxConnections, d.Metrics, s.logSession)
+	s.conns = newConnTracker(cfg.MaxConnections, cfg.LoginTimeout, d.Metrics, s.logSession)
 
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = cfg.Hostname
