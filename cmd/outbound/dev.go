@@ -2,12 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
@@ -56,6 +64,13 @@ func dev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	certFile, keyFile, err := devSubmissionCert()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(certFile)
+	defer os.Remove(keyFile)
+
 	smtpPort := strconv.Itoa(catcher.Port())
 	overlay := map[string]string{
 		"OUTBOUND_REDIS_URL":              "redis://" + redis.Addr() + "/0",
@@ -66,6 +81,8 @@ func dev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		"OUTBOUND_SMTP_CA_FILE":           caFile.Name(),
 		"OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true", // tenant profiles may point at the catcher
 		"OUTBOUND_RETRY_BASE":             "2s",
+		"OUTBOUND_SUBMISSION_TLS_CERT":    certFile,
+		"OUTBOUND_SUBMISSION_TLS_KEY":     keyFile,
 	}
 	devenv := func(name string) string {
 		if v, ok := overlay[name]; ok {
@@ -76,10 +93,17 @@ func dev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if devenv("OUTBOUND_LISTEN") == "" {
 		overlay["OUTBOUND_LISTEN"] = "127.0.0.1:8080"
 	}
+	if devenv("OUTBOUND_SUBMISSION_LISTEN") == "" {
+		// A free port each start, like the tokens: the banner names it.
+		overlay["OUTBOUND_SUBMISSION_LISTEN"] = "127.0.0.1:0"
+	}
 
 	fmt.Fprintln(stderr, "outbound dev: WARNING: nothing is persisted (in-memory Redis); do not use this for real mail")
-	return serve(ctx, devenv, stderr, func(addr net.Addr) {
+	return serve(ctx, devenv, stderr, func(addr, submission net.Addr) {
 		printDevBanner(stdout, "http://"+addr.String(), adminToken, sendToken, mailDir, smtpPort)
+		if submission != nil {
+			printSubmissionBanner(stdout, submission.(*net.TCPAddr).Port, sendToken, certFile)
+		}
 	})
 }
 
@@ -101,4 +125,64 @@ curl -X POST %[1]s/v1/messages -H 'Authorization: Bearer %[3]s' -H 'Content-Type
 curl %[1]s/v1/messages/MESSAGE_ID -H 'Authorization: Bearer %[3]s'
 
 `, base, adminToken, sendToken, mailDir, smtpPort)
+}
+
+// printSubmissionBanner shows how an existing application's mailer sends
+// through Outbound: only its SMTP settings change.
+func printSubmissionBanner(w io.Writer, port int, sendToken, certFile string) {
+	fmt.Fprintf(w, `4. Or send as acme over SMTP, the way an existing application's mailer would:
+   host 127.0.0.1, port %[1]d, STARTTLS, username acme (the tenant id), password the send token above
+   (trust its self-signed certificate, %[3]s)
+printf 'From: billing@acme.example\r\nTo: client@example.com\r\nSubject: Hello over SMTP\r\n\r\nSent by curl.\r\n' > mail.eml
+curl --ssl-reqd smtp://127.0.0.1:%[1]d --cacert %[3]s --user acme:%[2]s --mail-from billing@acme.example --mail-rcpt client@example.com --upload-file mail.eml
+
+`, port, sendToken, certFile)
+}
+
+// devSubmissionCert writes a fresh self-signed certificate for 127.0.0.1
+// and localhost, and its key, to temporary files.
+func devSubmissionCert() (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("dev: key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "outbound dev submission"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // its own root, so clients can trust exactly it
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", fmt.Errorf("dev: certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", fmt.Errorf("dev: key: %w", err)
+	}
+	write := func(pattern, typ string, b []byte) (string, error) {
+		f, err := os.CreateTemp("", pattern)
+		if err != nil {
+			return "", fmt.Errorf("dev: %w", err)
+		}
+		defer f.Close()
+		if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: b}); err != nil {
+			return "", fmt.Errorf("dev: %w", err)
+		}
+		return f.Name(), nil
+	}
+	if certFile, err = write("outbound-dev-submission-*.pem", "CERTIFICATE", der); err != nil {
+		return "", "", err
+	}
+	if keyFile, err = write("outbound-dev-submission-key-*.pem", "PRIVATE KEY", keyDER); err != nil {
+		os.Remove(certFile)
+		return "", "", err
+	}
+	return certFile, keyFile, nil
 }

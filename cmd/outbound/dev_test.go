@@ -22,7 +22,8 @@ func TestDevQuickstart(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(outboundBinary(t), "dev")
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0"}
+	// TMPDIR: the killed process leaves its temporary files in the test's directory.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0", "TMPDIR=" + t.TempDir()}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +91,28 @@ func TestDevQuickstart(t *testing.T) {
 	eml, _ := os.ReadFile(emls[0])
 	if !strings.Contains(string(eml), "\r\nSubject: Invoice 42\r\n") || !strings.Contains(string(eml), "billing@acme.example") {
 		t.Errorf("caught message:\n%s", eml)
+	}
+
+	// The SMTP example: printf writes mail.eml, curl logs in over STARTTLS
+	// with the printed certificate and token.
+	var printf string
+	for {
+		l, ok := <-lines
+		if !ok {
+			t.Fatal("no SMTP submission example printed")
+		}
+		if strings.HasPrefix(l, "printf ") {
+			printf = l
+		}
+		if strings.HasPrefix(l, "curl --ssl-reqd smtp://") {
+			sh := exec.Command("sh", "-c", printf+" && "+l+" -v")
+			sh.Dir = t.TempDir()
+			out, _ := sh.CombinedOutput()
+			if !strings.Contains(string(out), "< 235 ") {
+				t.Errorf("printed SMTP example did not log in:\n%s", out)
+			}
+			break
+		}
 	}
 }
 

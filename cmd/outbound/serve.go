@@ -12,9 +12,10 @@ import (
 )
 
 // serve runs the service until ctx ends, then shuts down in reverse order
-// of start (see app.App.Run). onListen, when not nil, is told the address
-// once it accepts connections.
-func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(net.Addr)) error {
+// of start (see app.App.Run). onListen, when not nil, is told the HTTP
+// address and the SMTP submission (STARTTLS) one, nil when off, once they
+// accept connections.
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(http, submission net.Addr)) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -32,7 +33,8 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, on
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	if onListen != nil {
-		onListen(ln.Addr())
+		submission, _ := a.SubmissionAddrs()
+		onListen(ln.Addr(), submission)
 	}
 	return a.Run(ctx, ln)
 }

@@ -51,7 +51,8 @@ type App struct {
 	webhooks *webhook.Dispatcher
 	handler  http.Handler
 	http     *http.Server
-	closers  []func() error // caches' subscriptions
+	smtp     *submissionDoor // nil unless a submission listener is configured
+	closers  []func() error  // caches' subscriptions
 
 	closeOnce sync.Once
 }
@@ -131,9 +132,18 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	a.webhooks = webhook.NewDispatcher(webhook.Options{Consumer: consumer, RetryBase: o.webhookRetryBase, Timeout: postTimeout, Dropped: m},
 		hooks, q, rdb, guard.HTTPClient(cfg.SMTPRoots, postTimeout), log)
 
+	readiness := ready{q}
+	if cfg.Submission.Enabled() {
+		if a.smtp, err = newSubmission(cfg, a, m); err != nil {
+			a.Close()
+			return nil, err
+		}
+		readiness = append(readiness, a.smtp.srv)
+	}
+
 	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
 	links := connect.NewLinks(rdb, cfg.PublicURL, cfg.ConnectReturnURLs)
-	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: q,
+	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m})
 	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log))
@@ -148,6 +158,21 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// SubmissionAddrs are the addresses the SMTP submission listeners took
+// (STARTTLS, implicit TLS), nil for one not configured.
+func (a *App) SubmissionAddrs() (startTLS, implicitTLS net.Addr) {
+	if a.smtp == nil {
+		return nil, nil
+	}
+	if a.smtp.startTLS != nil {
+		startTLS = a.smtp.startTLS.Addr()
+	}
+	if a.smtp.implicit != nil {
+		implicitTLS = a.smtp.implicit.Addr()
+	}
+	return startTLS, implicitTLS
 }
 
 // withPages serves the connect page beside the API. The page is not an
@@ -168,8 +193,8 @@ func withPages(apiHandler, connectPage http.Handler) http.Handler {
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Run starts the delivery workers and the webhook dispatcher, serves HTTP
-// on ln until ctx ends, then shuts down in reverse order of start within
-// cfg.ShutdownGrace: stop HTTP, drain workers, stop webhook POSTs, close
+// on ln (and SMTP submission on the listeners New opened) until ctx ends, then shuts down in reverse order of start within
+// cfg.ShutdownGrace: stop HTTP and SMTP submission, drain workers, stop webhook POSTs, close
 // caches and Redis. It returns nil after a shutdown ctx asked for.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	if a.cfg.DebugListen != "" {
@@ -189,6 +214,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(ln) }()
+	if a.smtp != nil {
+		a.smtp.serve(a.log)
+	}
 	a.log.Info("outbound serving", "addr", ln.Addr().String(), "workers", a.cfg.Workers,
 		"default_relay", a.cfg.DefaultRelay != nil)
 
@@ -200,8 +228,18 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
 	grace, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
 	defer cancel()
+	// Both doors close at once: neither's drain eats the other's grace.
+	smtpDone := make(chan error, 1)
+	if a.smtp != nil {
+		go func() { smtpDone <- a.smtp.srv.Shutdown(grace) }()
+	} else {
+		smtpDone <- nil
+	}
 	if err := a.http.Shutdown(grace); err != nil {
 		a.log.Warn("http shutdown", "error", err)
+	}
+	if err := <-smtpDone; err != nil {
+		a.log.Warn("smtp submission shutdown cut sessions short; their clients still hold what was not answered", "error", err)
 	}
 	if err := a.delivery.Shutdown(grace); err != nil {
 		a.log.Warn("delivery shutdown cut in-flight sends short; they will be retried", "error", err)
@@ -221,6 +259,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 // for an App that is not run. Calling it again does nothing.
 func (a *App) Close() {
 	a.closeOnce.Do(func() {
+		if a.smtp != nil {
+			a.smtp.close() // a no-op after Run's shutdown closed them
+		}
 		for _, c := range a.closers {
 			_ = c()
 		}

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -85,7 +86,25 @@ type Config struct {
 	// start with: the product pages a tenant goes back to. Empty: no link
 	// can be made.
 	ConnectReturnURLs []string
+	// Submission is the SMTP submission door; off unless a listener is set.
+	Submission Submission
 }
+
+// Submission configures the SMTP submission listeners (RFC 6409 on 587
+// with STARTTLS, RFC 8314 implicit TLS on 465). Messages are bounded by
+// MaxRecipients and MaxMessageBytes like those posted to the API.
+type Submission struct {
+	Listen    string // STARTTLS; "" is off
+	ListenTLS string // implicit TLS; "" is off
+	// CertFile and KeyFile are PEM files, read again when they change.
+	CertFile, KeyFile string
+	MaxConnections    int
+	CommandTimeout    time.Duration
+	DataTimeout       time.Duration
+}
+
+// Enabled reports whether any submission listener is configured.
+func (s Submission) Enabled() bool { return s.Listen != "" || s.ListenTLS != "" }
 
 // Relay is the operator's own SMTP relay, used for tenants without an
 // enabled profile of their own. It is trusted: the egress guard does not
@@ -175,6 +194,7 @@ func (r *reader) load() Config {
 	c.PublicURL = r.publicURL("OUTBOUND_PUBLIC_URL", c.Listen)
 	c.ConnectReturnURLs = r.returnURLs("OUTBOUND_CONNECT_RETURN_URLS")
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
+	c.Submission = r.submission()
 	if c.RedisCluster && c.RedisWaitReplicas > 0 {
 		// WAIT counts the replicas of the node it runs on; on a cluster the
 		// accept script and WAIT would have to be pinned to the same shard.
@@ -370,6 +390,47 @@ func (r *reader) relay(name string) *Relay {
 		rel.Password = secret.New(pw)
 	}
 	return rel
+}
+
+func (r *reader) submission() Submission {
+	s := Submission{
+		Listen:         r.address("OUTBOUND_SUBMISSION_LISTEN"),
+		ListenTLS:      r.address("OUTBOUND_SUBMISSIONS_LISTEN"),
+		CertFile:       r.str("OUTBOUND_SUBMISSION_TLS_CERT", ""),
+		KeyFile:        r.str("OUTBOUND_SUBMISSION_TLS_KEY", ""),
+		MaxConnections: r.integer("OUTBOUND_SUBMISSION_MAX_CONNECTIONS", 100, 1, 100_000),
+		// RFC 5321 section 4.5.3.2: servers wait 5 minutes for a command
+		// and 10 for the end of the message.
+		CommandTimeout: r.duration("OUTBOUND_SUBMISSION_COMMAND_TIMEOUT", 5*time.Minute, time.Second),
+		DataTimeout:    r.duration("OUTBOUND_SUBMISSION_DATA_TIMEOUT", 10*time.Minute, time.Second),
+	}
+	switch {
+	case !s.Enabled() && (s.CertFile != "" || s.KeyFile != ""):
+		r.fail("OUTBOUND_SUBMISSION_TLS_CERT", "set, but neither OUTBOUND_SUBMISSION_LISTEN nor OUTBOUND_SUBMISSIONS_LISTEN is")
+	case !s.Enabled():
+	case s.CertFile == "":
+		r.fail("OUTBOUND_SUBMISSION_TLS_CERT", "required with a submission listener: the PEM certificate chain (logins need TLS)")
+	case s.KeyFile == "":
+		r.fail("OUTBOUND_SUBMISSION_TLS_KEY", "required with a submission listener: the PEM private key")
+	default:
+		if _, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile); err != nil {
+			r.fail("OUTBOUND_SUBMISSION_TLS_CERT", "with OUTBOUND_SUBMISSION_TLS_KEY: %v", err)
+		}
+	}
+	return s
+}
+
+// address is a host:port to listen on, or "".
+func (r *reader) address(name string) string {
+	v := r.get(name)
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		r.fail(name, "want host:port or :port (e.g. :587), got %q", v)
+		return ""
+	}
+	return v
 }
 
 func (r *reader) defaultFrom(name string, required bool) mail.Address {

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/smtptest"
 )
 
 func validEnv(t *testing.T) map[string]string {
@@ -190,5 +194,61 @@ func TestVariables(t *testing.T) {
 	}
 	if len(vars) < 30 {
 		t.Errorf("only %d variables: %v", len(vars), vars)
+	}
+}
+
+func TestSubmission(t *testing.T) {
+	c, err := load(validEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Submission.Enabled() || c.Submission.MaxConnections != 100 || c.Submission.CommandTimeout != 5*time.Minute ||
+		c.Submission.DataTimeout != 10*time.Minute {
+		t.Errorf("defaults %+v", c.Submission)
+	}
+
+	dir := t.TempDir()
+	ca := smtptest.NewCA(t)
+	leaf := ca.Leaf(t, smtptest.LeafOptions{})
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	env := validEnv(t)
+	env["OUTBOUND_SUBMISSION_LISTEN"] = ":587"
+	env["OUTBOUND_SUBMISSIONS_LISTEN"] = "127.0.0.1:465"
+	env["OUTBOUND_SUBMISSION_TLS_CERT"] = certFile
+	env["OUTBOUND_SUBMISSION_TLS_KEY"] = keyFile
+	c, err = load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Submission.Enabled() || c.Submission.Listen != ":587" || c.Submission.ListenTLS != "127.0.0.1:465" || c.Submission.CertFile != certFile {
+		t.Errorf("%+v", c.Submission)
+	}
+
+	for _, tc := range []struct {
+		name, want string
+		change     map[string]string
+	}{
+		{"no certificate", "OUTBOUND_SUBMISSION_TLS_CERT:", map[string]string{"OUTBOUND_SUBMISSION_TLS_CERT": ""}},
+		{"no key", "OUTBOUND_SUBMISSION_TLS_KEY:", map[string]string{"OUTBOUND_SUBMISSION_TLS_KEY": ""}},
+		{"key of another", "OUTBOUND_SUBMISSION_TLS_CERT:", map[string]string{"OUTBOUND_SUBMISSION_TLS_KEY": certFile}},
+		{"bad address", "OUTBOUND_SUBMISSIONS_LISTEN:", map[string]string{"OUTBOUND_SUBMISSIONS_LISTEN": "465"}},
+		{"certificate without listener", "OUTBOUND_SUBMISSION_TLS_CERT:",
+			map[string]string{"OUTBOUND_SUBMISSION_LISTEN": "", "OUTBOUND_SUBMISSIONS_LISTEN": ""}},
+		{"connections", "OUTBOUND_SUBMISSION_MAX_CONNECTIONS:", map[string]string{"OUTBOUND_SUBMISSION_MAX_CONNECTIONS": "0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := maps.Clone(env)
+			maps.Copy(e, tc.change)
+			if _, err := load(e); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v does not name %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -28,6 +28,10 @@ type Metrics struct {
 	ambiguous   *prometheus.CounterVec
 	http        *prometheus.HistogramVec
 	dropped     prometheus.Counter
+
+	submissionConns    *prometheus.CounterVec
+	submissionLogins   *prometheus.CounterVec
+	submissionMessages *prometheus.CounterVec
 }
 
 // New makes the collectors and a registry holding them and the Go runtime's.
@@ -61,8 +65,21 @@ func New(tenantLabels bool) *Metrics {
 			Name: "outbound_events_dropped_total",
 			Help: "Message events dropped before webhooks were told of them: the event stream was over its cap because no dispatcher kept up.",
 		}),
+		submissionConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outbound_submission_connections_total",
+			Help: "SMTP submission connections by listener (submission: STARTTLS, submissions: implicit TLS) and result (accepted, over_capacity).",
+		}, []string{"listener", "result"}),
+		submissionLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outbound_submission_logins_total",
+			Help: "SMTP submission AUTH attempts by result: ok, unknown_token, not_allowed (a valid token without send scope or for another tenant), invalid_username.",
+		}, []string{"result"}),
+		submissionMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outbound_submission_messages_total",
+			Help: "Messages submitted over SMTP by result: accepted, replayed, or the refusal (rate_limited, paused, too_large, ...).",
+		}, []string{"result", "tenant"}),
 	}
 	m.registry.MustRegister(m.messages, m.rateLimited, m.attempts, m.ambiguous, m.http, m.dropped,
+		m.submissionConns, m.submissionLogins, m.submissionMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -140,6 +157,29 @@ func statusLabel(status int) string {
 		return "other"
 	}
 	return strconv.Itoa(status)
+}
+
+// SubmissionConnection counts one connection to a submission listener.
+// Both values come from closed sets the submission package owns.
+func (m *Metrics) SubmissionConnection(listener, result string) {
+	if m != nil {
+		m.submissionConns.WithLabelValues(listener, result).Inc()
+	}
+}
+
+// SubmissionLogin counts one AUTH attempt by result, never by client
+// address or user name: those go to the logs, which do not become series.
+func (m *Metrics) SubmissionLogin(result string) {
+	if m != nil {
+		m.submissionLogins.WithLabelValues(result).Inc()
+	}
+}
+
+// SubmissionMessage counts one message submitted over SMTP by result.
+func (m *Metrics) SubmissionMessage(result, tenantID string) {
+	if m != nil {
+		m.submissionMessages.WithLabelValues(result, m.tenant(tenantID)).Inc()
+	}
 }
 
 // Gauge registers a value read at each scrape (open SMTP sessions, say).
