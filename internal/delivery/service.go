@@ -207,6 +207,8 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		Meta:           meta(req),
 		Cost:           cost,
 		Limit:          lim,
+		Tags:           req.Tags,
+		Recipients:     req.Recipients(),
 	})
 	if errors.As(err, new(*ratelimit.DeniedError)) {
 		s.metrics.RateLimited(req.TenantID)
