@@ -75,6 +75,7 @@ type Deps struct {
 	Suppressions Suppressions
 	Webhooks     Webhooks
 	Metrics      *metrics.Metrics // may be nil: no /metrics
+	Activity     Activity         // the listings and stats
 }
 
 // Server holds the handlers' dependencies.
@@ -127,6 +128,7 @@ func (s *Server) routes() {
 		e.GET("/metrics", echo.WrapHandler(s.Metrics.Handler()))
 	}
 
+	e.GET("/v1/messages", s.listMessages, send)
 	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
 	e.POST("/v1/messages/batch", s.postBatch, send, limitBody(s.messageBodyLimit()))
 	e.GET("/v1/messages/:id", s.getMessage, send)
@@ -149,6 +151,8 @@ func (s *Server) routes() {
 	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, webhooks, limitBody(profileBodyLimit))
 	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, webhooks)
 	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, webhooks)
+
+	e.GET("/v1/stats", s.getStats, admin, requireOperator("read the service's stats: they span tenants"))
 }
 
 // healthz is liveness: the process serves.
