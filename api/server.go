@@ -151,6 +151,7 @@ func (s *Server) routes() {
 	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, webhooks, limitBody(profileBodyLimit))
 	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, webhooks)
 	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, webhooks)
+	e.POST("/v1/webhooks/:name/deliveries/:id/retry", s.retryWebhookDelivery, admin, webhooks)
 
 	e.GET("/v1/stats", s.getStats, admin, requireOperator("read the service's stats: they span tenants"))
 }

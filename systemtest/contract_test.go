@@ -215,6 +215,16 @@ func TestReadmeThroughClient(t *testing.T) {
 		if sent == 0 {
 			t.Errorf("acme's stats count no message sent: %s", body(stats))
 		}
+
+		log, err := r.c.ListWebhookDeliveriesWithResponse(ctx, "ops", &client.ListWebhookDeliveriesParams{}, r.bearer(s.adminToken))
+		if err != nil || log.JSON200 == nil || len(log.JSON200.Deliveries) == 0 {
+			t.Fatalf("the ops webhook's log: %v %s", err, body(log))
+		}
+		r.vars["<event_id>"] = log.JSON200.Deliveries[0].EventID
+		again := r.run(rm.block(t, "Listings and stats", "/retry")[0]).(*client.RetryWebhookDeliveryResponse)
+		if again.JSON202 == nil || again.JSON202.EventID != log.JSON200.Deliveries[0].EventID {
+			t.Fatalf("retry a delivery: %s", body(again))
+		}
 	})
 
 	t.Run("oauth profiles", func(t *testing.T) {
@@ -513,6 +523,7 @@ var (
 	suppressionPath = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions/([^/]+)$`)
 	suppressAll     = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions$`)
 	oneMessage      = regexp.MustCompile(`^/v1/messages/([^/]+)$`)
+	retryDelivery   = regexp.MustCompile(`^/v1/webhooks/([^/]+)/deliveries/([^/]+)/retry$`)
 )
 
 // run sends one README command and checks the status its comment names.
@@ -571,6 +582,9 @@ func (r *readmeRunner) run(cmd readmeCurl) interface{ StatusCode() int } {
 		res, err = r.c.ListSuppressionsWithResponse(ctx, suppressAll.FindStringSubmatch(path)[1], params, auth...)
 	case m == http.MethodGet && path == "/v1/messages":
 		res, err = r.c.ListMessagesWithResponse(ctx, r.listParams(cmd.query), auth...)
+	case m == http.MethodPost && retryDelivery.MatchString(path):
+		p := retryDelivery.FindStringSubmatch(path)
+		res, err = r.c.RetryWebhookDeliveryWithResponse(ctx, p[1], p[2], nil, auth...)
 	case m == http.MethodGet && path == "/v1/stats":
 		params := &client.GetStatsParams{}
 		if v := cmd.query.Get("tenant_id"); v != "" {
