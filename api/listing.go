@@ -19,6 +19,8 @@ type Activity interface {
 	List(ctx context.Context, f queue.ListFilter) (queue.ListPage, error)
 	Counts(ctx context.Context, tenantID string) (queue.Counts, error)
 	Depths(ctx context.Context) ([]queue.PartitionDepth, error)
+	KnownTenants(ctx context.Context, after string, limit int) ([]string, error)
+	Held(ctx context.Context, tenantID string) (int64, error)
 }
 
 type messageSummary struct {

@@ -76,6 +76,7 @@ type Deps struct {
 	Webhooks     Webhooks
 	Metrics      *metrics.Metrics // may be nil: no /metrics
 	Activity     Activity         // the listings and stats
+	Tenants      TenantDirectory
 }
 
 // Server holds the handlers' dependencies.
@@ -134,6 +135,7 @@ func (s *Server) routes() {
 	e.GET("/v1/messages/:id", s.getMessage, send)
 	e.DELETE("/v1/messages/:id", s.cancelMessage, send)
 
+	e.GET("/v1/tenants", s.listTenants, admin, requireOperator("list the tenants"))
 	e.GET("/v1/tenants/:tenant/smtp", s.getProfile, admin)
 	e.PUT("/v1/tenants/:tenant/smtp", s.putProfile, admin, limitBody(profileBodyLimit))
 	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)

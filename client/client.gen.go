@@ -795,6 +795,14 @@ type OAuthView struct {
 	TokenURL        string    `json:"token_url"`
 }
 
+// Outcomes defines model for Outcomes.
+type Outcomes struct {
+	Deferred   int64 `json:"deferred"`
+	Failed     int64 `json:"failed"`
+	Sent       int64 `json:"sent"`
+	Suppressed int64 `json:"suppressed"`
+}
+
 // PartitionDepth defines model for PartitionDepth.
 type PartitionDepth struct {
 	// Depth Messages waiting in the stream or for a retry.
@@ -1078,6 +1086,24 @@ type SuppressionPage struct {
 	Suppressions []Suppression `json:"suppressions"`
 }
 
+// TenantPage defines model for TenantPage.
+type TenantPage struct {
+	// Next The after= of the following page; absent on the last.
+	Next    string          `json:"next,omitempty,omitzero"`
+	Tenants []TenantSummary `json:"tenants"`
+}
+
+// TenantProfileSummary defines model for TenantProfileSummary.
+type TenantProfileSummary struct {
+	Email   string `json:"email"`
+	Enabled bool   `json:"enabled"`
+	Host    string `json:"host"`
+
+	// LastError The last delivery failure caused by this profile; cleared by the next success or write.
+	LastError ProfileError `json:"last_error,omitempty,omitzero"`
+	Provider  string       `json:"provider,omitempty,omitzero"`
+}
+
 // TenantStatus defines model for TenantStatus.
 type TenantStatus struct {
 	Reason    string       `json:"reason,omitempty,omitzero"`
@@ -1089,6 +1115,22 @@ type TenantStatus struct {
 type TenantStatusInput struct {
 	Reason  string       `json:"reason,omitempty,omitzero"`
 	Sending SendingState `json:"sending"`
+}
+
+// TenantSummary defines model for TenantSummary.
+type TenantSummary struct {
+	CircuitOpen bool `json:"circuit_open"`
+
+	// Held Messages held until the tenant's account is fixed.
+	Held    int64                `json:"held"`
+	Last24H Outcomes             `json:"last_24h"`
+	Profile TenantProfileSummary `json:"profile,omitempty,omitzero"`
+
+	// Reason Why sending is paused, when it is.
+	Reason   string       `json:"reason,omitempty,omitzero"`
+	Route    Route        `json:"route"`
+	Sending  SendingState `json:"sending"`
+	TenantID string       `json:"tenant_id"`
 }
 
 // VerifyError Why a test failed, with a hint a person can act on.
@@ -1328,6 +1370,15 @@ type GetMessageParams struct {
 // GetStatsParams defines parameters for GetStats.
 type GetStatsParams struct {
 	TenantID *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// XRequestID The caller's id for this request. A value of this form is used as the request's id: echoed in the X-Request-Id response header and the problem's request_id, and logged. Any other value is ignored and replaced by a generated id, as when the header is absent.
+	XRequestID *RequestID `json:"X-Request-Id,omitempty"`
+}
+
+// ListTenantsParams defines parameters for ListTenants.
+type ListTenantsParams struct {
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int    `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// XRequestID The caller's id for this request. A value of this form is used as the request's id: echoed in the X-Request-Id response header and the problem's request_id, and logged. Any other value is ignored and replaced by a generated id, as when the header is absent.
 	XRequestID *RequestID `json:"X-Request-Id,omitempty"`
@@ -1689,6 +1740,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/stats (the `GetStats` operationId).
 	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTenants Every known tenant by id, with a summary, paged with ?after=<next>&limit=N (operator only).
+	//
+	// A tenant is known once it has a profile, a sending status or a
+	// suppression, or has queued mail, and stays known. Each comes with
+	// its route (its own account when its profile is enabled, else the
+	// default relay), its profile without any secret (enabled,
+	// provider, host, address, last_error), whether sending is paused,
+	// whether its account's circuit is open (last_error `circuit_open`),
+	// how many messages are held for its account to be fixed, and its
+	// outcomes over the last 24 hours (as GET /v1/stats counts them).
+	// Only the operator's key may list tenants: a tenant's admin key
+	// (`admin@acme`) is 403 `operator_only` (its own state is at
+	// /v1/tenants/{tenant}/...). A page reads only its own tenants.
+	//
+	// Corresponds with GET /v1/tenants (the `ListTenants` operationId).
+	ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTenantSMTP Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 	//
@@ -2138,6 +2206,33 @@ func (c *Client) GetMessage(ctx context.Context, id string, params *GetMessagePa
 // Corresponds with GET /v1/stats (the `GetStats` operationId).
 func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTenants Every known tenant by id, with a summary, paged with ?after=<next>&limit=N (operator only).
+//
+// A tenant is known once it has a profile, a sending status or a
+// suppression, or has queued mail, and stays known. Each comes with
+// its route (its own account when its profile is enabled, else the
+// default relay), its profile without any secret (enabled,
+// provider, host, address, last_error), whether sending is paused,
+// whether its account's circuit is open (last_error `circuit_open`),
+// how many messages are held for its account to be fixed, and its
+// outcomes over the last 24 hours (as GET /v1/stats counts them).
+// Only the operator's key may list tenants: a tenant's admin key
+// (`admin@acme`) is 403 `operator_only` (its own state is at
+// /v1/tenants/{tenant}/...). A page reads only its own tenants.
+//
+// Corresponds with GET /v1/tenants (the `ListTenants` operationId).
+func (c *Client) ListTenants(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTenantsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3092,6 +3187,87 @@ func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, e
 		if params.TenantID != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListTenantsRequest constructs an http.Request for the ListTenants method
+func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -4310,6 +4486,25 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/stats (the `GetStats` operationId).
 	GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error)
+
+	// ListTenantsWithResponse Every known tenant by id, with a summary, paged with ?after=<next>&limit=N (operator only).
+	//
+	// A tenant is known once it has a profile, a sending status or a
+	// suppression, or has queued mail, and stays known. Each comes with
+	// its route (its own account when its profile is enabled, else the
+	// default relay), its profile without any secret (enabled,
+	// provider, host, address, last_error), whether sending is paused,
+	// whether its account's circuit is open (last_error `circuit_open`),
+	// how many messages are held for its account to be fixed, and its
+	// outcomes over the last 24 hours (as GET /v1/stats counts them).
+	// Only the operator's key may list tenants: a tenant's admin key
+	// (`admin@acme`) is 403 `operator_only` (its own state is at
+	// /v1/tenants/{tenant}/...). A page reads only its own tenants.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants (the `ListTenants` operationId).
+	ListTenantsWithResponse(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*ListTenantsResponse, error)
 
 	// DeleteTenantSMTPWithResponse Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 	//
@@ -5584,6 +5779,126 @@ func (r GetStatsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTenantsResponse200Headers the declared response headers of an HTTP 200 response for ListTenants
+type ListTenantsResponse200Headers struct {
+	XRequestID string
+}
+
+// ListTenantsResponse400Headers the declared response headers of an HTTP 400 response for ListTenants
+type ListTenantsResponse400Headers struct {
+	XRequestID string
+}
+
+// ListTenantsResponse401Headers the declared response headers of an HTTP 401 response for ListTenants
+type ListTenantsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      string
+}
+
+// ListTenantsResponse403Headers the declared response headers of an HTTP 403 response for ListTenants
+type ListTenantsResponse403Headers struct {
+	XRequestID string
+}
+
+// ListTenantsResponse503Headers the declared response headers of an HTTP 503 response for ListTenants
+type ListTenantsResponse503Headers struct {
+	RetryAfter int
+	XRequestID string
+}
+
+// ListTenantsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTenants
+type ListTenantsResponseDefaultHeaders struct {
+	XRequestID string
+}
+
+type ListTenantsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TenantPage
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTenantsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListTenantsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTenantsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListTenantsResponse403Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListTenantsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTenantsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTenantsResponse) GetJSON200() *TenantPage {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTenantsResponse) GetApplicationProblemJSONDefault() *Error {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTenantsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTenantsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTenantsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTenantsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8034,6 +8349,31 @@ func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *
 	return ParseGetStatsResponse(rsp)
 }
 
+// ListTenantsWithResponse Every known tenant by id, with a summary, paged with ?after=<next>&limit=N (operator only).
+//
+// A tenant is known once it has a profile, a sending status or a
+// suppression, or has queued mail, and stays known. Each comes with
+// its route (its own account when its profile is enabled, else the
+// default relay), its profile without any secret (enabled,
+// provider, host, address, last_error), whether sending is paused,
+// whether its account's circuit is open (last_error `circuit_open`),
+// how many messages are held for its account to be fixed, and its
+// outcomes over the last 24 hours (as GET /v1/stats counts them).
+// Only the operator's key may list tenants: a tenant's admin key
+// (`admin@acme`) is 403 `operator_only` (its own state is at
+// /v1/tenants/{tenant}/...). A page reads only its own tenants.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants (the `ListTenants` operationId).
+func (c *ClientWithResponses) ListTenantsWithResponse(ctx context.Context, params *ListTenantsParams, reqEditors ...RequestEditorFn) (*ListTenantsResponse, error) {
+	rsp, err := c.ListTenants(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTenantsResponse(rsp)
+}
+
 // DeleteTenantSMTPWithResponse Remove the profile; the tenant then sends through the default relay (scope admin; refused to a tenant's admin key, 403 operator_only, when that raises its rate).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -9602,6 +9942,144 @@ func ParseGetStatsResponse(rsp *http.Response) (*GetStatsResponse, error) {
 		response.Headers503 = &headers
 	case true:
 		var headers GetStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTenantsResponse parses an HTTP response from a ListTenantsWithResponse call
+func ParseListTenantsResponse(rsp *http.Response) (*ListTenantsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTenantsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TenantPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTenantsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListTenantsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListTenantsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListTenantsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListTenantsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ListTenantsResponseDefaultHeaders
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -204,7 +204,12 @@ func TestReadmeThroughClient(t *testing.T) {
 		if failed := r.run(cmds[1]).(*client.ListMessagesResponse); failed.JSON200 == nil {
 			t.Fatalf("GET failed messages: %s", body(failed))
 		}
-		stats := r.run(cmds[2]).(*client.GetStatsResponse)
+		tenants := r.run(cmds[2]).(*client.ListTenantsResponse)
+		if tenants.JSON200 == nil || len(tenants.JSON200.Tenants) == 0 || tenants.JSON200.Tenants[0].TenantID != "acme" ||
+			tenants.JSON200.Tenants[0].Route != client.RouteTenant {
+			t.Fatalf("GET tenants: %s", body(tenants))
+		}
+		stats := r.run(cmds[3]).(*client.GetStatsResponse)
 		if st := stats.JSON200; st == nil || len(st.Minutes) != 60 || len(st.Hours) != 24 || len(st.Partitions) == 0 {
 			t.Fatalf("GET stats: %s", body(stats))
 		}
@@ -585,6 +590,12 @@ func (r *readmeRunner) run(cmd readmeCurl) interface{ StatusCode() int } {
 	case m == http.MethodPost && retryDelivery.MatchString(path):
 		p := retryDelivery.FindStringSubmatch(path)
 		res, err = r.c.RetryWebhookDeliveryWithResponse(ctx, p[1], p[2], nil, auth...)
+	case m == http.MethodGet && path == "/v1/tenants":
+		params := &client.ListTenantsParams{}
+		if l := cmd.query.Get("limit"); l != "" {
+			params.Limit = new(atoi(r.t, l))
+		}
+		res, err = r.c.ListTenantsWithResponse(ctx, params, auth...)
 	case m == http.MethodGet && path == "/v1/stats":
 		params := &client.GetStatsParams{}
 		if v := cmd.query.Get("tenant_id"); v != "" {

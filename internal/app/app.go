@@ -132,7 +132,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
 	a.handler = api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: q,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks, Metrics: m,
-		Activity: q})
+		Activity: q, Tenants: profiles})
 	a.http = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,

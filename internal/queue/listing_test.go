@@ -138,6 +138,16 @@ func listFiltersAndPages(t *testing.T, q *Queue) {
 		t.Errorf("walk while messages arrive: got %v, want %v", got, newestFirst(acme))
 	}
 
+	// The tenants that queued mail, by id, merged over the partitions.
+	for after, want := range map[string][]string{"": {"acme", "globex"}, "acme": {"globex"}, "globex": nil} {
+		if got, err := q.KnownTenants(ctx, after, 10); err != nil || !slices.Equal(got, want) {
+			t.Errorf("known tenants after %q: %v %v, want %v", after, got, err, want)
+		}
+	}
+	if got, _ := q.KnownTenants(ctx, "", 1); !slices.Equal(got, []string{"acme"}) {
+		t.Errorf("known tenants, limit 1: %v", got)
+	}
+
 	if _, err := q.List(ctx, ListFilter{Tag: "invoice"}); err != ErrListNeedsTenant {
 		t.Errorf("tag across tenants: %v, want ErrListNeedsTenant", err)
 	}

@@ -140,11 +140,13 @@ type Accepted struct {
 // It also puts the id into the listing indexes (listing.go), trimming from
 // them the ids accepted before the retention, and keeps each at least as
 // long as the record.
+// The tenant joins the partition's known tenants (KnownTenants).
 // KEYS: stream, record, retry, idempotency key, rate windows..., listing
-// indexes...
+// indexes..., known tenants.
 // ARGV: id, request hash, idempotency TTL ms, record TTL ms (see
 // recordTTL), send at ms (0: now), has idempotency key, cost, window
-// count, window triples..., index count, index trim bound, field pairs...
+// count, window triples..., index count, index trim bound, tenant id,
+// field pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
 //
@@ -177,7 +179,7 @@ if ARGV[6] == '1' then
   redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
 end
 local nidx = tonumber(ARGV[9 + 3 * nwin])
-redis.call('HSET', KEYS[2], unpack(ARGV, 11 + 3 * nwin))
+redis.call('HSET', KEYS[2], unpack(ARGV, 12 + 3 * nwin))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 for i = 1, nidx do
   local k = KEYS[4 + nwin + i]
@@ -185,6 +187,7 @@ for i = 1, nidx do
   redis.call('ZREMRANGEBYLEX', k, '-', ARGV[10 + 3 * nwin])
   if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end
 end
+redis.call('ZADD', KEYS[5 + nwin + nidx], 0, ARGV[11 + 3 * nwin])
 if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 else
@@ -225,10 +228,11 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (_ Accepted, err erro
 	keys = append(keys, rateKeys...)
 	indexes := listKeys(p, m)
 	keys = append(keys, indexes...)
+	keys = append(keys, knownKey(p))
 	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.recordTTL(time.UnixMilli(sendAt)).Milliseconds(), sendAt,
 		hasIdem, m.Cost, len(windows)}
 	args = append(args, windowArgs...)
-	args = append(args, len(indexes), "("+idFloor(q.now().Add(-q.opts.Retention)))
+	args = append(args, len(indexes), "("+idFloor(q.now().Add(-q.opts.Retention)), m.TenantID)
 	args = append(args,
 		"tenant_id", m.TenantID,
 		"status", string(status),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,4 +161,54 @@ func (q *Queue) Depths(ctx context.Context) ([]PartitionDepth, error) {
 		out = append(out, PartitionDepth{Partition: p, Depth: d, OldestAge: age})
 	}
 	return out, nil
+}
+
+// knownKey is the set of the tenants that queued mail on partition p, all
+// scored 0 so ordered by id. It is not trimmed: there are far fewer
+// tenants than messages, and one that sent once stays listed.
+func knownKey(p int) string { return tag(p) + "tenants" }
+
+// KnownTenants returns up to limit ids, in byte order after after, of the
+// tenants that ever queued mail, merging the partitions' sets.
+func (q *Queue) KnownTenants(ctx context.Context, after string, limit int) (_ []string, err error) {
+	defer outage.Mark(&err)
+	lower := "-"
+	if after != "" {
+		lower = "(" + after
+	}
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, q.opts.Partitions)
+	for p := range cmds {
+		cmds[p] = pipe.ZRangeByLex(ctx, knownKey(p), &redis.ZRangeBy{Min: lower, Max: "+", Count: int64(limit)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("queue: known tenants: %w", err)
+	}
+	var all []string
+	for _, c := range cmds {
+		all = append(all, c.Val()...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	return all[:min(len(all), limit)], nil
+}
+
+// Held is how many of the tenant's messages wait for its account to be
+// fixed (held for the tenant, see Outcome.HoldForTenant), over every
+// partition.
+func (q *Queue) Held(ctx context.Context, tenantID string) (_ int64, err error) {
+	defer outage.Mark(&err)
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, q.opts.Partitions)
+	for p := range cmds {
+		cmds[p] = pipe.SCard(ctx, heldKey(p, tenantID))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("queue: held of %s: %w", tenantID, err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
 }
