@@ -819,7 +819,7 @@ type Problem struct {
 	// - `invalid_json` (400): The body is empty, is not one JSON object in UTF-8, ends early or names a field twice.
 	// - `invalid_tenant_id` (400): The tenant in the path is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit.
 	// - `invalid_header` (400): A request header is malformed: Idempotency-Key is 1-255 printable ASCII characters without spaces.
-	// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or after is not the next of an earlier page.
+	// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or malformed (a time, a status, a tenant id; to or tag without a tenant), or after is not the next of an earlier page.
 	// - `unauthorized` (401): No bearer token, or one that names no key.
 	// - `forbidden` (403): The key lacks the endpoint's scope, or is bound to another tenant.
 	// - `operator_only` (403): Only an operator key (admin, bound to no tenant) may do this; the detail names what was refused.
@@ -852,7 +852,7 @@ type Problem struct {
 // - `invalid_json` (400): The body is empty, is not one JSON object in UTF-8, ends early or names a field twice.
 // - `invalid_tenant_id` (400): The tenant in the path is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit.
 // - `invalid_header` (400): A request header is malformed: Idempotency-Key is 1-255 printable ASCII characters without spaces.
-// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or after is not the next of an earlier page.
+// - `invalid_query` (400): A query parameter is out of range (limit is 1 to 1000) or malformed (a time, a status, a tenant id; to or tag without a tenant), or after is not the next of an earlier page.
 // - `unauthorized` (401): No bearer token, or one that names no key.
 // - `forbidden` (403): The key lacks the endpoint's scope, or is bound to another tenant.
 // - `operator_only` (403): Only an operator key (admin, bound to no tenant) may do this; the detail names what was refused.

@@ -127,6 +127,10 @@ type ListPage struct {
 // many and says where to go on.
 const ListScanMax = 5000
 
+// listFilterChunk is how many entries a page filtered on the records
+// fetches at a time.
+const listFilterChunk = 500
+
 // ErrListNeedsTenant means a recipient or tag filter was asked for across
 // tenants: those indexes are per tenant.
 var ErrListNeedsTenant = errors.New("queue: list: to and tag filters need a tenant")
@@ -187,7 +191,14 @@ func (q *Queue) List(ctx context.Context, f ListFilter) (_ ListPage, err error) 
 		}
 		srcs[p] = &listSource{p: p, key: key, max: upper}
 	}
-	chunk := min(f.Limit+1, ListScanMax)
+	// A filter read from the records (status; a tag beside a recipient)
+	// may skip most entries: fetch more at a time, so a page that scans
+	// its whole bound costs tens of round trips, not hundreds.
+	chunk := f.Limit + 1
+	if f.Status != "" || (f.To != "" && f.Tag != "") {
+		chunk = max(chunk, listFilterChunk)
+	}
+	chunk = min(chunk, ListScanMax)
 	var page ListPage
 	scanned, last := 0, ""
 	for len(page.Messages) < f.Limit && scanned < ListScanMax {
