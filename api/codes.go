@@ -56,7 +56,7 @@ var problemCodes = [numProblemCodes]problemInfo{
 	codeInvalidHeader: {"invalid_header", http.StatusBadRequest, "Invalid request header",
 		"A request header is malformed: Idempotency-Key is 1-255 printable ASCII characters without spaces."},
 	codeInvalidQuery: {"invalid_query", http.StatusBadRequest, "Invalid query parameter",
-		"A query parameter is out of range (limit is 1 to 1000) or after is not the next of an earlier page."},
+		"A query parameter is out of range (limit is 1 to 1000) or malformed (a time, a status, a tenant id; to or tag without a tenant), or after is not the next of an earlier page."},
 	codeUnauthorized: {"unauthorized", http.StatusUnauthorized, "Missing or invalid API token",
 		"No bearer token, or one that names no key."},
 	codeForbidden: {"forbidden", http.StatusForbidden, "API token lacks the scope for this request",

@@ -76,6 +76,8 @@ type Deps struct {
 	Webhooks     Webhooks
 	Connect      ConnectLinks
 	Metrics      *metrics.Metrics // may be nil: no /metrics
+	Activity     Activity         // the listings and stats
+	Tenants      TenantDirectory
 }
 
 // Server holds the handlers' dependencies.
@@ -128,11 +130,13 @@ func (s *Server) routes() {
 		e.GET("/metrics", echo.WrapHandler(s.Metrics.Handler()))
 	}
 
+	e.GET("/v1/messages", s.listMessages, send)
 	e.POST("/v1/messages", s.postMessage, send, limitBody(s.messageBodyLimit()))
 	e.POST("/v1/messages/batch", s.postBatch, send, limitBody(s.messageBodyLimit()))
 	e.GET("/v1/messages/:id", s.getMessage, send)
 	e.DELETE("/v1/messages/:id", s.cancelMessage, send)
 
+	e.GET("/v1/tenants", s.listTenants, admin, requireOperator("list the tenants"))
 	e.GET("/v1/tenants/:tenant/smtp", s.getProfile, admin)
 	e.PUT("/v1/tenants/:tenant/smtp", s.putProfile, admin, limitBody(profileBodyLimit))
 	e.DELETE("/v1/tenants/:tenant/smtp", s.deleteProfile, admin)
@@ -151,6 +155,9 @@ func (s *Server) routes() {
 	e.PUT("/v1/webhooks/:name", s.putWebhook, admin, webhooks, limitBody(profileBodyLimit))
 	e.DELETE("/v1/webhooks/:name", s.deleteWebhook, admin, webhooks)
 	e.GET("/v1/webhooks/:name/deliveries", s.webhookDeliveries, admin, webhooks)
+	e.POST("/v1/webhooks/:name/deliveries/:id/retry", s.retryWebhookDelivery, admin, webhooks)
+
+	e.GET("/v1/stats", s.getStats, admin, requireOperator("read the service's stats: they span tenants"))
 }
 
 // healthz is liveness: the process serves.

@@ -18,6 +18,7 @@ type Webhooks interface {
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context) ([]webhook.Hook, error)
 	Deliveries(ctx context.Context, name, after string, limit int) ([]webhook.Delivery, string, error)
+	RetryDelivery(ctx context.Context, name, eventID string) (webhook.Delivery, error)
 }
 
 // webhookView never shows the secret, except (Secret) once, in the answer
@@ -123,4 +124,18 @@ func (s *Server) webhookDeliveries(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, deliveryList{Deliveries: ds, Next: next})
+}
+
+// retryWebhookDelivery sends one logged event to the webhook again
+// (webhook.Store.RetryDelivery says when a repeat sends nothing more) and
+// answers 202 with its newest logged attempt.
+func (s *Server) retryWebhookDelivery(c echo.Context) error {
+	d, err := s.Webhooks.RetryDelivery(c.Request().Context(), pathParam(c, "name"), pathParam(c, "id"))
+	if errors.Is(err, webhook.ErrNoDelivery) {
+		return problem(codeNotFound, "the webhook's log holds no attempt of that event to send again")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, d)
 }

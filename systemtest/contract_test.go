@@ -189,6 +189,50 @@ func TestReadmeThroughClient(t *testing.T) {
 		}
 	})
 
+	t.Run("listings and stats", func(t *testing.T) {
+		r.t = t
+		cmds := rm.block(t, "Listings and stats", "/v1/messages?")
+		// The examples before sent acme's mail to client@example.com.
+		toClient := r.run(cmds[0]).(*client.ListMessagesResponse)
+		if toClient.JSON200 == nil || len(toClient.JSON200.Messages) < 3 {
+			t.Fatalf("GET messages by tenant and recipient: %s", body(toClient))
+		}
+		for _, m := range toClient.JSON200.Messages {
+			if m.TenantID != "acme" {
+				t.Errorf("listed by tenant: %+v", m)
+			}
+		}
+		if failed := r.run(cmds[1]).(*client.ListMessagesResponse); failed.JSON200 == nil {
+			t.Fatalf("GET failed messages: %s", body(failed))
+		}
+		tenants := r.run(cmds[2]).(*client.ListTenantsResponse)
+		if tenants.JSON200 == nil || len(tenants.JSON200.Tenants) == 0 || tenants.JSON200.Tenants[0].TenantID != "acme" ||
+			tenants.JSON200.Tenants[0].Route != client.RouteTenant {
+			t.Fatalf("GET tenants: %s", body(tenants))
+		}
+		stats := r.run(cmds[3]).(*client.GetStatsResponse)
+		if st := stats.JSON200; st == nil || len(st.Minutes) != 60 || len(st.Hours) != 24 || len(st.Partitions) == 0 {
+			t.Fatalf("GET stats: %s", body(stats))
+		}
+		var sent int64
+		for _, b := range stats.JSON200.Hours {
+			sent += b.Sent
+		}
+		if sent == 0 {
+			t.Errorf("acme's stats count no message sent: %s", body(stats))
+		}
+
+		log, err := r.c.ListWebhookDeliveriesWithResponse(ctx, "ops", &client.ListWebhookDeliveriesParams{}, r.bearer(s.adminToken))
+		if err != nil || log.JSON200 == nil || len(log.JSON200.Deliveries) == 0 {
+			t.Fatalf("the ops webhook's log: %v %s", err, body(log))
+		}
+		r.vars["<event_id>"] = log.JSON200.Deliveries[0].EventID
+		again := r.run(rm.block(t, "Listings and stats", "/retry")[0]).(*client.RetryWebhookDeliveryResponse)
+		if again.JSON202 == nil || again.JSON202.EventID != log.JSON200.Deliveries[0].EventID {
+			t.Fatalf("retry a delivery: %s", body(again))
+		}
+	})
+
 	t.Run("oauth profiles", func(t *testing.T) {
 		r.t = t
 		m365 := r.run(rm.block(t, "Microsoft 365", "/v1/tenants/contoso/smtp")[0]).(*client.PutTenantSMTPResponse)
@@ -504,6 +548,7 @@ var (
 	suppressionPath = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions/([^/]+)$`)
 	suppressAll     = regexp.MustCompile(`^/v1/tenants/([^/]+)/suppressions$`)
 	oneMessage      = regexp.MustCompile(`^/v1/messages/([^/]+)$`)
+	retryDelivery   = regexp.MustCompile(`^/v1/webhooks/([^/]+)/deliveries/([^/]+)/retry$`)
 )
 
 // run sends one README command and checks the status its comment names.
@@ -566,6 +611,23 @@ func (r *readmeRunner) run(cmd readmeCurl) interface{ StatusCode() int } {
 			params.Limit = new(atoi(r.t, l))
 		}
 		res, err = r.c.ListSuppressionsWithResponse(ctx, suppressAll.FindStringSubmatch(path)[1], params, auth...)
+	case m == http.MethodGet && path == "/v1/messages":
+		res, err = r.c.ListMessagesWithResponse(ctx, r.listParams(cmd.query), auth...)
+	case m == http.MethodPost && retryDelivery.MatchString(path):
+		p := retryDelivery.FindStringSubmatch(path)
+		res, err = r.c.RetryWebhookDeliveryWithResponse(ctx, p[1], p[2], nil, auth...)
+	case m == http.MethodGet && path == "/v1/tenants":
+		params := &client.ListTenantsParams{}
+		if l := cmd.query.Get("limit"); l != "" {
+			params.Limit = new(atoi(r.t, l))
+		}
+		res, err = r.c.ListTenantsWithResponse(ctx, params, auth...)
+	case m == http.MethodGet && path == "/v1/stats":
+		params := &client.GetStatsParams{}
+		if v := cmd.query.Get("tenant_id"); v != "" {
+			params.TenantID = &v
+		}
+		res, err = r.c.GetStatsWithResponse(ctx, params, auth...)
 	default:
 		r.t.Fatalf("%s: no client call for it in contract_test.go", what)
 	}
@@ -576,6 +638,40 @@ func (r *readmeRunner) run(cmd readmeCurl) interface{ StatusCode() int } {
 		r.t.Fatalf("%s answered %d; the README says %d", what, res.StatusCode(), cmd.expect)
 	}
 	return res
+}
+
+// listParams are a README listing's query as the client's parameters.
+func (r *readmeRunner) listParams(q url.Values) *client.ListMessagesParams {
+	r.t.Helper()
+	params := &client.ListMessagesParams{}
+	for name, values := range q {
+		v := values[0]
+		switch name {
+		case "tenant_id":
+			params.TenantID = &v
+		case "tag":
+			params.Tag = &v
+		case "to":
+			params.To = &v
+		case "status":
+			params.Status = new(client.Status(v))
+		case "limit":
+			params.Limit = new(atoi(r.t, v))
+		case "since", "until":
+			at, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				r.t.Fatalf("README listing: %s=%s: %v", name, v, err)
+			}
+			if name == "since" {
+				params.Since = &at
+			} else {
+				params.Until = &at
+			}
+		default:
+			r.t.Fatalf("README listing: parameter %s has no place in contract_test.go", name)
+		}
+	}
+	return params
 }
 
 func header(cmd readmeCurl, name string) *string {

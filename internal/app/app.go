@@ -145,7 +145,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	links := connect.NewLinks(rdb, cfg.PublicURL, cfg.ConnectReturnURLs)
 	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
-		Connect: links, Metrics: m})
+		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
 	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log))
 	a.http = &http.Server{
 		Handler:           a.handler,

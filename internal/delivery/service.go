@@ -195,6 +195,8 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 		Meta:           meta(req),
 		Cost:           cost,
 		Limit:          lim,
+		Tags:           req.Tags,
+		Recipients:     req.Recipients(),
 	})
 }
 

@@ -299,10 +299,15 @@ type Outcome struct {
 // what was delivered. An entry no longer pending was finished already (a
 // retried Finish whose first reply was lost, or another replica's):
 // nothing is written again, so the event is not repeated.
-// KEYS: stream, record, retry, held, events. ARGV: stream id, message id,
-// status, retry ms, hold flag, retention ms, attempt JSON, route, event
-// flag, field pairs...
-var finishScript = newBatchScript(luaNames+redisclock.Lua, "", `
+// An outcome with an event type (heard or not) is also counted, by Redis's
+// clock, in the stats hashes of its tenant and of the partition (see
+// stats.go): a field "<minute>:<status>" of the hour's hash, and
+// "<hour>:<status>" of the day's.
+// KEYS: stream, record, retry, held, events, tenant's hour and day stats,
+// partition's hour and day stats. ARGV: stream id, message id, status,
+// retry ms, hold flag, retention ms, attempt JSON, route, event flag,
+// field pairs...
+var finishScript = newBatchScript(luaNames+redisclock.Lua+statsLua, "", `
 if redis.call('XACK', KEYS[1], GROUP, ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 local r = redis.call('HMGET', KEYS[2], 'tenant_id', 'meta', 'created_at')
@@ -341,6 +346,15 @@ if EVENT[status] and ARGV[9] == '1' then
   redis.call('XADD', KEYS[5], '*', 'type', EVENT[status], 'message_id', ARGV[2],
     'tenant_id', r[1], 'route', ARGV[8], 'meta', r[2] or '', 'created_at', r[3] or '', 'at', now,
     'first', first, 'attempt', ARGV[7], 'recipients', redis.call('HGET', KEYS[2], 'recipients') or '')
+end
+if EVENT[status] then
+  local minute, hour = math.floor(now / 60000), math.floor(now / 3600000)
+  for i = 6, 8, 2 do
+    redis.call('HINCRBY', KEYS[i], minute .. ':' .. status, 1)
+    redis.call('PEXPIRE', KEYS[i], STATS_HOUR_TTL)
+    redis.call('HINCRBY', KEYS[i + 1], hour .. ':' .. status, 1)
+    redis.call('PEXPIRE', KEYS[i + 1], STATS_DAY_TTL)
+  end
 end
 return 1
 `)
@@ -396,6 +410,7 @@ func (q *Queue) Finish(ctx context.Context, e Entry, tenantID string, out Outcom
 	}
 	p := e.Partition
 	keys := []string{streamKey(p), recordKey(p, e.ID), retryKey(p), heldKey(p, tenantID), eventsKey(p)}
+	keys = append(keys, statsKeys(p, tenantID, q.now())...)
 	if _, err := invoke(ctx, q.finishes[p], invocation{keys, args}); err != nil {
 		return fmt.Errorf("queue: finish %s: %w", e.ID, err)
 	}

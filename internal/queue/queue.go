@@ -112,6 +112,10 @@ type NewMessage struct {
 	// (ratelimit.ScheduleWindow).
 	Cost  int
 	Limit ratelimit.Limit
+	// Tags and Recipients (to, cc and bcc) name the listing indexes the
+	// message joins (see listing.go).
+	Tags       []string
+	Recipients []string
 }
 
 // Accepted is the outcome of Enqueue.
@@ -136,10 +140,16 @@ type Accepted struct {
 // for scheduling, see spending), writes the record, and queues it: into
 // the stream, or, for a message scheduled for later, into the retry set
 // due at its send time. A repeat or a refusal writes nothing.
-// KEYS: stream, record, retry, idempotency key, rate windows...
+// It also puts the id into the listing indexes (listing.go), trimming from
+// them the ids accepted before the retention, and keeps each at least as
+// long as the record.
+// The tenant joins the partition's known tenants (KnownTenants).
+// KEYS: stream, record, retry, idempotency key, rate windows..., listing
+// indexes..., known tenants.
 // ARGV: id, request hash, idempotency TTL ms, record TTL ms (see
 // recordTTL), send at ms (0: now), has idempotency key, cost, window
-// count, window triples..., field pairs...
+// count, window triples..., index count, index trim bound, tenant id,
+// field pairs...
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
 //
@@ -171,8 +181,16 @@ end
 if ARGV[6] == '1' then
   redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 9 + 3 * nwin))
+local nidx = tonumber(ARGV[9 + 3 * nwin])
+redis.call('HSET', KEYS[2], unpack(ARGV, 12 + 3 * nwin))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+for i = 1, nidx do
+  local k = KEYS[4 + nwin + i]
+  redis.call('ZADD', k, 0, ARGV[1])
+  redis.call('ZREMRANGEBYLEX', k, '-', ARGV[10 + 3 * nwin])
+  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end
+end
+redis.call('ZADD', KEYS[5 + nwin + nidx], 0, ARGV[11 + 3 * nwin])
 if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 else
@@ -211,9 +229,13 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (_ Accepted, err erro
 		return Accepted{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
 	keys = append(keys, rateKeys...)
+	indexes := listKeys(p, m)
+	keys = append(keys, indexes...)
+	keys = append(keys, knownKey(p))
 	args := []any{id, m.RequestHash, q.opts.IdempotencyTTL.Milliseconds(), q.recordTTL(time.UnixMilli(sendAt)).Milliseconds(), sendAt,
 		hasIdem, m.Cost, len(windows)}
 	args = append(args, windowArgs...)
+	args = append(args, len(indexes), "("+idFloor(q.now().Add(-q.opts.Retention)), m.TenantID)
 	args = append(args,
 		"tenant_id", m.TenantID,
 		"status", string(status),

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/outage"
+	"github.com/outbound-mail/outbound/internal/tenant"
 )
 
 // unlessBouncedScript writes (ARGV[2] not empty) or deletes one entry
@@ -45,6 +46,9 @@ func (s *Store) AddUnlessBounced(ctx context.Context, tenantID string, e Entry) 
 	b, err := json.Marshal(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("suppression: %w", err)
+	}
+	if err := tenant.MarkKnown(ctx, s.rdb, tenantID); err != nil {
+		return Entry{}, fmt.Errorf("suppression: add: %w", err)
 	}
 	if err := s.unlessBounced(ctx, tenantID, e.Email, string(b)); err != nil {
 		return Entry{}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/cache"
 	"github.com/outbound-mail/outbound/internal/coalesce"
 	"github.com/outbound-mail/outbound/internal/outage"
+	"github.com/outbound-mail/outbound/internal/tenant"
 )
 
 // ErrNotFound means the address is not on the list.
@@ -127,6 +128,10 @@ func (s *Store) Add(ctx context.Context, tenantID string, e Entry) (_ Entry, err
 	b, err := json.Marshal(e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("suppression: %w", err)
+	}
+	// The tenant is known before it has a list (see tenant.MarkKnown).
+	if err := tenant.MarkKnown(ctx, s.rdb, tenantID); err != nil {
+		return Entry{}, fmt.Errorf("suppression: add: %w", err)
 	}
 	if err := putScript.Run(ctx, s.rdb, keys(tenantID), e.Email, string(b)).Err(); err != nil {
 		return Entry{}, fmt.Errorf("suppression: add: %w", err)

@@ -49,6 +49,9 @@ func (s *Store) SetStatus(ctx context.Context, tenantID string, st Status) (_ St
 		return Status{}, ErrInvalidID
 	}
 	st.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+	if err := MarkKnown(ctx, s.rdb, tenantID); err != nil {
+		return Status{}, err
+	}
 	err = s.rdb.HSet(ctx, statusKey(tenantID), "sending", st.Sending, "reason", st.Reason,
 		"updated_at", st.UpdatedAt.Format(time.RFC3339Nano)).Err()
 	if err != nil {

@@ -164,6 +164,9 @@ func (s *Store) Put(ctx context.Context, p Profile, expectVersion int64) (_ Prof
 			"oauth_scope", o.Scope, "oauth_directory_id", o.DirectoryID,
 			"oauth_client_secret", clientSecret, "oauth_refresh_token", refresh)
 	}
+	if err := MarkKnown(ctx, s.rdb, p.TenantID); err != nil {
+		return Profile{}, err
+	}
 	res, err := putScript.Run(ctx, s.rdb, []string{Key(p.TenantID)}, args...).Slice()
 	if err != nil {
 		return Profile{}, fmt.Errorf("tenant: put %s: %w", p.TenantID, err)

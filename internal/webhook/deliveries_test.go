@@ -145,3 +145,41 @@ func TestDeliveriesOfAListLog(t *testing.T) {
 		}
 	})
 }
+
+// A logged event is queued again for its webhook, once while a delivery
+// of it is still queued; an event not in the log, or logged without its
+// body, is ErrNoDelivery.
+func TestRetryDelivery(t *testing.T) {
+	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		store := newLogStore(t, rdb)
+		sent := Delivery{EventID: "evt_0_1-0", Type: "message.sent", MessageID: "m1", Attempt: 2, Error: "receiver answered 500", GaveUp: true}
+		if err := store.recordSent(ctx, "ops", sent, []byte(`{"id":"evt_0_1-0"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.record(ctx, "ops", Delivery{EventID: "evt_old", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			d, err := store.RetryDelivery(ctx, "ops", "evt_0_1-0")
+			if err != nil || d.EventID != sent.EventID || d.Attempt != 2 {
+				t.Fatalf("retry: %+v %v", d, err)
+			}
+		}
+		job := rdb.HGetAll(ctx, jobKey("ops:evt_0_1-0")).Val()
+		if job["body"] != `{"id":"evt_0_1-0"}` || job["hook"] != "ops" || job["attempts"] != "2" {
+			t.Errorf("job: %v", job)
+		}
+		if n := rdb.ZCard(ctx, dueKey).Val(); n != 1 {
+			t.Errorf("%d jobs due, want 1", n)
+		}
+		for _, id := range []string{"evt_old", "evt_never"} {
+			if _, err := store.RetryDelivery(ctx, "ops", id); !errors.Is(err, ErrNoDelivery) {
+				t.Errorf("%s: %v, want ErrNoDelivery", id, err)
+			}
+		}
+		if _, err := store.RetryDelivery(ctx, "nohook", "evt_0_1-0"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown webhook: %v", err)
+		}
+	})
+}

@@ -350,7 +350,7 @@ func (d *Dispatcher) deliver(ctx context.Context, id string) {
 			}
 		}
 	}
-	if err := d.store.record(ctx, h.Name, rec); err != nil {
+	if err := d.store.recordSent(ctx, h.Name, rec, []byte(job["body"])); err != nil {
 		d.log.Warn("webhook log", "hook", h.Name, "error", err)
 	}
 	d.log.Info("webhook delivery", "hook", h.Name, "event_id", rec.EventID, "message_id", rec.MessageID,

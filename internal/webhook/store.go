@@ -381,31 +381,96 @@ func (s *Store) Deliveries(ctx context.Context, name, after string, limit int) (
 // logEntry is the id and the delivery JSON of one stream entry as a
 // script returns it: {id, {"d", json}}.
 func logEntry(r any) (id, v string) {
+	id, fields := logFields(r)
+	return id, fields["d"]
+}
+
+// logFields is the id and the fields of one stream entry as a script
+// returns it: {id, {name, value, ...}}. An entry holds the delivery (d)
+// and, since retries, the body it sent (b).
+func logFields(r any) (id string, fields map[string]string) {
 	e, _ := r.([]any)
 	if len(e) != 2 {
-		return "", ""
+		return "", nil
 	}
 	id, _ = e[0].(string)
-	if fields, _ := e[1].([]any); len(fields) == 2 {
-		v, _ = fields[1].(string)
+	list, _ := e[1].([]any)
+	fields = make(map[string]string, len(list)/2)
+	for i := 0; i+1 < len(list); i += 2 {
+		k, _ := list[i].(string)
+		v, _ := list[i+1].(string)
+		fields[k] = v
 	}
-	return id, v
+	return id, fields
 }
 
 // recordScript appends to a webhook's log only while the webhook exists:
 // an attempt still in flight when its webhook is deleted must not write
 // the log back. The log keeps its newest logSize entries of the last
-// logAge. KEYS: hooks, log, list log. ARGV: name, entry, log size, log
-// age ms.
+// logAge. Each entry keeps the body sent, which RetryDelivery sends
+// again. KEYS: hooks, log, list log. ARGV: name, entry, log size, log age
+// ms, body (optional).
 var recordScript = redis.NewScript(redisclock.Lua + moveListLog + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), '*', 'd', ARGV[2])
+if ARGV[5] then
+  redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), '*', 'd', ARGV[2], 'b', ARGV[5])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), '*', 'd', ARGV[2])
+end
 redis.call('XTRIM', KEYS[2], 'MINID', redis_now_ms() - tonumber(ARGV[4]))
 return 1
 `)
 
 func (s *Store) record(ctx context.Context, name string, d Delivery) error {
+	return s.recordSent(ctx, name, d, nil)
+}
+
+// recordSent logs d with the body its POST sent.
+func (s *Store) recordSent(ctx context.Context, name string, d Delivery, body []byte) error {
 	b, _ := json.Marshal(d)
 	return recordScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, name, b, logSize,
-		logAge.Milliseconds()).Err()
+		logAge.Milliseconds(), string(body)).Err()
+}
+
+// ErrNoDelivery means the webhook's log holds no attempt of that event
+// (never made, or trimmed: the log keeps the last 1000 attempts of 7
+// days), or none with the body sent (one logged before retries were).
+var ErrNoDelivery = errors.New("webhook: no such delivery in the log")
+
+// RetryDelivery sends an event to one webhook again: the newest logged
+// attempt of the event (eventID, as in the log) gives the body, which is
+// queued for that webhook only, due now, with a fresh retry window, and
+// the attempt is returned. While a delivery of the event to the webhook is
+// still queued (being retried, or retried again already), nothing new is
+// queued: a repeated call sends once. Once that is done, another call
+// sends the event again; receivers tell repeats by the event's id.
+func (s *Store) RetryDelivery(ctx context.Context, name, eventID string) (_ Delivery, err error) {
+	defer outage.Mark(&err)
+	if _, err := s.Get(ctx, name); err != nil {
+		return Delivery{}, err
+	}
+	reply, err := deliveriesScript.Run(ctx, s.rdb, []string{hooksKey, logKey(name), listLogKey(name)}, "", logSize).Slice()
+	if err != nil {
+		return Delivery{}, fmt.Errorf("webhook: retry %s: %w", eventID, err)
+	}
+	for _, r := range reply {
+		_, fields := logFields(r)
+		var d Delivery
+		if json.Unmarshal([]byte(fields["d"]), &d) != nil || d.EventID != eventID {
+			continue
+		}
+		if fields["b"] == "" {
+			break
+		}
+		jobID := name + ":" + eventID
+		now := time.Now().UnixMilli()
+		err := enqueueScript.Run(ctx, s.rdb, []string{dueKey, jobKey(jobID)}, jobID, now,
+			"hook", name, "body", fields["b"], "event_id", eventID, "type", d.Type, "message_id", d.MessageID,
+			"created_at", now, "attempts", d.Attempt).Err()
+		if err != nil {
+			return Delivery{}, fmt.Errorf("webhook: retry %s: %w", eventID, err)
+		}
+		return d, nil
+	}
+	return Delivery{}, ErrNoDelivery
 }
