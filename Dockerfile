@@ -11,5 +11,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/outbound /usr/local/bin/outbound
 USER nonroot:nonroot
 EXPOSE 8080
+# SMTP submission, when OUTBOUND_SUBMISSION(S)_LISTEN are set to these (deploy/).
+EXPOSE 1587 1465
 ENTRYPOINT ["/usr/local/bin/outbound"]
 CMD ["serve"]

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +33,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/seal"
+	"github.com/outbound-mail/outbound/internal/smtptest"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -55,6 +59,7 @@ type options struct {
 	sealKey        string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
 	noPipelining   bool          // send one command at a time though servers offer PIPELINING
 	connectReturn  []string      // OUTBOUND_CONNECT_RETURN_URLS: where connect links may send people back
+	submission     *smtptest.CA  // turn both SMTP submission listeners on with a certificate from this CA
 }
 
 // harness is the whole service in-process, built by app.New and run by
@@ -72,6 +77,9 @@ type harness struct {
 	mu         sync.Mutex
 	answers    [][]byte // every response body, for secrecy checks
 	logs       *logtest.Buffer
+	// The SMTP submission listeners (STARTTLS, implicit TLS), "" unless
+	// options.submission is set.
+	submissionAddr, submissionsAddr string
 }
 
 func newHarness(t *testing.T, o options) *harness {
@@ -134,8 +142,12 @@ func newHarness(t *testing.T, o options) *harness {
 			t.Errorf("app.Run: %v", err)
 		}
 	})
-	return &harness{t: t, url: "http://" + ln.Addr().String(), redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
+	h := &harness{t: t, url: "http://" + ln.Addr().String(), redis: srv, rdb: rdb, adminToken: adminToken, sendToken: sendToken,
 		acmeToken: boundToken, acmeAdmin: acmeAdminToken, logs: logs}
+	if startTLS, implicit := a.SubmissionAddrs(); startTLS != nil {
+		h.submissionAddr, h.submissionsAddr = startTLS.String(), implicit.String()
+	}
+	return h
 }
 
 // harnessConfig is the service's configuration as production reads it,
@@ -145,6 +157,11 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 	t.Helper()
 	env := map[string]string{"OUTBOUND_REDIS_URL": redisURL, "OUTBOUND_REDIS_CLUSTER": strconv.FormatBool(cluster),
 		"OUTBOUND_SECRET_KEY": o.sealKey, "OUTBOUND_API_KEYS": "", "OUTBOUND_LOG_LEVEL": "debug"}
+	if o.submission != nil {
+		certFile, keyFile := writeLeaf(t, o.submission)
+		env["OUTBOUND_SUBMISSION_LISTEN"], env["OUTBOUND_SUBMISSIONS_LISTEN"] = "127.0.0.1:0", "127.0.0.1:0"
+		env["OUTBOUND_SUBMISSION_TLS_CERT"], env["OUTBOUND_SUBMISSION_TLS_KEY"] = certFile, keyFile
+	}
 	for i, k := range keys {
 		if i > 0 {
 			env["OUTBOUND_API_KEYS"] += ","
@@ -194,6 +211,26 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.ConnectReturnURLs = o.connectReturn
 	return cfg
+}
+
+// writeLeaf writes a certificate from ca for 127.0.0.1 and localhost, and
+// its key, as PEM files the way an operator hands them to the service.
+func writeLeaf(t *testing.T, ca *smtptest.CA) (certFile, keyFile string) {
+	t.Helper()
+	leaf := ca.Leaf(t, smtptest.LeafOptions{})
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for name, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: leaf.Certificate[0]},
+		keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(name, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }
 
 // relayConfig is a test's default relay as the operator configures one

@@ -3,8 +3,8 @@
 // to bare XADDs to the same Redis, the delivery rate next to go-smtp
 // clients feeding the same SMTP sink over reused connections, a naive
 // connection-per-message sender, scaling with tenants, accept latency with
-// a deep queue, memory and CPU per message, and delivery to a sink at a
-// distance.
+// a deep queue, memory and CPU per message, delivery to a sink at a
+// distance, and mail submitted over SMTP next to a bare go-smtp server.
 //
 //	go run ./cmd/outbound-bench            # full run, about six minutes
 //	go run ./cmd/outbound-bench -quick     # smaller, for a smoke test
@@ -94,7 +94,8 @@ func run() error {
 	quick := flag.Bool("quick", false, "smaller runs")
 	repeat := flag.Int("repeat", 3, "runs of figures 1, 1b, 2, 2b and 4a; the median and the range are printed")
 	bin := flag.String("outbound", "", "the outbound binary (default: build ./cmd/outbound)")
-	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), or distance (6)")
+	only := flag.String("only", "", "run only: accept, delivery (with the raw and naive rates), scaling (delivery, then 4a and 4b), distance (6), or submission (7)")
+	sessions := flag.Int("sessions", 8, "concurrent SMTP sessions of figure 7, each sending its share over one connection")
 	rtt := flag.Duration("rtt", 10*time.Millisecond, "the round trip figure 6 adds between the SMTP clients and the sink")
 	profile := flag.String("profile", "", "write CPU profiles of the service during runs 2, 2b, 1, 1b and 4a (this file, .2b, .accept, .batch, .100, .10000) and its allocations in 2, 2b and 4a (.allocs, .2b.allocs, .100.allocs, .10000.allocs)")
 	flag.Parse()
@@ -133,7 +134,7 @@ func run() error {
 		runtime.NumCPU(), b.pin, *n, *c, *conns)
 	switch *only {
 	case "":
-		return b.runAll(*n, *c, *quick)
+		return b.runAll(*n, *c, *quick, *sessions)
 	case "accept":
 		return b.runAccept(*n, *c, *quick)
 	case "delivery":
@@ -141,6 +142,8 @@ func run() error {
 		return err
 	case "distance":
 		return b.runDistance(*c)
+	case "submission":
+		return b.runSubmission(*n, *sessions)
 	case "scaling":
 		rate1, naiveRate, err := b.runDelivery(*n, *c)
 		if err != nil {
@@ -148,7 +151,7 @@ func run() error {
 		}
 		return b.runScaling(*n, *c, *quick, rate1, naiveRate)
 	}
-	return fmt.Errorf("-only %q: want accept, delivery, scaling or distance", *only)
+	return fmt.Errorf("-only %q: want accept, delivery, scaling, distance or submission", *only)
 }
 
 func hasTaskset() bool { _, err := exec.LookPath("taskset"); return err == nil }
@@ -312,7 +315,7 @@ func fetchProfile(url, path string) error {
 	return f.Close()
 }
 
-func (b *bench) runAll(n, c int, quick bool) error {
+func (b *bench) runAll(n, c int, quick bool, sessions int) error {
 	if err := b.runAccept(n, c, quick); err != nil {
 		return err
 	}
@@ -323,7 +326,10 @@ func (b *bench) runAll(n, c int, quick bool) error {
 	if err := b.runScaling(n, c, quick, rate1, naiveRate); err != nil {
 		return err
 	}
-	return b.runDistance(c)
+	if err := b.runDistance(c); err != nil {
+		return err
+	}
+	return b.runSubmission(n, sessions)
 }
 
 // runAccept measures figures 1, 4c and 5b.
