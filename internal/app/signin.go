@@ -1,0 +1,21 @@
+package app
+
+import (
+	"github.com/outbound-mail/outbound/internal/config"
+	"github.com/outbound-mail/outbound/internal/connect"
+)
+
+// signInApps are the connect page's sign-in apps the configuration holds,
+// with a test's endpoints where it gave any.
+func signInApps(cfg config.Config, endpoints map[string]SignInEndpoints) []connect.App {
+	var apps []connect.App
+	for platform, c := range map[string]config.OAuthApp{"google": cfg.GoogleApp, "microsoft": cfg.MicrosoftApp} {
+		if !c.Enabled() {
+			continue
+		}
+		e := endpoints[platform]
+		apps = append(apps, connect.App{Platform: platform, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+			Directory: c.Directory, AuthURL: e.AuthURL, TokenURL: e.TokenURL, JWKSURL: e.JWKSURL, Issuer: e.Issuer})
+	}
+	return apps
+}
