@@ -231,6 +231,22 @@ func TestConnectSignInRefusals(t *testing.T) {
 		}
 	}
 
+	t.Run("provider without an app", func(t *testing.T) {
+		c := newPageClient(t)
+		link := rig.link(t, "en")
+		c.get(link)
+		res, body := c.post(link, "action", "next", "provider", "microsoft365", "email", "ops@contoso.example")
+		if res.StatusCode != 200 || strings.Contains(body, `id="signin"`) || !strings.Contains(body, `id="password"`) {
+			t.Errorf("Microsoft 365 without an app: %d %s", res.StatusCode, body)
+		}
+		res, body = c.post(link, "action", "next", "provider", "gmail", "email", "acme@gmail.com")
+		if res.StatusCode != 200 || !strings.Contains(body, `id="signin"`) || !strings.Contains(body, `id="password"`) {
+			t.Errorf("Gmail with Google's app: %d %s", res.StatusCode, body)
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+rig.product.URL+" "+originOf(rig.google.AuthURL())+";") {
+			t.Errorf("CSP %q", csp)
+		}
+	})
 	t.Run("denied", func(t *testing.T) {
 		link := rig.link(t, "en")
 		c := rig.client(t)
@@ -307,4 +323,9 @@ func TestConnectSignInExpiredLink(t *testing.T) {
 	if r := rig.do("GET", "/v1/tenants/acme/smtp", rig.adminToken, nil); r.status != http.StatusNotFound {
 		t.Errorf("a profile was stored: %d", r.status)
 	}
+}
+
+func originOf(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.Scheme + "://" + u.Host
 }

@@ -9,7 +9,11 @@ import (
 // with a test's endpoints where it gave any.
 func signInApps(cfg config.Config, endpoints map[string]SignInEndpoints) []connect.App {
 	var apps []connect.App
-	for platform, c := range map[string]config.OAuthApp{"google": cfg.GoogleApp, "microsoft": cfg.MicrosoftApp} {
+	for _, a := range []struct {
+		platform string
+		c        config.OAuthApp
+	}{{"google", cfg.GoogleApp}, {"microsoft", cfg.MicrosoftApp}} {
+		platform, c := a.platform, a.c
 		if !c.Enabled() {
 			continue
 		}
