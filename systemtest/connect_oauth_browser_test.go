@@ -1,8 +1,10 @@
 package systemtest
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -34,8 +36,13 @@ type signInRig struct {
 
 const workspaceAddress = "acme@acme.example"
 
-func newSignInRig(t *testing.T) *signInRig {
+// newSignInRig configures the app of platform, "google" unless named.
+func newSignInRig(t *testing.T, platform ...string) *signInRig {
 	t.Helper()
+	on := "google"
+	if len(platform) > 0 {
+		on = platform[0]
+	}
 	rig := &signInRig{google: oauthtest.Start(t, oauthtest.Options{ClientID: "google-app", ClientSecret: "google-app-secret"}),
 		sealKey: seal.NewKey()}
 	rig.account = smtptest.Start(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, Bearer: func(user, token string) bool {
@@ -50,9 +57,15 @@ func newSignInRig(t *testing.T) *signInRig {
 		roots.AppendCertsFromPEM(rig.account.CA.PEM())
 		o.roots, o.sealKey, o.workers = roots, rig.sealKey, 2
 		o.configure = func(c *config.Config) {
-			c.GoogleApp = config.OAuthApp{ClientID: "google-app", ClientSecret: secret.New("google-app-secret")}
+			a := config.OAuthApp{ClientID: "google-app", ClientSecret: secret.New("google-app-secret")}
+			if on == "microsoft" {
+				a.Directory = "common"
+				c.MicrosoftApp = a
+			} else {
+				c.GoogleApp = a
+			}
 		}
-		o.appOpts = append(o.appOpts, app.WithSignInEndpoints("google", app.SignInEndpoints{AuthURL: rig.google.AuthURL(),
+		o.appOpts = append(o.appOpts, app.WithSignInEndpoints(on, app.SignInEndpoints{AuthURL: rig.google.AuthURL(),
 			TokenURL: rig.google.URL(), JWKSURL: rig.google.JWKSURL(), Issuer: rig.google.Issuer()}))
 	})
 	return rig
@@ -173,7 +186,7 @@ func (r *signInRig) client(t *testing.T) *http.Client {
 // startSignIn opens the link, chooses Google Workspace for email and
 // presses the sign-in button, stopping before the authorization server:
 // it returns the authorization URL.
-func (r *signInRig) startSignIn(t *testing.T, c *http.Client, link, email string) string {
+func (r *signInRig) startSignIn(t *testing.T, c *http.Client, link, email string, providerName ...string) string {
 	t.Helper()
 	res, err := c.Get(link)
 	if err != nil {
@@ -189,7 +202,11 @@ func (r *signInRig) startSignIn(t *testing.T, c *http.Client, link, email string
 	stop := c.CheckRedirect
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	defer func() { c.CheckRedirect = stop }()
-	res, err = c.PostForm(link, url.Values{"csrf": {csrf}, "provider": {"google"}, "email": {email}, "action": {"signin"}})
+	chosen := "google"
+	if len(providerName) > 0 {
+		chosen = providerName[0]
+	}
+	res, err = c.PostForm(link, url.Values{"csrf": {csrf}, "provider": {chosen}, "email": {email}, "action": {"signin"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,4 +345,35 @@ func TestConnectSignInExpiredLink(t *testing.T) {
 func originOf(raw string) string {
 	u, _ := url.Parse(raw)
 	return u.Scheme + "://" + u.Host
+}
+
+// Microsoft 365 signs in the same way, with its delegated SMTP.Send scope
+// from the provider table and without Google's parameters; the sign-in
+// that spends a link's last attempt still finishes.
+func TestConnectSignInWithMicrosoft(t *testing.T) {
+	rig := newSignInRig(t, "microsoft")
+	link := rig.link(t, "en")
+	token := link[strings.LastIndexByte(link, '/')+1:]
+	sum := sha256.Sum256([]byte(token))
+	if err := rig.rdb.HSet(t.Context(), "outbound:connect:{"+hex.EncodeToString(sum[:])+"}", "attempts", 19).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := rig.client(t)
+	auth := rig.startSignIn(t, c, link, "ops@contoso.example", "microsoft365")
+	st, body, loc := finish(t, c, auth)
+	if st != http.StatusSeeOther || !strings.HasPrefix(loc, rig.product.URL+"/settings/email?") || !strings.Contains(loc, "status=connected") {
+		t.Fatalf("%d %s %s", st, loc, body)
+	}
+	q := rig.google.Authorizations()[0]
+	if q.Get("scope") != "https://outlook.office365.com/SMTP.Send offline_access openid email" || q.Get("prompt") != "" ||
+		q.Get("access_type") != "" || q.Get("login_hint") != "ops@contoso.example" {
+		t.Errorf("authorization %v", q)
+	}
+	r := rig.do("GET", "/v1/tenants/acme/smtp", rig.adminToken, nil)
+	p := r.json(t)
+	o, _ := p["oauth"].(map[string]any)
+	if p["provider"] != "microsoft365" || p["auth"] != "xoauth2" || p["host"] != "smtp.office365.com" || o == nil ||
+		o["flow"] != "refresh_token" || o["scope"] != "https://outlook.office365.com/SMTP.Send offline_access" {
+		t.Errorf("profile %s", r.body)
+	}
 }

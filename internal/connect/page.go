@@ -114,7 +114,8 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 		_, _ = w.Write(css)
 		return "", "css"
 	}
-	if r.URL.Path == CallbackPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) && p.apps != nil {
+	// GET only: a HEAD would spend the sign-in's state.
+	if r.URL.Path == CallbackPath && r.Method == http.MethodGet && p.apps != nil {
 		return p.callback(w, r)
 	}
 	token := strings.TrimPrefix(r.URL.Path, Prefix)

@@ -230,7 +230,9 @@ func (p *Page) callback(w http.ResponseWriter, r *http.Request) (tenantID, actio
 		return "", "error"
 	}
 	loc = pickLocale(link.Locale, r.Header.Get("Accept-Language"))
-	if err != nil {
+	// The sign-in spent its attempt when it started: a link it used up
+	// still finishes it.
+	if err != nil && !errors.Is(err, ErrLinkUsedUp) {
 		p.renderGone(w, loc, link, err)
 		return link.TenantID, "gone"
 	}
