@@ -124,11 +124,13 @@ func signInKey(stateHash string) string { return "outbound:connect:signin:{" + s
 func (l *Links) beginSignIn(ctx context.Context, st signInState) (_ string, err error) {
 	defer outage.Mark(&err)
 	state := randomToken()
-	err = l.rdb.HSet(ctx, signInKey(hashToken(state)), "link", st.linkHash, "verifier", st.verifier,
-		"provider", st.provider, "email", st.email).Err()
-	if err == nil {
-		err = l.rdb.Expire(ctx, signInKey(hashToken(state)), signInLifetime).Err()
-	}
+	key := signInKey(hashToken(state))
+	// One transaction, so no record outlives its TTL's setting.
+	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "link", st.linkHash, "verifier", st.verifier, "provider", st.provider, "email", st.email)
+		p.Expire(ctx, key, signInLifetime)
+		return nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("connect: begin sign-in: %w", err)
 	}
