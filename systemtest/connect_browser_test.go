@@ -17,7 +17,7 @@ import (
 // browser is a headless Chromium tab, phone-sized, for the test's length.
 // A machine without Chromium fails the test with how to install it: a
 // browser test that skipped would pass without testing anything.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, more ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -28,6 +28,7 @@ func browser(t *testing.T) context.Context {
 		// Without these Chromium keeps trying to reach Google's servers.
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true))
+	opts = append(opts, more...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)

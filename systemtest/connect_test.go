@@ -33,7 +33,7 @@ type connectRig struct {
 
 const appPassword = "abcdefghijklmnop"
 
-func newConnectRig(t *testing.T) *connectRig {
+func newConnectRig(t *testing.T, more ...func(*options)) *connectRig {
 	t.Helper()
 	ca := smtptest.NewCA(t)
 	rig := &connectRig{gmail: smtptest.Start(t, smtptest.Options{Mode: smtptest.STARTTLS,
@@ -51,8 +51,12 @@ func newConnectRig(t *testing.T) *connectRig {
 		fmt.Fprintf(w, `<!doctype html><title>Product settings</title><p id="status">%s</p>`, html.EscapeString(r.URL.RawQuery))
 	}))
 	t.Cleanup(rig.product.Close)
-	rig.harness = newHarness(t, options{roots: ca.Pool(), allowPrivate: true, resolver: loopbackResolver{"smtp.gmail.com": true},
-		connectReturn: []string{rig.product.URL + "/settings/"}})
+	o := options{roots: ca.Pool(), allowPrivate: true, resolver: loopbackResolver{"smtp.gmail.com": true},
+		connectReturn: []string{rig.product.URL + "/settings/"}}
+	for _, f := range more {
+		f(&o)
+	}
+	rig.harness = newHarness(t, o)
 	return rig
 }
 

@@ -54,12 +54,14 @@ type options struct {
 	redis          *redistest.Server  // share this Redis instead of starting one (a second replica)
 	cluster        *redistest.Cluster // run on this Redis Cluster instead
 	partitions     int
-	smtpTimeout    time.Duration // connect, command and data timeouts (default 5s)
-	messageTimeout time.Duration // one message's time on its account (default: the service's)
-	sealKey        string        // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
-	noPipelining   bool          // send one command at a time though servers offer PIPELINING
-	connectReturn  []string      // OUTBOUND_CONNECT_RETURN_URLS: where connect links may send people back
-	submission     *smtptest.CA  // turn both SMTP submission listeners on with a certificate from this CA
+	smtpTimeout    time.Duration        // connect, command and data timeouts (default 5s)
+	messageTimeout time.Duration        // one message's time on its account (default: the service's)
+	sealKey        string               // OUTBOUND_SECRET_KEY; replicas sharing a Redis share it (default: a new one)
+	noPipelining   bool                 // send one command at a time though servers offer PIPELINING
+	connectReturn  []string             // OUTBOUND_CONNECT_RETURN_URLS: where connect links may send people back
+	configure      func(*config.Config) // last word on the configuration (variables a test sets)
+	appOpts        []app.Option         // more of app.New's options
+	submission     *smtptest.CA         // turn both SMTP submission listeners on with a certificate from this CA
 }
 
 // harness is the whole service in-process, built by app.New and run by
@@ -128,6 +130,7 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.noPipelining {
 		appOpts = append(appOpts, app.WithoutPipelining())
 	}
+	appOpts = append(appOpts, o.appOpts...)
 	a, err := app.New(cfg, log, appOpts...)
 	if err != nil {
 		ln.Close()
@@ -210,6 +213,9 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 	cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout = 3, time.Minute
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.ConnectReturnURLs = o.connectReturn
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
 	return cfg
 }
 

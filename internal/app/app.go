@@ -146,7 +146,11 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
-	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log))
+	page := connect.NewPage(links, profiles, a.delivery, log)
+	if apps := signInApps(cfg, o.signIn); len(apps) > 0 {
+		page.SignIn(guard.HTTPClient(cfg.SMTPRoots, 15*time.Second), apps...)
+	}
+	a.handler = withPages(apiHandler, page)
 	a.http = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,

@@ -20,6 +20,7 @@ type options struct {
 	webhookRetryBase time.Duration
 	webhookTimeout   time.Duration
 	noPipelining     bool
+	signIn           map[string]SignInEndpoints
 }
 
 // WithResolver answers every host lookup the service makes on its way out
@@ -55,4 +56,24 @@ func WithWebhookTiming(retryBase, timeout time.Duration) Option {
 // offer PIPELINING (RFC 2920), so tests can run the same exchange both ways.
 func WithoutPipelining() Option {
 	return func(o *options) { o.noPipelining = true }
+}
+
+// SignInEndpoints replace the provider table's endpoints of one identity
+// platform's app (see WithSignInEndpoints).
+type SignInEndpoints struct {
+	AuthURL, TokenURL, JWKSURL, Issuer string
+}
+
+// WithSignInEndpoints points the connect page's sign-in for platform
+// ("google", "microsoft") at a test's own authorization server. The app
+// itself (client id and secret) still comes from the configuration;
+// production has no variable for these, so a deployment cannot be
+// configured to trust another issuer.
+func WithSignInEndpoints(platform string, e SignInEndpoints) Option {
+	return func(o *options) {
+		if o.signIn == nil {
+			o.signIn = map[string]SignInEndpoints{}
+		}
+		o.signIn[platform] = e
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +87,11 @@ type Config struct {
 	// start with: the product pages a tenant goes back to. Empty: no link
 	// can be made.
 	ConnectReturnURLs []string
+	// GoogleApp and MicrosoftApp are the OAuth2 apps the connect page's
+	// "Sign in with Google" and "Sign in with Microsoft" use; a platform
+	// without one offers only its password path. Each app registers
+	// PublicURL + "/connect/oauth/callback" as its redirect URI.
+	GoogleApp, MicrosoftApp OAuthApp
 	// Submission is the SMTP submission door; off unless a listener is set.
 	Submission Submission
 }
@@ -116,6 +122,19 @@ type Relay struct {
 	Username    string
 	Password    secret.String
 }
+
+// OAuthApp is an OAuth2 client registered with an identity platform.
+type OAuthApp struct {
+	ClientID     string
+	ClientSecret secret.String
+	// Directory is the Microsoft Entra tenant in the app's endpoints:
+	// "common" (any work or personal account), "organizations", or one
+	// directory's id or domain.
+	Directory string
+}
+
+// Enabled reports whether the app is configured.
+func (a OAuthApp) Enabled() bool { return a.ClientID != "" }
 
 // Getenv looks up one variable; os.Getenv fits, tests pass a map's lookup.
 type Getenv func(string) string
@@ -195,6 +214,8 @@ func (r *reader) load() Config {
 	c.ConnectReturnURLs = r.returnURLs("OUTBOUND_CONNECT_RETURN_URLS")
 	c.DefaultFrom = r.defaultFrom("OUTBOUND_DEFAULT_FROM", c.DefaultRelay != nil)
 	c.Submission = r.submission()
+	c.GoogleApp = r.oauthApp("OUTBOUND_GOOGLE_CLIENT_ID", "OUTBOUND_GOOGLE_CLIENT_SECRET", "")
+	c.MicrosoftApp = r.oauthApp("OUTBOUND_MICROSOFT_CLIENT_ID", "OUTBOUND_MICROSOFT_CLIENT_SECRET", "OUTBOUND_MICROSOFT_TENANT")
 	if c.RedisCluster && c.RedisWaitReplicas > 0 {
 		// WAIT counts the replicas of the node it runs on; on a cluster the
 		// accept script and WAIT would have to be pinned to the same shard.
@@ -467,6 +488,36 @@ func (r *reader) publicURL(name, listen string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+var directoryPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
+
+// oauthApp reads one platform's app: an id and a secret together (the
+// page is a confidential client), and a directory only beside an id.
+// The secret is never part of an error message.
+func (r *reader) oauthApp(idName, secretName, directoryName string) OAuthApp {
+	a := OAuthApp{ClientID: r.get(idName), ClientSecret: secret.New(r.get(secretName))}
+	switch {
+	case a.ClientID == "" && !a.ClientSecret.IsZero():
+		r.fail(secretName, "is set without %s", idName)
+	case a.ClientID != "" && a.ClientSecret.IsZero():
+		r.fail(secretName, "is required with %s", idName)
+	case len(a.ClientID) > 256 || strings.ContainsAny(a.ClientID, " \t\r\n"):
+		r.fail(idName, "want an app (client) id, got %q", a.ClientID)
+	}
+	if directoryName == "" {
+		return a
+	}
+	a.Directory = r.get(directoryName)
+	switch {
+	case a.Directory != "" && a.ClientID == "":
+		r.fail(directoryName, "is set without %s", idName)
+	case a.Directory != "" && !directoryPattern.MatchString(a.Directory):
+		r.fail(directoryName, "want common, organizations, consumers or a directory id or domain, got %q", a.Directory)
+	case a.Directory == "" && a.ClientID != "":
+		a.Directory = "common"
+	}
+	return a
 }
 
 // returnURLs are comma-separated URL prefixes, each https:// (http:// only

@@ -252,3 +252,40 @@ func TestSubmission(t *testing.T) {
 		})
 	}
 }
+
+func TestSignInApps(t *testing.T) {
+	env := validEnv(t)
+	c, err := load(env)
+	if err != nil || c.GoogleApp.Enabled() || c.MicrosoftApp.Enabled() {
+		t.Fatalf("no apps by default: %+v %+v %v", c.GoogleApp, c.MicrosoftApp, err)
+	}
+	env["OUTBOUND_GOOGLE_CLIENT_ID"] = "123.apps.googleusercontent.com"
+	env["OUTBOUND_GOOGLE_CLIENT_SECRET"] = "GOCSPX-topsecret"
+	env["OUTBOUND_MICROSOFT_CLIENT_ID"] = "0b1c-app"
+	env["OUTBOUND_MICROSOFT_CLIENT_SECRET"] = "ms~topsecret"
+	if c, err = load(env); err != nil {
+		t.Fatal(err)
+	}
+	if c.GoogleApp.ClientID != "123.apps.googleusercontent.com" || c.GoogleApp.ClientSecret.Reveal() != "GOCSPX-topsecret" ||
+		c.MicrosoftApp.Directory != "common" {
+		t.Errorf("apps %+v %+v", c.GoogleApp, c.MicrosoftApp)
+	}
+	for name, bad := range map[string]map[string]string{
+		"OUTBOUND_GOOGLE_CLIENT_SECRET":    {"OUTBOUND_GOOGLE_CLIENT_ID": ""},
+		"OUTBOUND_MICROSOFT_CLIENT_SECRET": {"OUTBOUND_MICROSOFT_CLIENT_SECRET": ""},
+		"OUTBOUND_MICROSOFT_TENANT":        {"OUTBOUND_MICROSOFT_TENANT": "../evil"},
+		"OUTBOUND_GOOGLE_CLIENT_ID":        {"OUTBOUND_GOOGLE_CLIENT_ID": "has space"},
+	} {
+		e := maps.Clone(env)
+		maps.Copy(e, bad)
+		_, err := load(e)
+		if err == nil || !strings.Contains(err.Error(), name+":") || strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("%v: error %v", bad, err)
+		}
+	}
+	e := maps.Clone(env)
+	e["OUTBOUND_MICROSOFT_CLIENT_ID"], e["OUTBOUND_MICROSOFT_CLIENT_SECRET"], e["OUTBOUND_MICROSOFT_TENANT"] = "", "", "contoso.example"
+	if _, err := load(e); err == nil || !strings.Contains(err.Error(), "OUTBOUND_MICROSOFT_TENANT:") {
+		t.Errorf("tenant without app: %v", err)
+	}
+}

@@ -57,6 +57,8 @@ func (s *session) submit(action string) {
 		http.Redirect(s.w, s.r, returnTo(s.link, "cancelled"), http.StatusSeeOther)
 	case "test", "save":
 		s.testOrSave(action == "save")
+	case "signin":
+		s.signIn()
 	default:
 		s.choose("", "", false)
 	}
@@ -205,12 +207,18 @@ func (s *session) testOrSave(save bool) {
 // is not overwritten but built over again. The store's write tells every
 // replica (tenant.Store.Watch), which applies the tenant-change rules.
 func (s *session) save(ctx context.Context, v values, password secret.String) error {
+	return s.saveWith(ctx, func(stored tenant.Profile, found bool) tenant.Input { return v.input(password, stored, found) })
+}
+
+// saveWith stores the profile built from input over the stored one, as
+// save does; the sign-in saves its grant through it too.
+func (s *session) saveWith(ctx context.Context, input func(stored tenant.Profile, found bool) tenant.Input) error {
 	for range 3 {
 		stored, found, err := s.stored(ctx)
 		if err != nil {
 			return err
 		}
-		p, err := tenant.Build(s.link.TenantID, v.input(password, stored, found), storedOrNil(stored, found))
+		p, err := tenant.Build(s.link.TenantID, input(stored, found), storedOrNil(stored, found))
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,8 +66,10 @@ type Page struct {
 	profiles ProfileStore
 	verifier Verifier
 	log      *slog.Logger
-	secure   bool   // cookies are Secure when the public URL is https
-	csp      string // Content-Security-Policy of every answer
+	secure   bool           // cookies are Secure when the public URL is https
+	csp      string         // Content-Security-Policy of every answer
+	apps     map[string]App // sign-in apps by platform (see SignIn)
+	client   *http.Client   // the sign-in's token and key requests
 }
 
 // NewPage serves links' pages, saving profiles to profiles after verifier
@@ -77,14 +80,15 @@ func NewPage(links *Links, profiles ProfileStore, verifier Verifier, log *slog.L
 }
 
 // policy allows the page's own resources only. Its forms post to itself
-// and redirect to the product (form-action covers redirects), and only the
-// product's pages may frame it.
-func policy(origins []string) string {
+// and redirect to the product or to a sign-in app's platform (form-action
+// covers redirects, and Chromium enforces it on a form's 303), and only
+// the product's pages may frame it.
+func policy(origins []string, signIn ...string) string {
 	ancestors := "'none'"
 	if len(origins) > 0 {
 		ancestors = strings.Join(origins, " ")
 	}
-	actions := strings.TrimSpace("'self' " + strings.Join(origins, " "))
+	actions := strings.TrimSpace("'self' " + strings.Join(append(slices.Clone(origins), signIn...), " "))
 	return "default-src 'self'; base-uri 'none'; object-src 'none'; form-action " + actions + "; frame-ancestors " + ancestors
 }
 
@@ -109,6 +113,10 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		_, _ = w.Write(css)
 		return "", "css"
+	}
+	// GET only: a HEAD would spend the sign-in's state.
+	if r.URL.Path == CallbackPath && r.Method == http.MethodGet && p.apps != nil {
+		return p.callback(w, r)
 	}
 	token := strings.TrimPrefix(r.URL.Path, Prefix)
 	loc := pickLocale("", r.Header.Get("Accept-Language"))

@@ -33,6 +33,14 @@ type view struct {
 
 	Title, Body, Back string // gone and message pages
 	Reload            string // the page to open again after a CSRF refusal
+	Retry             string // the link's page, after a refused sign-in
+
+	SignIn *signInView // the form step's "Sign in with ...", when an app is configured
+}
+
+// signInView is the sign-in button of the form step.
+type signInView struct {
+	Provider, Email, Button, Help, Or string
 }
 
 // T is the message for key in the page's language.
@@ -174,6 +182,10 @@ func (s *session) form(vals values, errs []validation.Field, out *outcome, statu
 		}
 	}
 	v.Fields = inputs
+	if _, o, ok := s.appFor(vals.Provider); ok {
+		v.SignIn = &signInView{Provider: vals.Provider, Email: vals.Email, Button: s.loc.text("signin.button", o.Label),
+			Help: s.loc.text("signin.help", o.Label), Or: s.loc.text("signin.or")}
+	}
 	s.render(s.w, v, status)
 }
 

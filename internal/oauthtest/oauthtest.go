@@ -41,6 +41,7 @@ type Server struct {
 	refresh  map[string]bool      // valid refresh tokens
 	access   map[string]time.Time // access token → expiry
 	requests int
+	signIn   *signIn
 }
 
 // Start runs the endpoint on 127.0.0.1 with a certificate from a test CA.
@@ -53,7 +54,8 @@ func Start(tb testing.TB, opts Options) *Server {
 	for _, rt := range opts.RefreshTokens {
 		s.refresh[rt] = true
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.token))
+	s.signIn = newSignIn(tb)
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.route))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{s.CA.Leaf(tb, smtptest.LeafOptions{})}}
 	s.srv.StartTLS()
 	tb.Cleanup(s.srv.Close)
@@ -114,6 +116,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := map[string]any{"token_type": "Bearer", "expires_in": int(s.opts.Lifetime.Seconds())}
 	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		if !s.redeem(w, r, id, resp) {
+			return
+		}
 	case "client_credentials":
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")

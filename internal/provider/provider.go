@@ -91,6 +91,19 @@ type OAuth struct {
 	// app's own token (the client credentials flow) asks for instead.
 	Scope    string
 	AppScope string
+	// Platform names the identity platform's app an operator registers
+	// for a connect page's sign-in ("google", "microsoft"): one app serves
+	// every entry on that platform (gmail and google).
+	Platform string
+	// SignInScope is what a connect page's sign-in asks for besides Scope:
+	// OpenID Connect's, so the token response carries an ID token naming
+	// the account that consented.
+	SignInScope string
+	// Issuer is the ID tokens' "iss" (OpenID Connect Core 1.0, 2); "{tid}"
+	// stands for the token's own "tid" claim (Microsoft's multi-tenant
+	// endpoints). JWKSURL is where the platform publishes its signing keys.
+	Issuer  string
+	JWKSURL string
 }
 
 // Hints are the provider's advice texts.

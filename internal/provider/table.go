@@ -113,6 +113,9 @@ var (
 		TokenURL: "https://oauth2.googleapis.com/token",
 		Flow:     FlowRefreshToken,
 		Scope:    "https://mail.google.com/",
+		// developers.google.com/identity/openid-connect/openid-connect
+		Platform: "google", SignInScope: "openid email",
+		Issuer: "https://accounts.google.com", JWKSURL: "https://www.googleapis.com/oauth2/v3/certs",
 	}
 	microsoftOAuth = &OAuth{
 		Label:    "Microsoft 365",
@@ -121,6 +124,11 @@ var (
 		Flow:     FlowClientCredentials,
 		Scope:    "https://outlook.office365.com/SMTP.Send offline_access",
 		AppScope: "https://outlook.office365.com/.default",
+		// learn.microsoft.com/entra/identity-platform/id-tokens: a v2.0 ID
+		// token's issuer names the account's own directory.
+		Platform: "microsoft", SignInScope: "openid email",
+		Issuer:  "https://login.microsoftonline.com/{tid}/v2.0",
+		JWKSURL: "https://login.microsoftonline.com/{directory}/discovery/v2.0/keys",
 	}
 )
 
