@@ -59,8 +59,14 @@ type Provider struct {
 	// Addresses are the domains of the provider's own mail addresses
 	// (gmail.com), so a connect page can suggest the provider for an
 	// address a person types. A company's own domain on Google Workspace
-	// or Microsoft 365 is none of these: its MX records would tell.
+	// or Microsoft 365 is none of these: its MX records tell (MXHosts).
 	Addresses []string
+	// MXHosts are the provider's mail exchangers as its DNS setup
+	// instructions tell a custom domain to publish them: an entry starting
+	// with "." is a suffix (".mail.protection.outlook.com"), any other a
+	// whole host name, so ForMX can suggest the provider of a company's
+	// own domain.
+	MXHosts []string
 	// Marks are lower-case fragments of a server reply that only this
 	// provider's servers write ("gsmtp"), so a hint can name the provider
 	// behind a host name ForHost does not know.
@@ -207,6 +213,26 @@ func ForAddress(email string) (Provider, bool) {
 	for _, p := range table {
 		if slices.Contains(p.Addresses, domain) {
 			return p, true
+		}
+	}
+	return Provider{}, false
+}
+
+// ForMX returns the provider whose mail exchangers hosts (a domain's MX
+// record targets, in any order and case, with or without the final dot)
+// are: the first host that is one of a provider's MXHosts decides.
+func ForMX(hosts []string) (Provider, bool) {
+	for _, h := range hosts {
+		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		if h == "" {
+			continue
+		}
+		for _, p := range table {
+			for _, m := range p.MXHosts {
+				if h == m || strings.HasPrefix(m, ".") && strings.HasSuffix(h, m) {
+					return p, true
+				}
+			}
 		}
 	}
 	return Provider{}, false

@@ -146,6 +146,47 @@ func TestForHost(t *testing.T) {
 	}
 }
 
+func TestForMX(t *testing.T) {
+	cases := []struct {
+		hosts []string
+		want  string
+	}{
+		{[]string{"aspmx.l.google.com."}, "google"},
+		{[]string{"ALT1.ASPMX.L.GOOGLE.COM", "aspmx2.googlemail.com"}, "google"},
+		{[]string{"smtp.google.com"}, "google"},
+		{[]string{"acme-corp-example.mail.protection.outlook.com."}, "microsoft365"},
+		{[]string{"acme-example.l-v1.mx.microsoft"}, "microsoft365"},
+		{[]string{"mx.zoho.com", "mx2.zoho.com", "mx3.zoho.com"}, "zoho"},
+		{[]string{"mx.zoho.eu"}, "zoho"},
+		{[]string{"mx01.mail.icloud.com", "mx02.mail.icloud.com"}, "icloud"},
+		{[]string{"in1-smtp.messagingengine.com"}, "fastmail"},
+		// The first known exchanger decides; unknown ones are passed over.
+		{[]string{"mx.acme.example", "in2-smtp.messagingengine.com", "aspmx.l.google.com"}, "fastmail"},
+		// A suffix matches below a dot, not inside a label.
+		{[]string{"evilmail.protection.outlook.com"}, ""},
+		{[]string{"google.com.acme.example"}, ""},
+		{[]string{"mx.acme.example"}, ""},
+		{[]string{"", "."}, ""},
+		{nil, ""},
+	}
+	for _, c := range cases {
+		got, ok := ForMX(c.hosts)
+		if got.Name != c.want || ok != (c.want != "") {
+			t.Errorf("ForMX(%q) = %q, %v; want %q", c.hosts, got.Name, ok, c.want)
+		}
+	}
+	// A mail exchanger names one provider.
+	seen := map[string]string{}
+	for _, p := range table {
+		for _, m := range p.MXHosts {
+			if other, ok := seen[m]; ok {
+				t.Errorf("%s is a mail exchanger of both %s and %s", m, other, p.Name)
+			}
+			seen[m] = p.Name
+		}
+	}
+}
+
 func TestForAddress(t *testing.T) {
 	cases := map[string]string{
 		"acme@gmail.com":      "gmail",

@@ -37,6 +37,28 @@ package provider
 //   - fastmail: its account limits page (fastmail.com/help/account/limits.html)
 //     gives no sending figures we could read: none.
 //
+// MXHosts are the mail exchangers each provider's DNS setup instructions
+// for a custom domain tell its owner to publish (checked December 2026):
+//
+//   - google, support.google.com/a/answer/174125: smtp.google.com for
+//     domains set up since 2023; aspmx.l.google.com, alt1..alt4.aspmx.l.google.com
+//     and aspmx2..aspmx5.googlemail.com before.
+//   - microsoft365, learn.microsoft.com "Add DNS records to connect your
+//     domain": <domain>.mail.protection.outlook.com; domains moved to
+//     DNSSEC-signed mail flow get <domain>.<region>.mx.microsoft instead.
+//   - zoho, zoho.com/mail/help/adminconsole/configure-email-delivery.html:
+//     mx.zoho.com, mx2.zoho.com and mx3.zoho.com, or the same names under
+//     the data centre's domain (zoho.eu, zoho.in, zoho.com.au, zoho.jp).
+//   - icloud, support.apple.com/en-us/102374 (custom email domains in
+//     iCloud+): mx01.mail.icloud.com and mx02.mail.icloud.com.
+//   - fastmail, fastmail.com/help/receive/domains-advanced.html:
+//     in1-smtp.messagingengine.com and in2-smtp.messagingengine.com.
+//   - yahoo: none. A custom domain whose MX is under yahoodns.net is on
+//     Yahoo Small Business (Turbify), whose accounts submit elsewhere than
+//     this entry's server; suggesting Yahoo Mail would prefill a wrong one.
+//
+// gmail and outlook are consumer services with no custom domains.
+//
 // A provider's limits apply to a profile that names it and sets none of
 // its own, and only where they are below the service's (see tenant.Limits).
 //
@@ -59,6 +81,7 @@ var table = []Provider{
 		Name: "google", Label: "Google Workspace",
 		Host: "smtp.gmail.com", Port: 465, Security: TLS,
 		Aliases: []string{"smtp-relay.gmail.com"},
+		MXHosts: []string{"smtp.google.com", "aspmx.l.google.com", ".aspmx.l.google.com", ".googlemail.com"},
 		Marks:   googleMarks, SpacedAppPasswords: true,
 		OAuth: googleOAuth, Hints: googleHints,
 		Limits: Limits{PerDay: 2000, MaxRecipients: 100},
@@ -75,6 +98,7 @@ var table = []Provider{
 		Name: "microsoft365", Label: "Microsoft 365",
 		Host: "smtp.office365.com", Port: 587, Security: StartTLS,
 		Domains: []string{"office365.com"},
+		MXHosts: []string{".mail.protection.outlook.com", ".mx.microsoft"},
 		OAuth:   microsoftOAuth, Hints: microsoftHints,
 		Limits: Limits{PerDay: 10000, MaxConnections: 3, PacePerMinute: 30},
 	},
@@ -87,18 +111,21 @@ var table = []Provider{
 		Name: "icloud", Label: "iCloud Mail",
 		Host: "smtp.mail.me.com", Port: 587, Security: StartTLS,
 		Addresses: []string{"icloud.com", "me.com", "mac.com"},
+		MXHosts:   []string{".mail.icloud.com"},
 		Limits:    Limits{PerDay: 1000, MaxRecipients: 500},
 	},
 	{
 		Name: "zoho", Label: "Zoho Mail",
 		Host: "smtp.zoho.com", Port: 465, Security: TLS,
 		Addresses: []string{"zoho.com", "zohomail.com"},
+		MXHosts:   []string{"mx.zoho.com", "mx2.zoho.com", "mx3.zoho.com", ".zoho.eu", ".zoho.in", ".zoho.com.au", ".zoho.jp"},
 		Limits:    Limits{MaxRecipients: 100},
 	},
 	{
 		Name: "fastmail", Label: "Fastmail",
 		Host: "smtp.fastmail.com", Port: 465, Security: TLS,
 		Addresses: []string{"fastmail.com", "fastmail.fm"},
+		MXHosts:   []string{"in1-smtp.messagingengine.com", "in2-smtp.messagingengine.com"},
 	},
 }
 
