@@ -147,6 +147,10 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
 	page := connect.NewPage(links, profiles, a.delivery, log)
+	if r, ok := o.resolver.(connect.MXResolver); ok {
+		// The resolver tests give the service answers MX lookups too.
+		page.ResolveMX(r)
+	}
 	if apps := signInApps(cfg, o.signIn); len(apps) > 0 {
 		page.SignIn(guard.HTTPClient(cfg.SMTPRoots, 15*time.Second), apps...)
 	}

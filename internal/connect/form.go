@@ -40,7 +40,7 @@ func (s *session) submit(action string) {
 		name := f.Get("provider")
 		email := strings.TrimSpace(f.Get("email"))
 		if name == "" {
-			if pr, ok := provider.ForAddress(email); ok {
+			if pr, ok := s.suggest(s.r.Context(), email); ok {
 				name = pr.Name
 			} else if email != "" {
 				name = other

@@ -70,6 +70,7 @@ type Page struct {
 	csp      string         // Content-Security-Policy of every answer
 	apps     map[string]App // sign-in apps by platform (see SignIn)
 	client   *http.Client   // the sign-in's token and key requests
+	mx       MXResolver     // suggestions for custom domains (nil: net.DefaultResolver)
 }
 
 // NewPage serves links' pages, saving profiles to profiles after verifier
