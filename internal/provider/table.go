@@ -38,7 +38,9 @@ package provider
 //     gives no sending figures we could read: none.
 //
 // MXHosts are the mail exchangers each provider's DNS setup instructions
-// for a custom domain tell its owner to publish (checked December 2026):
+// for a custom domain tell its owner to publish (written from those pages
+// as we know them; these machines cannot reach them, so re-check a page
+// before relying on its address):
 //
 //   - google, support.google.com/a/answer/174125: smtp.google.com for
 //     domains set up since 2023; aspmx.l.google.com, alt1..alt4.aspmx.l.google.com
