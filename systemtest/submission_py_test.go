@@ -43,11 +43,15 @@ if job["tls"] == "none":
     print(json.dumps(out))
     sys.exit(0)
 try:
+    if job.get("no_login"):
+        raise StopIteration  # straight to MAIL, as a client that forgot to log in
     out["login"] = reply(*s.login(job["user"], job["password"]))
 except smtplib.SMTPAuthenticationError as e:
     out["login"] = reply(e.smtp_code, e.smtp_error)
     print(json.dumps(out))
     sys.exit(0)
+except StopIteration:
+    pass
 for m in job["messages"]:
     code, text = s.mail(m["from"], m.get("options") or [])
     if code != 250:
@@ -91,7 +95,8 @@ type pyJob struct {
 	User     string      `json:"user"`
 	Password string      `json:"password"`
 	Messages []pyMessage `json:"messages"`
-	Cut      bool        `json:"cut"` // close the socket without QUIT
+	Cut      bool        `json:"cut"`      // close the socket without QUIT
+	NoLogin  bool        `json:"no_login"` // after TLS, send MAIL without AUTH
 }
 
 // pyReply is a reply code and its text (enhanced code included).

@@ -17,7 +17,7 @@ import (
 // mailpitMessage is what Mailpit's API reports of a stored message.
 type mailpitMessage struct {
 	From        mailpitAddr
-	To, Cc      []mailpitAddr
+	To, Cc, Bcc []mailpitAddr
 	ReplyTo     []mailpitAddr
 	Subject     string
 	Text        string
