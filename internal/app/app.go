@@ -23,6 +23,7 @@ import (
 	"github.com/outbound-mail/outbound/api"
 	"github.com/outbound-mail/outbound/internal/config"
 	"github.com/outbound-mail/outbound/internal/connect"
+	"github.com/outbound-mail/outbound/internal/console"
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
@@ -146,7 +147,9 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
-	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log))
+	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery, Log: log},
+		cfg.PublicURL)
+	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log), operatorConsole)
 	a.http = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
@@ -175,13 +178,18 @@ func (a *App) SubmissionAddrs() (startTLS, implicitTLS net.Addr) {
 	return startTLS, implicitTLS
 }
 
-// withPages serves the connect page beside the API. The page is not an
-// API route: the API answers JSON and logs request paths, and the page's
-// path holds its link's secret.
-func withPages(apiHandler, connectPage http.Handler) http.Handler {
+// withPages serves the connect page and the operator's console beside the
+// API. The pages are not API routes: the API answers JSON and logs request
+// paths, the connect page's path holds its link's secret, and the console
+// signs in with a session cookie, not a bearer token.
+func withPages(apiHandler, connectPage, consolePages http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, connect.Prefix) {
 			connectPage.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
+			consolePages.ServeHTTP(w, r)
 			return
 		}
 		apiHandler.ServeHTTP(w, r)
