@@ -28,8 +28,9 @@ type barPart struct {
 }
 
 type tick struct {
-	X     int
-	Label string
+	X      int
+	Label  string
+	Anchor string // the edges' labels run inwards, so none is cut off
 }
 
 const (
@@ -85,7 +86,26 @@ func drawChart(minutes []queue.Bucket, loc locale) chart {
 		if ago > 0 {
 			l = loc.text("chart.minutesago", ago)
 		}
-		c.Ticks = append(c.Ticks, tick{X: i*slot + slot/2, Label: l})
+		t := tick{X: i*slot + slot/2, Label: l, Anchor: "middle"}
+		switch ago {
+		case 60:
+			t.X, t.Anchor = 0, "start"
+		case 0:
+			t.X, t.Anchor = chartWidth, "end"
+		}
+		c.Ticks = append(c.Ticks, t)
+	}
+	if loc.dir == "rtl" {
+		// Time runs right to left on an Arabic page: mirror the layout
+		// here rather than the drawing in CSS, which would mirror the text.
+		for i := range c.Bars {
+			c.Bars[i].X = chartWidth - c.Bars[i].X - c.Bars[i].Width
+		}
+		// The anchors stay: the page's direction, inherited by the
+		// text, already reads "start" from the right.
+		for i := range c.Ticks {
+			c.Ticks[i].X = chartWidth - c.Ticks[i].X
+		}
 	}
 	return c
 }
