@@ -344,3 +344,50 @@ func TestConsoleTenantBoundKey(t *testing.T) {
 		t.Errorf("operator's search for glo:\n%s", body)
 	}
 }
+
+// A logged webhook event is sent again from the webhook's page, with the
+// session's CSRF token; the page is the operator's only.
+func TestConsoleWebhookRetry(t *testing.T) {
+	rcv := newReceiver(t)
+	s := newSendSetup(t, smtptest.Options{}, rcv.trust)
+	res := s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL + "/hook", "events": []string{"message.sent"}})
+	if res.status != http.StatusCreated {
+		t.Fatalf("PUT webhook: %d %s", res.status, res.body)
+	}
+	rcv.secret = res.json(t)["secret"].(string)
+	id := s.accept(t, oneRecipient("beta"))
+	rcv.waitEvent(t, id, "message.sent")
+
+	c := newConsoleClient(t, s.url)
+	c.signIn(s.adminToken)
+	if st, body, _ := c.get("/console/webhooks"); st != 200 || !strings.Contains(body, `href="/console/webhooks/ops"`) {
+		t.Fatalf("webhooks page: %d\n%s", st, body)
+	}
+	st, body, csrf := c.get("/console/webhooks/ops")
+	form := regexp.MustCompile(`action="(/console/webhooks/ops/deliveries/[^"]+/retry)"`).FindStringSubmatch(body)
+	if st != 200 || form == nil || !strings.Contains(body, `href="/console/messages/`+id+`"`) {
+		t.Fatalf("deliveries page: %d\n%s", st, body)
+	}
+	if res := c.post(form[1], url.Values{}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("retry without the CSRF token: %d", res.StatusCode)
+	}
+	if res := c.post(form[1], url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry: %d", res.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rcv.events(id)["message.sent"] < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := rcv.events(id)["message.sent"]; n != 2 {
+		t.Fatalf("the receiver got the event %d times, want 2", n)
+	}
+	if res := c.post("/console/webhooks/ops/deliveries/evt_0_0-1/retry", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusNotFound {
+		t.Errorf("retry of an event not logged: %d", res.StatusCode)
+	}
+
+	acme := newConsoleClient(t, s.url)
+	acme.signIn(s.acmeAdmin)
+	if st, _, _ := acme.get("/console/webhooks/ops"); st != http.StatusNotFound {
+		t.Errorf("admin@acme on the webhooks: %d", st)
+	}
+}

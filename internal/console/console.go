@@ -32,6 +32,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // Prefix is the path the console is served under.
@@ -61,6 +62,15 @@ type Messages interface {
 	Cancel(ctx context.Context, id string) error
 }
 
+// Webhooks is the webhook store (webhook.Store): the hooks, their
+// delivery logs, and sending a logged event again.
+type Webhooks interface {
+	List(ctx context.Context) ([]webhook.Hook, error)
+	Get(ctx context.Context, name string) (webhook.Hook, error)
+	Deliveries(ctx context.Context, name, after string, limit int) ([]webhook.Delivery, string, error)
+	RetryDelivery(ctx context.Context, name, eventID string) (webhook.Delivery, error)
+}
+
 // Deps are the console's stores.
 type Deps struct {
 	Redis    redis.UniversalClient // sessions
@@ -68,6 +78,7 @@ type Deps struct {
 	Activity Activity
 	Tenants  Tenants
 	Messages Messages
+	Webhooks Webhooks
 	Log      *slog.Logger
 }
 
@@ -126,6 +137,9 @@ func New(d Deps, publicURL string) *Console {
 	m.HandleFunc("POST "+Prefix+"/tenants/{id}/status", c.authed(c.setStatus))
 	m.HandleFunc("GET "+Prefix+"/messages/{id}", c.authed(c.message))
 	m.HandleFunc("POST "+Prefix+"/messages/{id}/cancel", c.authed(c.cancel))
+	m.HandleFunc("GET "+Prefix+"/webhooks", c.authed(c.operatorOnly(c.webhooks)))
+	m.HandleFunc("GET "+Prefix+"/webhooks/{name}", c.authed(c.operatorOnly(c.webhook)))
+	m.HandleFunc("POST "+Prefix+"/webhooks/{name}/deliveries/{id}/retry", c.authed(c.operatorOnly(c.retryDelivery)))
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, c.newView(r, nil, "notfound"), http.StatusNotFound)
 	})
