@@ -188,6 +188,7 @@ type consoleClient struct {
 }
 
 func newConsoleClient(t *testing.T, base string) *consoleClient {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	return &consoleClient{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: noRedirect.CheckRedirect}}
 }
