@@ -92,6 +92,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	if html := eval[string](t, ctx, `document.documentElement.outerHTML`); strings.Contains(html, "wrong") {
 		t.Error("the tenant page shows the password")
 	}
+	// Test the connection: the refusal, in the error summary.
+	if st := press(t, ctx, "verify"); st != http.StatusOK {
+		t.Fatalf("verify: %d", st)
+	}
+	if e := eval[string](t, ctx, `document.getElementById('error-summary').getAttribute('role') + " " + document.getElementById('error-summary').textContent`); !strings.HasPrefix(e, "alert") ||
+		!strings.Contains(e, "auth_failed 535: Username and Password not accepted") {
+		t.Errorf("verify's result %q", e)
+	}
 	follow(t, ctx, `#messages a[href="/console/messages/`+deferredID+`"]`)
 	if reply := eval[string](t, ctx, `document.querySelector('#attempts td.reply').textContent`); reply != "Username and Password not accepted" {
 		t.Errorf("the attempt's reply %q", reply)

@@ -148,7 +148,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
 	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery,
-		Webhooks: hooks, Log: log}, cfg.PublicURL)
+		Verifier: a.delivery, Webhooks: hooks, Log: log}, cfg.PublicURL)
 	a.handler = withPages(apiHandler, connect.NewPage(links, profiles, a.delivery, log), operatorConsole)
 	a.http = &http.Server{
 		Handler:           a.handler,

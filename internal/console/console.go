@@ -32,6 +32,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
@@ -62,6 +63,12 @@ type Messages interface {
 	Cancel(ctx context.Context, id string) error
 }
 
+// Verifier tests a tenant's stored SMTP account without sending mail
+// (the delivery service's Verify, as POST /v1/tenants/{tenant}/smtp/verify).
+type Verifier interface {
+	Verify(ctx context.Context, p tenant.Profile, stored bool) (transport.Verified, error)
+}
+
 // Webhooks is the webhook store (webhook.Store): the hooks, their
 // delivery logs, and sending a logged event again.
 type Webhooks interface {
@@ -78,6 +85,7 @@ type Deps struct {
 	Activity Activity
 	Tenants  Tenants
 	Messages Messages
+	Verifier Verifier
 	Webhooks Webhooks
 	Log      *slog.Logger
 }
@@ -135,6 +143,7 @@ func New(d Deps, publicURL string) *Console {
 	m.HandleFunc("GET "+Prefix+"/tenants", c.authed(c.tenants))
 	m.HandleFunc("GET "+Prefix+"/tenants/{id}", c.authed(c.tenant))
 	m.HandleFunc("POST "+Prefix+"/tenants/{id}/status", c.authed(c.setStatus))
+	m.HandleFunc("POST "+Prefix+"/tenants/{id}/verify", c.authed(c.verify))
 	m.HandleFunc("GET "+Prefix+"/messages/{id}", c.authed(c.message))
 	m.HandleFunc("POST "+Prefix+"/messages/{id}/cancel", c.authed(c.cancel))
 	m.HandleFunc("GET "+Prefix+"/webhooks", c.authed(c.operatorOnly(c.webhooks)))

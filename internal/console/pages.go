@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
 )
 
 // view is what the template renders: the page's kind and its data, in
@@ -244,6 +246,11 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, ses session) {
 		c.notFound(w, r, &ses)
 		return
 	}
+	c.renderTenant(w, r, c.newView(r, &ses, "tenant"), id, http.StatusOK)
+}
+
+// renderTenant is the tenant's page, with v's notice or errors.
+func (c *Console) renderTenant(w http.ResponseWriter, r *http.Request, v view, id string, status int) {
 	ctx := r.Context()
 	d := tenantData{ID: id, Route: "default"}
 	p, err := c.d.Tenants.Get(ctx, id)
@@ -267,9 +274,48 @@ func (c *Console) tenant(w http.ResponseWriter, r *http.Request, ses session) {
 		return
 	}
 	d.Messages = page.Messages
-	v := c.newView(r, &ses, "tenant")
 	v.Data = d
-	c.render(w, r, v, http.StatusOK)
+	c.render(w, r, v, status)
+}
+
+// verify tests the tenant's stored account as POST .../smtp/verify does
+// with no body, and shows the result on the tenant's page.
+func (c *Console) verify(w http.ResponseWriter, r *http.Request, ses session) {
+	id, ok := tenantParam(r, ses)
+	if !ok || c.d.Verifier == nil {
+		c.notFound(w, r, &ses)
+		return
+	}
+	p, err := c.d.Tenants.Get(r.Context(), id)
+	if errors.Is(err, tenant.ErrNotFound) {
+		c.notFound(w, r, &ses)
+		return
+	}
+	if err != nil {
+		c.unavailable(w, r, err)
+		return
+	}
+	v := c.newView(r, &ses, "tenant")
+	res, err := c.d.Verifier.Verify(r.Context(), p, true)
+	var te *transport.Error
+	switch {
+	case errors.As(err, &te):
+		text := te.Code
+		if te.SMTPCode != 0 {
+			text += " " + strconv.Itoa(te.SMTPCode)
+		}
+		text += ": " + te.Message
+		if te.Hint != "" {
+			text += " " + te.Hint
+		}
+		v.Errors = []fieldError{{Text: v.T("verify.failed", text)}}
+	case err != nil:
+		c.unavailable(w, r, err)
+		return
+	default:
+		v.Notice = v.T("verify.ok", res.TLSVersion, res.Mechanism, res.Latency.Milliseconds())
+	}
+	c.renderTenant(w, r, v, id, http.StatusOK)
 }
 
 // setStatus pauses or resumes a tenant through the tenant store's
