@@ -330,9 +330,16 @@ func TestConsoleTenantBoundKey(t *testing.T) {
 			t.Fatalf("status %s: %d", id, r.status)
 		}
 	}
+	if r := h.do("PUT", "/v1/tenants/acme/suppressions/gone@example.com", h.adminToken, map[string]any{"reason": "asked to stop"}); r.status != 201 && r.status != 200 {
+		t.Fatalf("suppress: %d %s", r.status, r.body)
+	}
 	c := newConsoleClient(t, h.url)
 	if res := c.signIn(h.acmeAdmin); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign in: %d", res.StatusCode)
+	}
+	if _, body, _ := c.get("/console/tenants/acme"); !strings.Contains(body, `<th scope="row" dir="ltr">gone@example.com</th>`) ||
+		!strings.Contains(body, "asked to stop") {
+		t.Errorf("acme's suppressions are not on its page:\n%s", body)
 	}
 	st, body, csrf := c.get("/console/tenants")
 	if st != 200 || !strings.Contains(body, `href="/console/tenants/acme"`) || strings.Contains(body, "globex") {

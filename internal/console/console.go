@@ -31,6 +31,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/webhook"
@@ -69,6 +70,11 @@ type Verifier interface {
 	Verify(ctx context.Context, p tenant.Profile, stored bool) (transport.Verified, error)
 }
 
+// Suppressions reads a tenant's suppression list (suppression.Store).
+type Suppressions interface {
+	List(ctx context.Context, tenantID, after string, limit int) ([]suppression.Entry, error)
+}
+
 // Webhooks is the webhook store (webhook.Store): the hooks, their
 // delivery logs, and sending a logged event again.
 type Webhooks interface {
@@ -80,14 +86,15 @@ type Webhooks interface {
 
 // Deps are the console's stores.
 type Deps struct {
-	Redis    redis.UniversalClient // sessions
-	Keys     apikey.Set
-	Activity Activity
-	Tenants  Tenants
-	Messages Messages
-	Verifier Verifier
-	Webhooks Webhooks
-	Log      *slog.Logger
+	Redis        redis.UniversalClient // sessions
+	Keys         apikey.Set
+	Activity     Activity
+	Tenants      Tenants
+	Messages     Messages
+	Verifier     Verifier
+	Suppressions Suppressions
+	Webhooks     Webhooks
+	Log          *slog.Logger
 }
 
 const (

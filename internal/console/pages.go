@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 )
@@ -232,7 +233,14 @@ type tenantData struct {
 	Profile  *tenant.Profile // its secrets are not rendered: the template names the fields it shows
 	Status   tenant.Status
 	Messages []queue.Listed
+	// Suppressed is the first page of the suppression list, More set
+	// when there are more than it shows.
+	Suppressed []suppression.Entry
+	More       bool
 }
+
+// suppressionsShown is how many of a tenant's suppressions its page lists.
+const suppressionsShown = 50
 
 // tenantParam is the path's tenant id, when the session may see it.
 func tenantParam(r *http.Request, ses session) (string, bool) {
@@ -274,6 +282,15 @@ func (c *Console) renderTenant(w http.ResponseWriter, r *http.Request, v view, i
 		return
 	}
 	d.Messages = page.Messages
+	if c.d.Suppressions != nil {
+		if d.Suppressed, err = c.d.Suppressions.List(ctx, id, "", suppressionsShown+1); err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		if len(d.Suppressed) > suppressionsShown {
+			d.Suppressed, d.More = d.Suppressed[:suppressionsShown], true
+		}
+	}
 	v.Data = d
 	c.render(w, r, v, status)
 }
