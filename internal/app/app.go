@@ -145,7 +145,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
 	links := connect.NewLinks(rdb, cfg.PublicURL, cfg.ConnectReturnURLs)
 	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
-		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Webhooks: hooks,
+		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
 	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery,
 		Verifier: a.delivery, Suppressions: suppressions, Webhooks: hooks, Log: log}, cfg.PublicURL)
