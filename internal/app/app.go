@@ -23,6 +23,7 @@ import (
 	"github.com/outbound-mail/outbound/api"
 	"github.com/outbound-mail/outbound/internal/config"
 	"github.com/outbound-mail/outbound/internal/connect"
+	"github.com/outbound-mail/outbound/internal/console"
 	"github.com/outbound-mail/outbound/internal/delivery"
 	"github.com/outbound-mail/outbound/internal/egress"
 	"github.com/outbound-mail/outbound/internal/message"
@@ -154,7 +155,9 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	if apps := signInApps(cfg, o.signIn); len(apps) > 0 {
 		page.SignIn(guard.HTTPClient(cfg.SMTPRoots, 15*time.Second), apps...)
 	}
-	a.handler = withPages(apiHandler, page)
+	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery,
+		Verifier: a.delivery, Suppressions: suppressions, Webhooks: hooks, Log: log}, cfg.PublicURL)
+	a.handler = withPages(apiHandler, page, operatorConsole)
 	a.http = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
@@ -183,13 +186,18 @@ func (a *App) SubmissionAddrs() (startTLS, implicitTLS net.Addr) {
 	return startTLS, implicitTLS
 }
 
-// withPages serves the connect page beside the API. The page is not an
-// API route: the API answers JSON and logs request paths, and the page's
-// path holds its link's secret.
-func withPages(apiHandler, connectPage http.Handler) http.Handler {
+// withPages serves the connect page and the operator's console beside the
+// API. The pages are not API routes: the API answers JSON and logs request
+// paths, the connect page's path holds its link's secret, and the console
+// signs in with a session cookie, not a bearer token.
+func withPages(apiHandler, connectPage, consolePages http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, connect.Prefix) {
 			connectPage.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
+			consolePages.ServeHTTP(w, r)
 			return
 		}
 		apiHandler.ServeHTTP(w, r)
