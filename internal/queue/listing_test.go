@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +283,61 @@ func TestListScanIsBounded(t *testing.T) {
 	if len(page.Messages) != 1 || page.Messages[0].ID != live || page.Next != "" {
 		t.Fatalf("second page: %+v, want the live message and the end", page)
 	}
+}
+
+// Messages written by one script call share its trim and TTL work on the
+// indexes (enqueueScript): each index still outlives every record put
+// into it, whichever message of the call has the longest TTL, and a call
+// of shorter ones does not shorten it.
+func TestListIndexesOutliveRecordsWrittenTogether(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	q := retentionQueue(t, rdb, 1)
+	rdb.ConfigResetStat(ctx)
+	enqueueTogether := func(scheduledEvery int) []string {
+		const n = 200
+		ids := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				m := tagged("acme", []string{"t"}, nil)
+				if scheduledEvery > 0 && i%scheduledEvery == scheduledEvery-1 {
+					m.SendAt = time.Now().Add(time.Hour)
+				}
+				a, err := q.Enqueue(ctx, m)
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = a.ID
+			})
+		}
+		wg.Wait()
+		return ids
+	}
+	expiresAt := func(key string) int64 {
+		t.Helper()
+		at, err := rdb.Do(ctx, "PEXPIRETIME", key).Int64()
+		if err != nil || at <= 0 {
+			t.Fatalf("%s: expiry %d (%v)", key, at, err)
+		}
+		return at
+	}
+	check := func(ids []string) {
+		t.Helper()
+		latest := int64(0)
+		for _, id := range ids {
+			latest = max(latest, expiresAt(recordKey(0, id)))
+		}
+		for _, k := range []string{listAllKey(0), listTenantKey(0, "acme"), listTagKey(0, "acme", "t")} {
+			if at := expiresAt(k); at < latest {
+				t.Errorf("%s expires at %d, before a record of its (%d)", k, at, latest)
+			}
+		}
+	}
+	ids := enqueueTogether(7)
+	if calls := scriptCalls(t, rdb); calls >= len(ids) {
+		t.Fatalf("%d script calls for %d messages: nothing was grouped", calls, len(ids))
+	}
+	check(ids)
+	check(append(ids, enqueueTogether(0)...))
 }

@@ -134,6 +134,24 @@ type Accepted struct {
 	Unreplicated bool
 }
 
+// enqueuePrelude is the enqueue script's per-call state: the listing
+// indexes the call's invocations wrote, each with its TTL when first
+// written and the longest TTL of the records put into it; and
+// enqueueEpilogue extends each index's TTL, once per call.
+const enqueuePrelude = `
+local indexed = {}
+local function extend_indexes()
+  for k, ix in pairs(indexed) do
+    if ix.had < ix.need + 1000 then redis.call('PEXPIRE', k, math.max(ix.had, ix.need)) end
+  end
+end
+`
+
+const enqueueEpilogue = `
+pcall(gcra_flush)
+pcall(extend_indexes)
+`
+
 // enqueueScript accepts a message in one step: it checks the idempotency
 // key, spends the tenant's rate budget (ratelimit.Lua, whose keys live in
 // the partition's slot; for a message scheduled for later, its allowance
@@ -153,10 +171,24 @@ type Accepted struct {
 // Returns {1, id, rate numbers...}, {0, first id} (repeat), {-1, first id}
 // (key reused), or {-2, "", rate numbers...} (over the rate).
 //
+// Each listing index is trimmed, and its TTL read, once per call, by the
+// first invocation that writes it, and extended once after the call's
+// last invocation (extend_indexes), to the longest TTL of the call's
+// records in it (or the one it had, when longer, never shortened):
+// extended last, it outlives each of them. It is left as it is when its
+// TTL, as read, was a second or more longer than theirs (a
+// call takes far less: the second covers the time between the read and
+// the call's end, Redis's clock running on while a script does). The
+// trim bound of a call's first message is at most the call's span older
+// than its last's: an entry that stays is trimmed by the next call, or
+// skipped when read (see listing.go). On a busy replica most messages of
+// a call share the partition's and the tenant's sets, so that saves their
+// trim and TTL commands for all but one message of each call.
+//
 // The windows spent by the call's invocations are written once, after the
 // last (gcra_flush). Under pcall: should that write fail, the messages are
 // queued all the same and their replies say so; only the spend is lost.
-var enqueueScript = newBatchScript(ratelimit.Lua, "pcall(gcra_flush)", `
+var enqueueScript = newBatchScript(ratelimit.Lua+enqueuePrelude, enqueueEpilogue, `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[4])
   if prev then
@@ -184,11 +216,17 @@ end
 local nidx = tonumber(ARGV[9 + 3 * nwin])
 redis.call('HSET', KEYS[2], unpack(ARGV, 12 + 3 * nwin))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local ttl = tonumber(ARGV[4])
 for i = 1, nidx do
   local k = KEYS[4 + nwin + i]
   redis.call('ZADD', k, 0, ARGV[1])
-  redis.call('ZREMRANGEBYLEX', k, '-', ARGV[10 + 3 * nwin])
-  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end
+  local ix = indexed[k]
+  if not ix then
+    redis.call('ZREMRANGEBYLEX', k, '-', ARGV[10 + 3 * nwin])
+    indexed[k] = {had = redis.call('PTTL', k), need = ttl}
+  elseif ix.need < ttl then
+    ix.need = ttl
+  end
 end
 redis.call('ZADD', KEYS[5 + nwin + nidx], 0, ARGV[11 + 3 * nwin])
 if tonumber(ARGV[5]) > 0 then
