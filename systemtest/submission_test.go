@@ -317,3 +317,22 @@ func TestSubmitRateLimited(t *testing.T) {
 		t.Errorf("third message: %d %q, want 451 4.7.x with the seconds to wait", r.Code, r.Text)
 	}
 }
+
+// TestSubmittedMailIsListedByRecipient: a message that came in by SMTP is
+// found by the listing's recipient filter like one posted over HTTP, by
+// each envelope recipient (blind ones too, as bcc is for HTTP).
+func TestSubmittedMailIsListedByRecipient(t *testing.T) {
+	s := newSubmitSetup(t, smtptest.Options{})
+	msg := invoiceMail("Invoice 42, listed", "<listed@acme.example>")
+	id := queuedID(t, pythonSubmit(t, s.job(t, "starttls", msg)).Sent[0])
+	for _, rcpt := range msg.Rcpts {
+		r := s.do("GET", "/v1/messages?tenant_id=acme&to="+rcpt, s.adminToken, nil)
+		if r.status != 200 {
+			t.Fatalf("list to=%s: %d %s", rcpt, r.status, r.body)
+		}
+		messages, _ := r.json(t)["messages"].([]any)
+		if len(messages) != 1 || messages[0].(map[string]any)["id"] != id {
+			t.Errorf("list to=%s: %s, want only %s", rcpt, r.body, id)
+		}
+	}
+}

@@ -102,6 +102,7 @@ func (s *Service) AcceptSubmission(ctx context.Context, sub Submission) (Accepte
 		MessageID:      id,
 		Payload:        stored,
 		Kind:           kindSubmission,
+		Recipients:     m.Recipients, // the envelope's, blind ones too, as an HTTP message's bcc
 		IdempotencyKey: key,
 		RequestHash:    hash,
 		Cost:           cost,
