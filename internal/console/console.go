@@ -70,9 +70,12 @@ type Verifier interface {
 	Verify(ctx context.Context, p tenant.Profile, stored bool) (transport.Verified, error)
 }
 
-// Suppressions reads a tenant's suppression list (suppression.Store).
+// Suppressions reads a tenant's suppression list and removes entries
+// (suppression.Store), as GET and DELETE /v1/tenants/{tenant}/suppressions do.
 type Suppressions interface {
 	List(ctx context.Context, tenantID, after string, limit int) ([]suppression.Entry, error)
+	Remove(ctx context.Context, tenantID, email string) error
+	RemoveUnlessBounced(ctx context.Context, tenantID, email string) error
 }
 
 // Webhooks is the webhook store (webhook.Store): the hooks, their
@@ -151,6 +154,7 @@ func New(d Deps, publicURL string) *Console {
 	m.HandleFunc("GET "+Prefix+"/tenants/{id}", c.authed(c.tenant))
 	m.HandleFunc("POST "+Prefix+"/tenants/{id}/status", c.authed(c.setStatus))
 	m.HandleFunc("POST "+Prefix+"/tenants/{id}/verify", c.authed(c.verify))
+	m.HandleFunc("POST "+Prefix+"/tenants/{id}/suppressions/remove", c.authed(c.removeSuppression))
 	m.HandleFunc("GET "+Prefix+"/messages/{id}", c.authed(c.message))
 	m.HandleFunc("POST "+Prefix+"/messages/{id}/cancel", c.authed(c.cancel))
 	m.HandleFunc("GET "+Prefix+"/webhooks", c.authed(c.operatorOnly(c.webhooks)))

@@ -12,6 +12,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/webhook"
 )
 
 // view is what the template renders: the page's kind and its data, in
@@ -368,6 +369,7 @@ func (c *Console) setStatus(w http.ResponseWriter, r *http.Request, ses session)
 type messageData struct {
 	Record      queue.Record
 	Cancellable bool
+	Events      []webhook.Delivery // the webhook events logged about it
 }
 
 // record is the path's message, when the session may see it: another
@@ -398,12 +400,18 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, ses session) {
 }
 
 func (c *Console) renderMessage(w http.ResponseWriter, r *http.Request, v view, rec queue.Record, status int) {
+	d := messageData{Record: rec}
 	switch rec.Status {
 	case queue.StatusScheduled, queue.StatusQueued, queue.StatusDeferred:
-		v.Data = messageData{Record: rec, Cancellable: true}
-	default:
-		v.Data = messageData{Record: rec}
+		d.Cancellable = true
 	}
+	events, err := c.messageEvents(r, rec.ID)
+	if err != nil {
+		c.unavailable(w, r, err)
+		return
+	}
+	d.Events = events
+	v.Data = d
 	c.render(w, r, v, status)
 }
 
@@ -428,4 +436,65 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request, ses session) {
 	}
 	c.d.Log.Info("console: cancel", "key", ses.key.Name, "tenant_id", rec.TenantID, "message_id", rec.ID)
 	http.Redirect(w, r, Prefix+"/messages/"+rec.ID+"?cancelled=1", http.StatusSeeOther)
+}
+
+// eventsScan bounds how far back each webhook's delivery log is read for
+// a message's events: the record itself carries none, so its page shows
+// what the logs still hold of it.
+const eventsScan = 200
+
+// messageEvents are the webhook deliveries logged about message id, every
+// webhook's, newest first per webhook.
+func (c *Console) messageEvents(r *http.Request, id string) ([]webhook.Delivery, error) {
+	if c.d.Webhooks == nil {
+		return nil, nil
+	}
+	hooks, err := c.d.Webhooks.List(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var out []webhook.Delivery
+	for _, h := range hooks {
+		ds, _, err := c.d.Webhooks.Deliveries(r.Context(), h.Name, "", eventsScan)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.MessageID == id {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// removeSuppression takes one address off the tenant's list through the
+// store call DELETE /v1/tenants/{tenant}/suppressions/{email} uses, with
+// its rule: an entry a hard bounce added is the operator's to remove.
+func (c *Console) removeSuppression(w http.ResponseWriter, r *http.Request, ses session) {
+	id, ok := tenantParam(r, ses)
+	if !ok || c.d.Suppressions == nil {
+		c.notFound(w, r, &ses)
+		return
+	}
+	email := r.PostForm.Get("email")
+	remove := c.d.Suppressions.Remove
+	if !ses.key.Operator() {
+		remove = c.d.Suppressions.RemoveUnlessBounced
+	}
+	err := remove(r.Context(), id, email)
+	switch {
+	case errors.Is(err, suppression.ErrBounced):
+		v := c.newView(r, &ses, "tenant")
+		v.Errors = []fieldError{{Text: v.T("supp.bounced", email)}}
+		c.renderTenant(w, r, v, id, http.StatusForbidden)
+		return
+	case errors.Is(err, suppression.ErrNotFound):
+		// Already gone (another tab, the API): the page shows the list as it is.
+	case err != nil:
+		c.unavailable(w, r, err)
+		return
+	}
+	c.d.Log.Info("console: suppression removed", "key", ses.key.Name, "tenant_id", id)
+	http.Redirect(w, r, Prefix+"/tenants/"+id, http.StatusSeeOther)
 }

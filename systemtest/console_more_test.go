@@ -1,0 +1,91 @@
+package systemtest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/outbound-mail/outbound/internal/smtptest"
+	"github.com/outbound-mail/outbound/internal/suppression"
+)
+
+// A suppression is removed from the tenant's page with the session's CSRF
+// token; an entry a hard bounce added stays unless the operator removes
+// it, and admin@acme reads the refusal in the page.
+func TestConsoleRemoveSuppression(t *testing.T) {
+	h := newHarness(t, options{})
+	if r := h.do("PUT", "/v1/tenants/acme/suppressions/gone@example.com", h.adminToken, map[string]any{"reason": "asked to stop"}); r.status != 201 && r.status != 200 {
+		t.Fatalf("suppress: %d %s", r.status, r.body)
+	}
+	if _, err := suppression.New(h.rdb).Add(context.Background(), "acme",
+		suppression.Entry{Email: "bounced@example.com", Source: suppression.SourceBounce, Reason: "550 no such user"}); err != nil {
+		t.Fatal(err)
+	}
+	acme := newConsoleClient(t, h.url)
+	acme.signIn(h.acmeAdmin)
+	_, body, csrf := acme.get("/console/tenants/acme")
+	if !strings.Contains(body, `action="/console/tenants/acme/suppressions/remove"`) {
+		t.Fatalf("no remove form on the tenant's page:\n%s", body)
+	}
+	remove := func(c *consoleClient, email, csrf string) *http.Response {
+		return c.post("/console/tenants/acme/suppressions/remove", url.Values{"csrf": {csrf}, "email": {email}})
+	}
+	if res := remove(acme, "gone@example.com", "forged"); res.StatusCode != http.StatusForbidden {
+		t.Errorf("remove without the CSRF token: %d", res.StatusCode)
+	}
+	res, err := acme.c.PostForm(h.url+"/console/tenants/acme/suppressions/remove", url.Values{"csrf": {csrf}, "email": {"bounced@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_, _ = readBody(&b, res)
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(b.String(), "hard bounce") {
+		t.Errorf("admin@acme removing a bounce: %d\n%s", res.StatusCode, b.String())
+	}
+	if r := h.do("GET", "/v1/tenants/acme/suppressions/bounced@example.com", h.adminToken, nil); r.status != 200 {
+		t.Errorf("the bounce is gone after a refused remove: %d", r.status)
+	}
+	if res := remove(acme, "gone@example.com", csrf); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("remove: %d", res.StatusCode)
+	}
+	if r := h.do("GET", "/v1/tenants/acme/suppressions/gone@example.com", h.adminToken, nil); r.status != 404 {
+		t.Errorf("after remove: %d", r.status)
+	}
+	op := newConsoleClient(t, h.url)
+	op.signIn(h.adminToken)
+	_, _, opCSRF := op.get("/console/tenants/acme")
+	if res := remove(op, "bounced@example.com", opCSRF); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the operator removing a bounce: %d", res.StatusCode)
+	}
+	if r := h.do("GET", "/v1/tenants/acme/suppressions/bounced@example.com", h.adminToken, nil); r.status != 404 {
+		t.Errorf("after the operator's remove: %d", r.status)
+	}
+}
+
+// A message's page lists the webhook events logged about it.
+func TestConsoleMessageEvents(t *testing.T) {
+	rcv := newReceiver(t)
+	s := newSendSetup(t, smtptest.Options{}, rcv.trust)
+	res := s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL + "/hook", "events": []string{"message.sent"}})
+	if res.status != http.StatusCreated {
+		t.Fatalf("PUT webhook: %d %s", res.status, res.body)
+	}
+	rcv.secret = res.json(t)["secret"].(string)
+	id := s.accept(t, oneRecipient("beta"))
+	rcv.waitEvent(t, id, "message.sent")
+	c := newConsoleClient(t, s.url)
+	c.signIn(s.adminToken)
+	_, body, _ := c.get("/console/messages/" + id)
+	i := strings.Index(body, `id="events"`)
+	if i < 0 || !strings.Contains(body[i:], "message.sent") {
+		t.Errorf("the message's events are not on its page:\n%s", body)
+	}
+}
+
+func readBody(b *strings.Builder, res *http.Response) (int64, error) {
+	defer res.Body.Close()
+	return io.Copy(b, res.Body)
+}
