@@ -287,5 +287,32 @@ func (l *Limiter) Pace(ctx context.Context, key string, perMinute int) (Result, 
 	return l.allow(ctx, 1, Window{Key: "outbound:pace:{" + key + "}", Limit: perMinute, Period: time.Minute, Burst: 1})
 }
 
+// peekScript is gcraScript for a cost of 0 that never commits: what each
+// window has left now, as the accept answer's RateLimit-* headers count it.
+var peekScript = redis.NewScript(Lua + `
+local _, out = gcra_check(KEYS, ARGV, 1, 0)
+return out
+`)
+
+// Peek is each window's state as Allow reports the binding one (what
+// could go at once, and until the window is full again), one Result per
+// window, spending nothing: for pages that show a tenant's usage.
+func (l *Limiter) Peek(ctx context.Context, ws ...Window) ([]Result, error) {
+	keys, args, err := Args(ws)
+	if err != nil {
+		return nil, err
+	}
+	nums, err := peekScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: peek: %w", err)
+	}
+	out := make([]Result, len(ws))
+	for i, w := range ws {
+		out[i], _ = Decode(ws[i:i+1], true, nums[3*i:3*i+3])
+		out[i].Remaining = min(out[i].Remaining, w.Burst)
+	}
+	return out, nil
+}
+
 // Seconds rounds a duration up to whole seconds, as HTTP headers want.
 func Seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }

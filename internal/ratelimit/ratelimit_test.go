@@ -241,3 +241,32 @@ func TestCharge(t *testing.T) {
 		t.Error("a charge on a window of no allowance was written")
 	}
 }
+
+// Peek reads what each window has left as Allow would answer it, and
+// spends nothing: peeking again, or after a refusal, reads the same.
+func TestPeekSpendsNothing(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		l := New(rdb)
+		lim := Limit{PerMinute: 10, PerDay: 100}
+		ws := TenantWindows("{acme}", "acme", lim)
+		fresh, err := l.Peek(context.Background(), ws...)
+		if err != nil || len(fresh) != 2 || fresh[0].Remaining != 10 || fresh[1].Remaining != 100 || fresh[0].Limit != 10 {
+			t.Fatalf("Peek of unused windows = %+v, %v", fresh, err)
+		}
+		spent := mustAllow(t, l, "acme", lim, 6)
+		for range 3 {
+			got, err := l.Peek(context.Background(), ws...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].Remaining != spent.Remaining || got[0].Remaining != 4 || got[1].Remaining != 94 || got[0].ResetAfter <= 0 {
+				t.Fatalf("Peek after spending 6 = %+v, want 4 and 94 left (Allow said %+v)", got, spent)
+			}
+		}
+		mustAllow(t, l, "acme", lim, 4) // the peeks left all of it
+		mustDeny(t, l, "acme", lim, 1)
+		if got, _ := l.Peek(context.Background(), ws...); got[0].Remaining != 0 || got[1].Remaining != 90 {
+			t.Fatalf("Peek after the refusal = %+v", got)
+		}
+	})
+}
