@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 	"github.com/outbound-mail/outbound/internal/suppression"
 )
@@ -88,4 +90,35 @@ func TestConsoleMessageEvents(t *testing.T) {
 func readBody(b *strings.Builder, res *http.Response) (int64, error) {
 	defer res.Body.Close()
 	return io.Copy(b, res.Body)
+}
+
+// A tenant's page shows how much of its per-minute and per-day windows
+// it has used, as the accept answer's RateLimit-* headers count them, and
+// reading it spends nothing.
+func TestConsoleTenantRateUsage(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.rateLimit = ratelimit.Limit{PerMinute: 6, PerDay: 100} })
+	// Small limits refill slowly (one every 10 s), so the page reads what
+	// the posts spent.
+	for range 3 {
+		if r := s.post(t, oneRecipient("beta")); r.status != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", r.status, r.body)
+		}
+	}
+	c := newConsoleClient(t, s.url)
+	c.signIn(s.adminToken)
+	used := regexp.MustCompile(`id="rate-(minute|day)"[^\n]*?<td class="used" dir="ltr">(\d+) / (\d+)</td>`)
+	for range 2 {
+		_, body, _ := c.get("/console/tenants/beta")
+		got := map[string]string{}
+		for _, m := range used.FindAllStringSubmatch(body, -1) {
+			got[m[1]] = m[2] + " / " + m[3]
+		}
+		if got["minute"] != "3 / 6" || got["day"] != "3 / 100" {
+			t.Fatalf("rate usage on beta's page: %v\n%s", got, body)
+		}
+	}
+	r := s.post(t, oneRecipient("beta"))
+	if r.header.Get("RateLimit-Remaining") != "2" {
+		t.Errorf("after the page was read twice the next message leaves %q, want 2", r.header.Get("RateLimit-Remaining"))
+	}
 }

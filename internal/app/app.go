@@ -156,7 +156,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		page.SignIn(guard.HTTPClient(cfg.SMTPRoots, 15*time.Second), apps...)
 	}
 	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery,
-		Verifier: a.delivery, Suppressions: suppressions, Webhooks: hooks, Log: log}, cfg.PublicURL)
+		Verifier: a.delivery, Rates: a.delivery, Suppressions: suppressions, Webhooks: hooks, Log: log}, cfg.PublicURL)
 	a.handler = withPages(apiHandler, page, operatorConsole)
 	a.http = &http.Server{
 		Handler:           a.handler,

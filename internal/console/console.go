@@ -31,6 +31,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/queue"
+	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
@@ -64,6 +65,12 @@ type Messages interface {
 	Cancel(ctx context.Context, id string) error
 }
 
+// Rates reads a tenant's per-minute and per-day recipient windows, in
+// that order, without spending (the delivery service's RateUsage).
+type Rates interface {
+	RateUsage(ctx context.Context, tenantID string) ([]ratelimit.Result, error)
+}
+
 // Verifier tests a tenant's stored SMTP account without sending mail
 // (the delivery service's Verify, as POST /v1/tenants/{tenant}/smtp/verify).
 type Verifier interface {
@@ -95,6 +102,7 @@ type Deps struct {
 	Tenants      Tenants
 	Messages     Messages
 	Verifier     Verifier
+	Rates        Rates
 	Suppressions Suppressions
 	Webhooks     Webhooks
 	Log          *slog.Logger

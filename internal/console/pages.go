@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/suppression"
@@ -238,6 +239,15 @@ type tenantData struct {
 	// when there are more than it shows.
 	Suppressed []suppression.Entry
 	More       bool
+	Rate       []rateRow // its recipient windows' usage
+}
+
+// rateRow is one rate window's usage: of Limit recipients, Used are spent
+// (Limit less what could go at once), full again in Reset.
+type rateRow struct {
+	Window      string // minute or day
+	Used, Limit int
+	Reset       string
 }
 
 // suppressionsShown is how many of a tenant's suppressions its page lists.
@@ -283,6 +293,17 @@ func (c *Console) renderTenant(w http.ResponseWriter, r *http.Request, v view, i
 		return
 	}
 	d.Messages = page.Messages
+	if c.d.Rates != nil {
+		rs, err := c.d.Rates.RateUsage(ctx, id)
+		if err != nil {
+			c.unavailable(w, r, err)
+			return
+		}
+		for i, res := range rs {
+			d.Rate = append(d.Rate, rateRow{Window: []string{"minute", "day"}[min(i, 1)], Used: res.Limit - res.Remaining,
+				Limit: res.Limit, Reset: res.ResetAfter.Round(time.Second).String()})
+		}
+	}
 	if c.d.Suppressions != nil {
 		if d.Suppressed, err = c.d.Suppressions.List(ctx, id, "", suppressionsShown+1); err != nil {
 			c.unavailable(w, r, err)

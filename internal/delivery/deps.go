@@ -51,6 +51,8 @@ type Intake interface {
 	Enqueue(ctx context.Context, m queue.NewMessage) (queue.Accepted, error)
 	Get(ctx context.Context, id string) (queue.Record, error)
 	Cancel(ctx context.Context, id string) error
+	// RateWindows are the tenant's sending windows Enqueue spends from.
+	RateWindows(tenantID string, lim ratelimit.Limit) []ratelimit.Window
 }
 
 // Feed is where workers take entries from: the stream's partitions, read
@@ -102,9 +104,11 @@ type Verifier interface {
 }
 
 // Pacer spaces a tenant account's messages (pace_per_minute); a
-// *ratelimit.DeniedError says how long the next must wait.
+// *ratelimit.DeniedError says how long the next must wait. Peek reads
+// windows without spending (RateUsage).
 type Pacer interface {
 	Pace(ctx context.Context, key string, perMinute int) (ratelimit.Result, error)
+	Peek(ctx context.Context, ws ...ratelimit.Window) ([]ratelimit.Result, error)
 }
 
 // Tokens gets OAuth2 access tokens for profiles that log in with one:

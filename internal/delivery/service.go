@@ -200,6 +200,26 @@ func (s *Service) Accept(ctx context.Context, req *message.Request, body []byte,
 	})
 }
 
+// RateUsage is what the tenant has left of its per-minute and per-day
+// recipient windows, in that order, under the limits in force for its
+// profile (as Accept spends them), read without spending.
+func (s *Service) RateUsage(ctx context.Context, tenantID string) ([]ratelimit.Result, error) {
+	p, found, _, err := s.profiles.Load(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: rate usage of %s: %w", tenantID, err)
+	}
+	var profile *tenant.Profile
+	if found {
+		profile = &p
+	}
+	l := s.limits.InForce(profile)
+	res, err := s.limiter.Peek(ctx, s.queue.RateWindows(tenantID, ratelimit.Limit{PerMinute: l.RatePerMinute, PerDay: l.RatePerDay})...)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: rate usage of %s: %w", tenantID, err)
+	}
+	return res, nil
+}
+
 // admits refuses a message its route does not take now, whichever door
 // it came in by: a From other than the tenant's account's, or any
 // message while the tenant is paused. from holds what routing reads of

@@ -353,6 +353,12 @@ func spending(p int, m NewMessage, scheduled bool) (windows []ratelimit.Window, 
 	return []ratelimit.Window{ratelimit.ScheduleWindow(tag, m.TenantID, m.Limit)}, charge, err
 }
 
+// RateWindows are the tenant's sending windows under lim, the ones
+// Enqueue spends from (in its partition's slot), for reading its usage.
+func (q *Queue) RateWindows(tenantID string, lim ratelimit.Limit) []ratelimit.Window {
+	return ratelimit.TenantWindows("{q"+strconv.Itoa(q.tenantPartition(tenantID))+"}", tenantID, lim)
+}
+
 // tenantPartition is the partition of a tenant's messages: its rate
 // windows and idempotency keys live in that partition's slot, so accepting
 // a message is one script on one shard.
