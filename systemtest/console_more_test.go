@@ -2,12 +2,15 @@ package systemtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/smtptest"
@@ -120,5 +123,25 @@ func TestConsoleTenantRateUsage(t *testing.T) {
 	r := s.post(t, oneRecipient("beta"))
 	if r.header.Get("RateLimit-Remaining") != "2" {
 		t.Errorf("after the page was read twice the next message leaves %q, want 2", r.header.Get("RateLimit-Remaining"))
+	}
+}
+
+// The served console (no WithConsoleSignInLinks, as serve) ignores
+// ?once=, even for a link Redis holds: only `outbound dev` signs in so.
+func TestConsoleServeIgnoresSignInLinks(t *testing.T) {
+	h := newHarness(t, options{})
+	tok := "a-link-token-only-dev-would-make-0123456789"
+	sum := sha256.Sum256([]byte(tok))
+	if err := h.rdb.Set(context.Background(), "outbound:console:once:"+hex.EncodeToString(sum[:]), "ops", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := consoleGet(t, h.url+"/console/signin?once="+tok, nil)
+	for _, ck := range res.Cookies() {
+		if ck.Name == "outbound_console" {
+			t.Errorf("serve signed in by a link")
+		}
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("?once= on serve: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/app"
 	"github.com/outbound-mail/outbound/internal/devmail"
 	"github.com/outbound-mail/outbound/internal/seal"
 )
@@ -99,12 +100,21 @@ func dev(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 
 	fmt.Fprintln(stderr, "outbound dev: WARNING: nothing is persisted (in-memory Redis); do not use this for real mail")
-	return serve(ctx, devenv, stderr, func(addr, submission net.Addr) {
-		printDevBanner(stdout, "http://"+addr.String(), adminToken, sendToken, mailDir, smtpPort)
+	return serve(ctx, devenv, stderr, func(a *app.App, addr, submission net.Addr) {
+		base := "http://" + addr.String()
+		printDevBanner(stdout, base, adminToken, sendToken, mailDir, smtpPort)
 		if submission != nil {
 			printSubmissionBanner(stdout, submission.(*net.TCPAddr).Port, sendToken, certFile)
 		}
-	})
+		// The console, signed in as dev-admin without pasting the token:
+		// a link good once, for a short while.
+		link, err := a.ConsoleSignInLink(ctx, adminKey.Name)
+		if err != nil {
+			fmt.Fprintln(stderr, "outbound dev: console link:", err)
+			return
+		}
+		fmt.Fprintf(stdout, "Console (signed in, one use): %s%s\n", base, link)
+	}, app.WithConsoleSignInLinks())
 }
 
 func printDevBanner(w io.Writer, base, adminToken, sendToken, mailDir, smtpPort string) {

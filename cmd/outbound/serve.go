@@ -12,17 +12,18 @@ import (
 )
 
 // serve runs the service until ctx ends, then shuts down in reverse order
-// of start (see app.App.Run). onListen, when not nil, is told the HTTP
-// address and the SMTP submission (STARTTLS) one, nil when off, once they
-// accept connections.
-func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(http, submission net.Addr)) error {
+// of start (see app.App.Run). onListen, when not nil, is told the app, the
+// HTTP address and the SMTP submission (STARTTLS) one, nil when off, once
+// they accept connections. opts are dev's (serve passes none).
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(a *app.App, http, submission net.Addr),
+	opts ...app.Option) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	a, err := app.New(cfg, log)
+	a, err := app.New(cfg, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -34,7 +35,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, on
 	}
 	if onListen != nil {
 		submission, _ := a.SubmissionAddrs()
-		onListen(ln.Addr(), submission)
+		onListen(a, ln.Addr(), submission)
 	}
 	return a.Run(ctx, ln)
 }

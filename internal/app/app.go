@@ -51,6 +51,7 @@ type App struct {
 	delivery *delivery.Service
 	webhooks *webhook.Dispatcher
 	handler  http.Handler
+	console  *console.Console
 	http     *http.Server
 	smtp     *submissionDoor // nil unless a submission listener is configured
 	closers  []func() error  // caches' subscriptions
@@ -157,6 +158,10 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	}
 	operatorConsole := console.New(console.Deps{Redis: rdb, Keys: cfg.APIKeys, Activity: q, Tenants: profiles, Messages: a.delivery,
 		Verifier: a.delivery, Rates: a.delivery, Suppressions: suppressions, Webhooks: hooks, Log: log}, cfg.PublicURL)
+	if o.consoleLinks {
+		operatorConsole.EnableSignInLinks()
+	}
+	a.console = operatorConsole
 	a.handler = withPages(apiHandler, page, operatorConsole)
 	a.http = &http.Server{
 		Handler:           a.handler,
@@ -202,6 +207,13 @@ func withPages(apiHandler, connectPage, consolePages http.Handler) http.Handler 
 		}
 		apiHandler.ServeHTTP(w, r)
 	})
+}
+
+// ConsoleSignInLink is a path that opens the console signed in as the
+// admin key named keyName, once and within console.LinkTTL; an error
+// unless New was given WithConsoleSignInLinks.
+func (a *App) ConsoleSignInLink(ctx context.Context, keyName string) (string, error) {
+	return a.console.SignInLink(ctx, keyName)
 }
 
 // Handler is the HTTP API and the connect page, for callers that serve

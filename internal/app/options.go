@@ -9,8 +9,8 @@ import (
 )
 
 // Option changes what New wires where a config.Config value cannot: each
-// is a seam for tests that run the whole service in-process. Production
-// (serve, dev) passes none.
+// is a seam for tests that run the whole service in-process. Serve passes
+// none; dev passes WithConsoleSignInLinks.
 type Option func(*options)
 
 type options struct {
@@ -21,6 +21,13 @@ type options struct {
 	webhookTimeout   time.Duration
 	noPipelining     bool
 	signIn           map[string]SignInEndpoints
+	consoleLinks     bool
+}
+
+// WithConsoleSignInLinks lets ConsoleSignInLink make one-time links that
+// open the console signed in: for `outbound dev` only, never serve.
+func WithConsoleSignInLinks() Option {
+	return func(o *options) { o.consoleLinks = true }
 }
 
 // WithResolver answers every host lookup the service makes on its way out

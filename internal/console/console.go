@@ -137,6 +137,7 @@ type Console struct {
 	d        Deps
 	sessions sessions
 	secure   bool // cookies are Secure when the public URL is https
+	links    bool // one-time sign-in links (dev only: EnableSignInLinks)
 	mux      *http.ServeMux
 }
 
@@ -236,6 +237,9 @@ func (c *Console) authed(h handler) http.HandlerFunc {
 }
 
 func (c *Console) signinForm(w http.ResponseWriter, r *http.Request) {
+	if tok := r.URL.Query().Get("once"); tok != "" && c.links && c.linkSignin(w, r, tok) {
+		return
+	}
 	v := c.newView(r, nil, "signin")
 	v.CSRF = c.signinToken(w, r)
 	c.render(w, r, v, http.StatusOK)
@@ -273,6 +277,11 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, v, http.StatusUnauthorized)
 		return
 	}
+	c.startSession(w, r, key)
+}
+
+// startSession signs the browser in as key and sends it to the overview.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, key apikey.Key) {
 	id, err := c.sessions.create(r.Context(), key)
 	if err != nil {
 		c.unavailable(w, r, err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -91,4 +92,64 @@ func (s sessions) delete(ctx context.Context, id string) error {
 		return fmt.Errorf("console: sign out: %w", err)
 	}
 	return nil
+}
+
+// LinkTTL is how long a one-time sign-in link stays usable.
+const LinkTTL = 15 * time.Minute
+
+// linkKey names a one-time sign-in link by a hash of its token, as
+// sessionKey does a session.
+func linkKey(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return "outbound:console:once:" + hex.EncodeToString(sum[:])
+}
+
+// EnableSignInLinks lets SignInLink make links and GET /console/signin
+// honour them. Only `outbound dev` calls it: a served console ignores
+// ?once=, so a link can never stand in for a token there.
+func (c *Console) EnableSignInLinks() { c.links = true }
+
+// SignInLink is a path that signs a browser in as the admin key named
+// keyName once, within LinkTTL.
+func (c *Console) SignInLink(ctx context.Context, keyName string) (string, error) {
+	if !c.links {
+		return "", errors.New("console: sign-in links are not enabled")
+	}
+	if _, ok := c.adminKey(keyName); !ok {
+		return "", fmt.Errorf("console: sign-in link: no admin key %q", keyName)
+	}
+	tok := randomToken()
+	if err := c.d.Redis.Set(ctx, linkKey(tok), keyName, LinkTTL).Err(); err != nil {
+		return "", fmt.Errorf("console: sign-in link: %w", err)
+	}
+	return Prefix + "/signin?once=" + tok, nil
+}
+
+// adminKey is the configured admin key named name.
+func (c *Console) adminKey(name string) (apikey.Key, bool) {
+	for _, k := range c.d.Keys {
+		if k.Name == name && k.Scope == apikey.ScopeAdmin {
+			return k, true
+		}
+	}
+	return apikey.Key{}, false
+}
+
+// linkSignin spends the one-time link tok: a session for its key, or
+// false when it is unknown, used or expired (the caller shows the form).
+func (c *Console) linkSignin(w http.ResponseWriter, r *http.Request, tok string) bool {
+	name, err := c.d.Redis.GetDel(r.Context(), linkKey(tok)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false
+	}
+	if err != nil {
+		c.unavailable(w, r, err)
+		return true
+	}
+	key, ok := c.adminKey(name)
+	if !ok {
+		return false
+	}
+	c.startSession(w, r, key)
+	return true
 }
