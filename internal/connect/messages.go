@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/text/language"
+	"github.com/outbound-mail/outbound/internal/lang"
 )
 
 // The page's words, one catalogue per locale; TestCataloguesHaveTheSameKeys
@@ -24,26 +24,11 @@ var locales = map[string]locale{
 	"ar": {tag: "ar", dir: "rtl", messages: arabic},
 }
 
-func knownLocale(s string) bool { _, ok := locales[s]; return ok }
-
-// localeMatcher picks a locale from a browser's Accept-Language; English
-// first, so it is the fallback.
-var localeMatcher = language.NewMatcher([]language.Tag{language.English, language.Arabic})
+func knownLocale(s string) bool { return lang.Known(s) }
 
 // pickLocale is the link's locale if it names one, else the browser's.
 func pickLocale(linkLocale, acceptLanguage string) locale {
-	if l, ok := locales[linkLocale]; ok {
-		return l
-	}
-	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
-	if err != nil || len(tags) == 0 {
-		return locales["en"]
-	}
-	_, i, _ := localeMatcher.Match(tags...)
-	if i == 1 {
-		return locales["ar"]
-	}
-	return locales["en"]
+	return locales[lang.Pick(linkLocale, acceptLanguage)]
 }
 
 // text is the message for key, with args in its %s and %d verbs; a

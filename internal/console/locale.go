@@ -3,7 +3,7 @@ package console
 import (
 	"fmt"
 
-	"golang.org/x/text/language"
+	"github.com/outbound-mail/outbound/internal/lang"
 )
 
 // The console's words, one catalogue per locale;
@@ -20,24 +20,9 @@ var locales = map[string]locale{
 	"ar": {tag: "ar", dir: "rtl", messages: arabic},
 }
 
-// localeMatcher picks from a browser's Accept-Language; English first, so
-// it is the fallback.
-var localeMatcher = language.NewMatcher([]language.Tag{language.English, language.Arabic})
-
 // pickLocale is ?lang= when it names a locale, else the browser's.
 func pickLocale(query, acceptLanguage string) locale {
-	if l, ok := locales[query]; ok {
-		return l
-	}
-	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
-	if err != nil || len(tags) == 0 {
-		return locales["en"]
-	}
-	_, i, _ := localeMatcher.Match(tags...)
-	if i == 1 {
-		return locales["ar"]
-	}
-	return locales["en"]
+	return locales[lang.Pick(query, acceptLanguage)]
 }
 
 // text is the locale's words for key, with args filled in as by
