@@ -1,39 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/outbound-mail/outbound/internal/logtest"
 )
 
 // `outbound dev` prints a link that opens the console signed in as the
 // dev admin key, once: the second use signs in no one.
 func TestDevPrintsConsoleLink(t *testing.T) {
-	cmd := exec.Command(outboundBinary(t), "dev")
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0", "TMPDIR=" + t.TempDir()}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &logtest.Buffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines, stderr := startDev(t, t.TempDir())
 	found := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, link, ok := strings.Cut(sc.Text(), "Console (signed in, one use): "); ok {
+		for l := range lines {
+			if _, link, ok := strings.Cut(l, "Console (signed in, one use): "); ok {
 				found <- link
 			}
 		}

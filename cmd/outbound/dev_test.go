@@ -20,29 +20,7 @@ import (
 // finds the caught message as an .eml file.
 func TestDevQuickstart(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(outboundBinary(t), "dev")
-	cmd.Dir = dir
-	// TMPDIR: the killed process leaves its temporary files in the test's directory.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0", "TMPDIR=" + t.TempDir()}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &logtest.Buffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, stderr := startDev(t, dir)
 	var curls []string
 	timeout := time.After(20 * time.Second)
 	for len(curls) < 3 {
@@ -198,4 +176,33 @@ func TestServeWithoutRedisPointsToDev(t *testing.T) {
 	if !strings.Contains(string(out), "OUTBOUND_REDIS_URL") || !strings.Contains(string(out), "outbound dev") {
 		t.Fatalf("message does not name the variable and point to dev:\n%s", out)
 	}
+}
+
+// startDev runs `outbound dev` in dir until the test ends: its stdout a
+// line at a time (closed when it exits), and its stderr.
+func startDev(t *testing.T, dir string) (<-chan string, *logtest.Buffer) {
+	t.Helper()
+	cmd := exec.Command(outboundBinary(t), "dev")
+	cmd.Dir = dir
+	// TMPDIR: the killed process leaves its temporary files in the test's directory.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOUND_LISTEN=127.0.0.1:0", "TMPDIR=" + t.TempDir()}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &logtest.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines, stderr
 }
