@@ -92,7 +92,6 @@ type verdict struct {
 	// before the next try (recipients an earlier attempt sent to may still
 	// make it sent).
 	expired bool
-	event   string // the webhook event the outcome makes; "" for none
 }
 
 // decide is what becomes of a message, at now, given the facts.
@@ -137,7 +136,7 @@ func decide(now time.Time, p policy, f facts) verdict {
 		out.Status = queue.StatusQueued
 		out.Rejected, out.Recipients = rec.Rejected, rec.Recipients
 	}
-	return verdict{out: out, event: eventOf(out.Status)}
+	return verdict{out: out}
 }
 
 // decideCircuit waits for an open circuit to let a connection through,
@@ -158,7 +157,7 @@ func decideCircuit(now time.Time, p policy, f facts) verdict {
 			CodeCircuitOpen + ")"
 		byRecipients(&out, rec, nil, nil, nil, transport.Result{}, nil) // those an earlier attempt sent to stay sent
 	}
-	return verdict{out: out, expired: expired, event: eventOf(out.Status)}
+	return verdict{out: out, expired: expired}
 }
 
 // decideAttempted classifies the last attempt as a whole, then lets each
@@ -209,7 +208,7 @@ func decideAttempted(now time.Time, p policy, f facts) verdict {
 		out.Error = "retry window of " + p.retryMaxAge.String() + " spent; last error: " + summary(terr)
 	}
 	byRecipients(&out, rec, f.all, f.rcpts, f.suppressed, f.result, f.err)
-	return verdict{out: out, expired: expired, event: eventOf(out.Status)}
+	return verdict{out: out, expired: expired}
 }
 
 // mayFallBack reports whether a message on f's route may go via the
@@ -224,13 +223,6 @@ func (f facts) mayFallBack(p policy) bool {
 // accept. A retry due exactly as the window ends is still made.
 func (p policy) expired(rec queue.Record, now time.Time, delay time.Duration) bool {
 	return now.Add(delay).After(rec.FirstDue().Add(p.retryMaxAge))
-}
-
-// eventOf is the webhook event an outcome of status makes: none for a
-// message put back in the queue without an attempt.
-func eventOf(status queue.Status) string {
-	event, _ := status.Event()
-	return event
 }
 
 // isProfileFault reports failures of the session set-up: the account's
