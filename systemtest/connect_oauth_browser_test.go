@@ -365,7 +365,7 @@ func TestConnectSignInWithMicrosoft(t *testing.T) {
 		t.Fatalf("%d %s %s", st, loc, body)
 	}
 	q := rig.google.Authorizations()[0]
-	if q.Get("scope") != "https://outlook.office365.com/SMTP.Send offline_access openid email" || q.Get("prompt") != "" ||
+	if q.Get("scope") != "https://outlook.office.com/SMTP.Send offline_access openid email" || q.Get("prompt") != "" ||
 		q.Get("access_type") != "" || q.Get("login_hint") != "ops@contoso.example" {
 		t.Errorf("authorization %v", q)
 	}
@@ -373,7 +373,7 @@ func TestConnectSignInWithMicrosoft(t *testing.T) {
 	p := r.json(t)
 	o, _ := p["oauth"].(map[string]any)
 	if p["provider"] != "microsoft365" || p["auth"] != "xoauth2" || p["host"] != "smtp.office365.com" || o == nil ||
-		o["flow"] != "refresh_token" || o["scope"] != "https://outlook.office365.com/SMTP.Send offline_access" {
+		o["flow"] != "refresh_token" || o["scope"] != "https://outlook.office.com/SMTP.Send offline_access" {
 		t.Errorf("profile %s", r.body)
 	}
 }

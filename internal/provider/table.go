@@ -151,7 +151,11 @@ var (
 		AuthURL:  "https://login.microsoftonline.com/{directory}/oauth2/v2.0/authorize",
 		TokenURL: "https://login.microsoftonline.com/{directory}/oauth2/v2.0/token",
 		Flow:     FlowClientCredentials,
-		Scope:    "https://outlook.office365.com/SMTP.Send offline_access",
+		// learn.microsoft.com/exchange/client-developer/legacy-protocols/
+		// how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth:
+		// the delegated SMTP scope is on outlook.office.com, the
+		// client-credentials one (AppScope) on outlook.office365.com.
+		Scope:    "https://outlook.office.com/SMTP.Send offline_access",
 		AppScope: "https://outlook.office365.com/.default",
 		// learn.microsoft.com/entra/identity-platform/id-tokens: a v2.0 ID
 		// token's issuer names the account's own directory.
