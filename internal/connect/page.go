@@ -29,6 +29,7 @@ import (
 
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
+	"github.com/outbound-mail/outbound/internal/webpage"
 )
 
 // ProfileStore reads and writes tenants' profiles (tenant.Store).
@@ -97,14 +98,10 @@ func policy(origins []string, signIn ...string) string {
 // the path is the link's secret.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	h := w.Header()
-	h.Set("Content-Security-Policy", p.csp)
-	h.Set("Referrer-Policy", "same-origin") // the product's page never sees the token
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	webpage.Guard(w.Header(), p.csp)
+	rec := webpage.Record(w)
 	tenantID, action := p.route(rec, r)
-	p.log.Info("connect page", "method", r.Method, "action", action, "status", rec.status, "tenant_id", tenantID,
+	p.log.Info("connect page", "method", r.Method, "action", action, "status", rec.Status, "tenant_id", tenantID,
 		"duration_ms", time.Since(start).Milliseconds())
 }
 
@@ -203,16 +200,6 @@ func returnTo(link Link, status string) string {
 	q.Set("tenant", link.TenantID)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
 }
 
 // setCookie gives the browser the link's CSRF token in a SameSite=Strict

@@ -36,6 +36,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/webhook"
+	"github.com/outbound-mail/outbound/internal/webpage"
 )
 
 // Prefix is the path the console is served under.
@@ -179,20 +180,16 @@ func New(d Deps, publicURL string) *Console {
 // cookie or a form's values.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	h := w.Header()
-	h.Set("Content-Security-Policy", csp)
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	webpage.Guard(w.Header(), csp)
 	if l := r.URL.Query().Get("lang"); l != "" {
 		if _, ok := locales[l]; ok {
 			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
 				Secure: c.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		}
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := webpage.Record(w)
 	c.mux.ServeHTTP(rec, r)
-	c.d.Log.Info("console", "method", r.Method, "route", r.Pattern, "status", rec.status,
+	c.d.Log.Info("console", "method", r.Method, "route", r.Pattern, "status", rec.Status,
 		"duration_ms", time.Since(start).Milliseconds())
 }
 
@@ -325,14 +322,4 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, v view, status 
 	if err := page.Execute(w, v); err != nil {
 		c.d.Log.Error("console: render", "error", err)
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
 }
