@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,14 +27,18 @@ import (
 	"github.com/outbound-mail/outbound/internal/tenant"
 )
 
-// signInRig is a connect rig whose service has a Google app, pointed at a
-// test authorization server, and a Workspace-like SMTP server that logs
-// in with XOAUTH2, taking only that server's access tokens.
+// signInRig is a connect rig whose service has a Google app (or a
+// Microsoft one), pointed at a test authorization server, and an SMTP
+// server standing in for the provider's, on the provider's own name and
+// port (smtp.gmail.com:465 on 127.0.0.2, smtp.office365.com:587 on
+// 127.0.0.3), that logs in with XOAUTH2, taking only that authorization
+// server's access tokens.
 type signInRig struct {
 	*connectRig
 	google  *oauthtest.Server
 	account *smtptest.Server
-	sealKey string // the service's OUTBOUND_SECRET_KEY, to read what it sealed
+	sealKey string      // the service's OUTBOUND_SECRET_KEY, to read what it sealed
+	refuse  atomic.Bool // the account refuses every token, as an organisation with SMTP AUTH off does
 }
 
 const workspaceAddress = "acme@acme.example"
@@ -45,17 +52,24 @@ func newSignInRig(t *testing.T, platform ...string) *signInRig {
 	}
 	rig := &signInRig{google: oauthtest.Start(t, oauthtest.Options{ClientID: "google-app", ClientSecret: "google-app-secret"}),
 		sealKey: seal.NewKey()}
-	rig.account = smtptest.Start(t, smtptest.Options{Mechanisms: []string{"XOAUTH2"}, Bearer: func(user, token string) bool {
-		return user == workspaceAddress && rig.google.Valid(token)
-	}})
+	ca := smtptest.NewCA(t)
+	leaf := ca.Leaf(t, smtptest.LeafOptions{Hosts: []string{"smtp.gmail.com", "smtp.office365.com"}})
+	account := smtptest.Options{Addr: "127.0.0.2:465", TLS: &leaf, Mechanisms: []string{"XOAUTH2"},
+		Bearer: func(user, token string) bool { return !rig.refuse.Load() && rig.google.Valid(token) }}
+	if on == "microsoft" {
+		account.Addr, account.Mode = "127.0.0.3:587", smtptest.STARTTLS
+	}
+	rig.account = smtptest.Start(t, account)
 	rig.connectRig = newConnectRig(t, func(o *options) {
 		roots := x509.NewCertPool()
 		if o.roots != nil {
 			roots = o.roots.Clone()
 		}
 		roots.AppendCertsFromPEM(rig.google.CA.PEM())
-		roots.AppendCertsFromPEM(rig.account.CA.PEM())
+		roots.AppendCertsFromPEM(ca.PEM())
 		o.roots, o.sealKey, o.workers = roots, rig.sealKey, 2
+		o.resolver = fixedResolver{"smtp.gmail.com": netip.MustParseAddr("127.0.0.2"),
+			"smtp.office365.com": netip.MustParseAddr("127.0.0.3")}
 		o.configure = func(c *config.Config) {
 			a := config.OAuthApp{ClientID: "google-app", ClientSecret: secret.New("google-app-secret")}
 			if on == "microsoft" {
@@ -145,14 +159,11 @@ func TestConnectSignInWithGoogleInBrowser(t *testing.T) {
 		t.Fatalf("open the refresh token: %q %v", refresh, err)
 	}
 
-	// The provider's server is smtp.gmail.com:465; this test's is on
-	// another port, and a profile that moves must give its secrets again.
-	grant := map[string]any{"flow": o["flow"], "token_url": o["token_url"], "client_id": o["client_id"], "scope": o["scope"],
-		"client_secret": "google-app-secret", "refresh_token": string(refresh)}
-	put := map[string]any{"provider": "google", "email": workspaceAddress, "host": "127.0.0.1", "port": rig.account.Port(),
-		"security": "tls", "auth": "xoauth2", "oauth": grant}
-	if r := rig.do("PUT", "/v1/tenants/acme/smtp", rig.adminToken, put); r.status != 200 {
-		t.Fatalf("PUT: %d %s", r.status, r.body)
+	// The sign-in logged in to the account before saving (the test's
+	// stand-in for smtp.gmail.com:465), and the saved profile sends as it
+	// is, over XOAUTH2 with a token the stored grant gets.
+	if n := rig.account.Auths(); n != 1 {
+		t.Errorf("%d logins before saving, want the sign-in's test", n)
 	}
 	in := oneRecipient("acme")
 	delete(in, "from")
@@ -161,8 +172,8 @@ func TestConnectSignInWithGoogleInBrowser(t *testing.T) {
 		t.Fatalf("POST: %d %s", r.status, r.body)
 	}
 	sendSetup{harness: rig.harness}.waitStatus(t, r.json(t)["id"].(string), "sent")
-	if n := len(rig.account.Messages()); n != 1 {
-		t.Errorf("%d messages at the XOAUTH2 server", n)
+	if m := rig.account.Messages(); len(m) != 1 || m[0].Username != workspaceAddress {
+		t.Errorf("messages at the XOAUTH2 server: %+v", m)
 	}
 }
 
@@ -311,6 +322,30 @@ func TestConnectSignInRefusals(t *testing.T) {
 		if st != http.StatusBadRequest || !strings.Contains(body, "This sign-in could not be finished") {
 			t.Fatalf("no cookie: %d %s", st, body)
 		}
+	})
+	// The grant is good but the account will not take it over SMTP (an
+	// organisation with SMTP AUTH off): the form says what the server
+	// answered and offers the sign-in again; nothing is stored.
+	t.Run("account refuses SMTP", func(t *testing.T) {
+		link := rig.link(t, "en")
+		c := rig.client(t)
+		auth := rig.startSignIn(t, c, link, workspaceAddress)
+		rig.refuse.Store(true)
+		defer rig.refuse.Store(false)
+		logins := rig.account.AuthAttempts()
+		st, body, _ := finish(t, c, auth)
+		if st != http.StatusOK || !strings.Contains(body, `id="test-result" role="alert"`) ||
+			!strings.Contains(body, "did not accept this app&#39;s access") || !strings.Contains(body, "Username and Password not accepted") ||
+			!strings.Contains(body, `id="signin"`) {
+			t.Fatalf("%d %s", st, body)
+		}
+		if n := rig.account.AuthAttempts() - logins; n != 1 {
+			t.Errorf("%d logins tried at the account, want 1", n)
+		}
+		if m := regexp.MustCompile(`rt-[0-9a-f]{24}`).FindString(body); m != "" {
+			t.Errorf("the page shows the refresh token %s", m)
+		}
+		noProfile(t)
 	})
 	t.Run("forged ID token", func(t *testing.T) {
 		link := rig.link(t, "en")

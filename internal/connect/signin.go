@@ -17,6 +17,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/tenant"
+	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
@@ -319,16 +320,32 @@ func (s *session) finishSignIn(st signInState, code string) string {
 	}
 	grant := &tenant.OAuthInput{Flow: tenant.FlowRefreshToken, TokenURL: a.TokenURL, ClientID: a.ClientID,
 		ClientSecret: a.ClientSecret, RefreshToken: secret.New(tok.RefreshToken), Scope: o.Scope}
-	err = s.saveWith(s.r.Context(), func(stored tenant.Profile, found bool) tenant.Input {
-		v := values{Provider: st.provider, Email: st.email, Username: st.email, Enabled: true}
+	v := values{Provider: st.provider, Email: st.email, Username: st.email, Enabled: true}
+	input := func(stored tenant.Profile, found bool) tenant.Input {
+		vals := v
 		if found {
-			v.SenderName = stored.SenderName
+			vals.SenderName = stored.SenderName
 		}
-		in := v.input(secret.String{}, stored, found)
+		in := vals.input(secret.String{}, stored, found)
 		in.Auth, in.OAuth = tenant.AuthXOAuth2, grant
 		return in
-	})
-	if err != nil {
+	}
+	// A grant is not yet an account that sends: Microsoft 365 turns SMTP
+	// AUTH off per organisation and mailbox, Google Workspace admins can
+	// turn off access for apps. So the account is tested as the password
+	// path tests it, and only saved when it logs in; otherwise the form
+	// says what the server answered, as a failed test does.
+	if te, err := s.testGrant(input); te != nil {
+		s.log.Info("connect page: sign-in test failed", "tenant_id", s.link.TenantID, "provider", st.provider,
+			"code", te.Code, "smtp_code", te.SMTPCode)
+		s.form(v, nil, &outcome{err: te, signedIn: true}, http.StatusOK)
+		return "signin_test_failed"
+	} else if err != nil {
+		s.log.Error("connect page: sign-in test", "tenant_id", s.link.TenantID, "error", err)
+		s.refuse("failed", http.StatusBadGateway)
+		return "signin_failed"
+	}
+	if err := s.saveWith(s.r.Context(), input); err != nil {
 		s.log.Error("connect page: sign-in save", "tenant_id", s.link.TenantID, "error", err)
 		s.refuse("failed", http.StatusBadGateway)
 		return "signin_failed"
@@ -338,6 +355,28 @@ func (s *session) finishSignIn(st signInState, code string) string {
 	}
 	http.Redirect(s.w, s.r, returnTo(s.link, "connected"), http.StatusSeeOther)
 	return "signin_connected"
+}
+
+// testGrant logs in to the account the signed-in grant names, with an
+// access token the grant gets: a *transport.Error is the account's answer,
+// another error the service's own trouble.
+func (s *session) testGrant(input func(stored tenant.Profile, found bool) tenant.Input) (*transport.Error, error) {
+	stored, found, err := s.stored(s.r.Context())
+	if err != nil {
+		return nil, err
+	}
+	p, err := tenant.Build(s.link.TenantID, input(stored, found), storedOrNil(stored, found))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(s.r.Context(), verifyTimeout)
+	defer cancel()
+	_, err = s.verifier.Verify(ctx, p, false)
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te, nil
+	}
+	return nil, err
 }
 
 // exchangeError is what the log says of a failed exchange: the

@@ -72,10 +72,13 @@ type resultView struct {
 	Advice, Hint, Detail string
 }
 
-// outcome is what a test came to: a login or an error.
+// outcome is what a test came to: a login or an error. signedIn marks the
+// test of a sign-in's grant, whose advice is about the grant rather than
+// a password.
 type outcome struct {
-	ok  transport.Verified
-	err *transport.Error
+	ok       transport.Verified
+	err      *transport.Error
+	signedIn bool
 }
 
 func gone(loc locale, reason, back string) view {
@@ -135,11 +138,15 @@ func (s *session) form(vals values, errs []validation.Field, out *outcome, statu
 	if out != nil && out.err != nil {
 		te := out.err
 		advice := "verify." + te.Code
-		if _, ok := english[advice]; !ok {
+		if _, ok := english["verify.signin."+te.Code]; ok && out.signedIn {
+			advice = "verify.signin." + te.Code
+		} else if _, ok := english[advice]; !ok {
 			advice = "verify.other"
 		}
 		v.Result = &resultView{Text: s.loc.text("verify.failed"), Advice: s.loc.text(advice), Hint: te.Hint, Detail: te.Message}
-		blamed = blame(te.Code)
+		if !out.signedIn { // a grant's refusal is not the password field's
+			blamed = blame(te.Code)
+		}
 	} else if out != nil {
 		v.Result = &resultView{OK: true, Text: s.loc.text("verify.ok", out.ok.Mechanism, out.ok.TLSVersion)}
 	}

@@ -87,6 +87,11 @@ type Options struct {
 	// go-smtp always offers it and it is taken out of the reply on the
 	// connection, below TLS started in the session).
 	Without []string
+	// Addr is the address to listen on. Default: 127.0.0.1 on a free
+	// port. A test that must stand in for a provider's server on that
+	// provider's own port (465, 587) listens on another loopback address,
+	// such as 127.0.0.2:465, which needs root or CAP_NET_BIND_SERVICE.
+	Addr string
 }
 
 // Message is one message the server received.
@@ -171,7 +176,11 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatalf("smtptest: listen: %v", err)
 	}
@@ -208,11 +217,11 @@ func Start(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// Addr is "127.0.0.1:port".
+// Addr is the address it listens on, "127.0.0.1:port" by default.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Host is "127.0.0.1".
-func (s *Server) Host() string { return "127.0.0.1" }
+// Host is the IP address it listens on, "127.0.0.1" by default.
+func (s *Server) Host() string { return s.ln.Addr().(*net.TCPAddr).IP.String() }
 
 // Port is the port the server listens on.
 func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
