@@ -26,7 +26,7 @@ func newSubmission(cfg config.Config, a *App, m *metrics.Metrics) (*submissionDo
 	sc := cfg.Submission
 	srv, err := submission.New(submission.Config{
 		Hostname: cfg.HeloName, CertFile: sc.CertFile, KeyFile: sc.KeyFile,
-		MaxConnections: sc.MaxConnections, MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxConnections: sc.MaxConnections, MaxTenantConnections: sc.MaxTenantConnections, MaxRecipients: cfg.MaxRecipients, MaxMessageBytes: cfg.MaxMessageBytes,
 		CommandTimeout: sc.CommandTimeout, DataTimeout: sc.DataTimeout,
 	}, submission.Deps{Log: a.log, Keys: cfg.APIKeys, Acceptor: a.delivery, Metrics: m})
 	if err != nil {

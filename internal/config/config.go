@@ -105,8 +105,11 @@ type Submission struct {
 	// CertFile and KeyFile are PEM files, read again when they change.
 	CertFile, KeyFile string
 	MaxConnections    int
-	CommandTimeout    time.Duration
-	DataTimeout       time.Duration
+	// MaxTenantConnections is how many of them one tenant may hold
+	// logged in; 0 is a quarter of MaxConnections.
+	MaxTenantConnections int
+	CommandTimeout       time.Duration
+	DataTimeout          time.Duration
 }
 
 // Enabled reports whether any submission listener is configured.
@@ -415,11 +418,12 @@ func (r *reader) relay(name string) *Relay {
 
 func (r *reader) submission() Submission {
 	s := Submission{
-		Listen:         r.address("OUTBOUND_SUBMISSION_LISTEN"),
-		ListenTLS:      r.address("OUTBOUND_SUBMISSIONS_LISTEN"),
-		CertFile:       r.str("OUTBOUND_SUBMISSION_TLS_CERT", ""),
-		KeyFile:        r.str("OUTBOUND_SUBMISSION_TLS_KEY", ""),
-		MaxConnections: r.integer("OUTBOUND_SUBMISSION_MAX_CONNECTIONS", 100, 1, 100_000),
+		Listen:               r.address("OUTBOUND_SUBMISSION_LISTEN"),
+		ListenTLS:            r.address("OUTBOUND_SUBMISSIONS_LISTEN"),
+		CertFile:             r.str("OUTBOUND_SUBMISSION_TLS_CERT", ""),
+		KeyFile:              r.str("OUTBOUND_SUBMISSION_TLS_KEY", ""),
+		MaxConnections:       r.integer("OUTBOUND_SUBMISSION_MAX_CONNECTIONS", 100, 1, 100_000),
+		MaxTenantConnections: r.integer("OUTBOUND_SUBMISSION_MAX_TENANT_CONNECTIONS", 0, 1, 100_000),
 		// RFC 5321 section 4.5.3.2: servers wait 5 minutes for a command
 		// and 10 for the end of the message.
 		CommandTimeout: r.duration("OUTBOUND_SUBMISSION_COMMAND_TIMEOUT", 5*time.Minute, time.Second),

@@ -71,7 +71,7 @@ func New(tenantLabels bool) *Metrics {
 		}, []string{"listener", "result"}),
 		submissionLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outbound_submission_logins_total",
-			Help: "SMTP submission AUTH attempts by result: ok, unknown_token, not_allowed (a valid token without send scope or for another tenant), invalid_username.",
+			Help: "SMTP submission AUTH attempts by result: ok, unknown_token, not_allowed (a valid token without send scope or for another tenant), invalid_username, tenant_busy (a good login while the tenant had all the connections it may).",
 		}, []string{"result"}),
 		submissionMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outbound_submission_messages_total",

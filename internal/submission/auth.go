@@ -18,7 +18,14 @@ const (
 	loginUnknownToken    = "unknown_token"
 	loginNotAllowed      = "not_allowed"
 	loginInvalidUsername = "invalid_username"
+	loginTenantBusy      = "tenant_busy" // right token, but the tenant has all the connections it may
 )
+
+// errTenantBusy refuses a good login for now: the tenant already has
+// MaxTenantConnections logged in. RFC 4954's temporary authentication
+// failure, so the client's mailer keeps the message and tries later.
+var errTenantBusy = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+	Message: "Too many connections for this tenant, try again later"}
 
 // errEncryptionRequired refuses AUTH before TLS (RFC 4954 section 6): the
 // password is a send token, and it must never cross the network in clear.

@@ -11,21 +11,25 @@ import (
 	"github.com/outbound-mail/outbound/internal/metrics"
 )
 
-// connTracker caps the open connections over all listeners and knows each
-// one, so that Shutdown can end the idle ones and cut the rest.
+// connTracker caps the open connections over all listeners, and those
+// logged in as any one tenant, and knows each one, so that Shutdown can
+// end the idle ones and cut the rest.
 type connTracker struct {
 	max          int
+	maxPerTenant int
 	loginTimeout time.Duration
 	metrics      *metrics.Metrics
 	onClose      func(*trackedConn)
 
-	mu       sync.Mutex
-	conns    map[*trackedConn]struct{}
-	refusing atomic.Int64 // connections being told 421 over the cap
+	mu        sync.Mutex
+	conns     map[*trackedConn]struct{}
+	perTenant map[string]int // connections logged in, by tenant
+	refusing  atomic.Int64   // connections being told 421 over the cap
 }
 
-func newConnTracker(max int, loginTimeout time.Duration, m *metrics.Metrics, onClose func(*trackedConn)) *connTracker {
-	return &connTracker{max: max, loginTimeout: loginTimeout, metrics: m, onClose: onClose, conns: map[*trackedConn]struct{}{}}
+func newConnTracker(max, maxPerTenant int, loginTimeout time.Duration, m *metrics.Metrics, onClose func(*trackedConn)) *connTracker {
+	return &connTracker{max: max, maxPerTenant: maxPerTenant, loginTimeout: loginTimeout, metrics: m, onClose: onClose,
+		conns: map[*trackedConn]struct{}{}, perTenant: map[string]int{}}
 }
 
 // trackedConn is one accepted connection. It outlives the go-smtp
@@ -55,11 +59,29 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-func (c *trackedConn) setTenant(id string) {
+// claimTenant counts the connection as logged in as id, unless id
+// already has as many connections as a tenant may: then it answers false
+// and the connection stays as it was. A connection logged in again (after
+// a new EHLO) moves from its old tenant's count to id's.
+func (c *trackedConn) claimTenant(id string) bool {
+	t := c.tracker
+	t.mu.Lock()
 	c.mu.Lock()
+	old := c.tenant
+	if old != id && t.perTenant[id] >= t.maxPerTenant {
+		c.mu.Unlock()
+		t.mu.Unlock()
+		return false
+	}
+	if old != id {
+		t.release(old)
+		t.perTenant[id]++
+	}
 	c.tenant = id
 	c.mu.Unlock()
+	t.mu.Unlock()
 	c.noLogin.Stop()
+	return true
 }
 
 // loginOverdue cuts a connection still without a login. It closes the
@@ -99,8 +121,21 @@ func (t *connTracker) add(c net.Conn, listener string) (*trackedConn, bool) {
 func (t *connTracker) remove(c *trackedConn) {
 	t.mu.Lock()
 	delete(t.conns, c)
+	c.mu.Lock()
+	t.release(c.tenant)
+	c.mu.Unlock()
 	t.mu.Unlock()
 	t.onClose(c)
+}
+
+// release takes one connection off tenant's count; t.mu is held.
+func (t *connTracker) release(tenant string) {
+	if tenant == "" {
+		return
+	}
+	if t.perTenant[tenant]--; t.perTenant[tenant] <= 0 {
+		delete(t.perTenant, tenant)
+	}
 }
 
 func (t *connTracker) open() int {

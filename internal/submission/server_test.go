@@ -445,6 +445,45 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
+// One tenant holding all the connections it may cannot take another
+// tenant's: its next login is refused for now (454 4.7.0, so its mailer
+// keeps the message), another tenant still logs in and sends, and a
+// connection that closes gives its tenant the slot back.
+func TestTenantConnectionCap(t *testing.T) {
+	f := newFixture(t, Config{MaxConnections: 10, MaxTenantConnections: 2})
+	first := f.login(t, "acme", f.acmeToken)
+	f.login(t, "acme", f.sendToken)
+	third := f.dial(t)
+	wantSMTP(t, third.Auth(sasl.NewPlainClient("", "acme", f.acmeToken)), 454, smtp.EnhancedCode{4, 7, 0})
+	if err := third.Mail("app@acme.example", nil); err == nil {
+		t.Fatal("MAIL after a refused login was taken")
+	}
+	other := f.login(t, "globex", f.sendToken)
+	if _, err := send(other, []string{"someone@example.com"}, simpleMessage, nil); err != nil {
+		t.Fatalf("another tenant's message: %v", err)
+	}
+
+	first.Quit()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := f.dial(t)
+		err := c.Auth(sasl.NewPlainClient("", "acme", f.acmeToken))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acme's slot not given back after a connection closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(scrape(t, f), `outbound_submission_logins_total{result="tenant_busy"}`) {
+		t.Error("the refused login is not counted as tenant_busy")
+	}
+	if !strings.Contains(f.log.String(), `"result":"tenant_busy"`) {
+		t.Error("the refused login is not logged")
+	}
+}
+
 func TestShutdownFinishesDataInProgress(t *testing.T) {
 	f := newFixture(t, Config{})
 	idle := f.login(t, "acme", f.acmeToken)

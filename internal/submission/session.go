@@ -65,10 +65,10 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 
 func (se *session) login(username, password string) error {
 	result := authenticate(se.s.deps.Keys, username, password)
-	se.s.deps.Metrics.SubmissionLogin(result)
 	addr := se.remote()
 	ip, _, _ := net.SplitHostPort(addr)
 	if result != loginOK {
+		se.s.deps.Metrics.SubmissionLogin(result)
 		attrs := []any{"remote_addr", addr, "result", result}
 		if result != loginInvalidUsername {
 			attrs = append(attrs, "tenant_id", username)
@@ -78,8 +78,14 @@ func (se *session) login(username, password string) error {
 		return smtp.ErrAuthFailed
 	}
 	se.s.logins.succeeded(ip)
+	if !se.conn.claimTenant(username) {
+		se.s.deps.Metrics.SubmissionLogin(loginTenantBusy)
+		se.s.log.Warn("submission login refused", "remote_addr", addr, "result", loginTenantBusy, "tenant_id", username,
+			"tenant_connections", se.s.cfg.MaxTenantConnections)
+		return errTenantBusy
+	}
+	se.s.deps.Metrics.SubmissionLogin(result)
 	se.tenant = username
-	se.conn.setTenant(username)
 	return nil
 }
 

@@ -49,11 +49,16 @@ type Config struct {
 	// looked at (default 5s).
 	CertCheckInterval time.Duration
 
-	MaxConnections  int   // open connections over all listeners (default 100)
-	MaxRecipients   int   // RCPT TO per message (default 100)
-	MaxMessageBytes int64 // advertised as SIZE (default 25 MiB)
-	MaxHeaderBytes  int   // the header section (default 256 KiB)
-	MaxLineLength   int   // any line, commands and message (default 4000)
+	MaxConnections int // open connections over all listeners (default 100)
+	// MaxTenantConnections is how many of them may be logged in as one
+	// tenant (default a quarter of MaxConnections, at least 1), so that
+	// one tenant's mailer opening connections without end cannot take
+	// every other tenant's.
+	MaxTenantConnections int
+	MaxRecipients        int   // RCPT TO per message (default 100)
+	MaxMessageBytes      int64 // advertised as SIZE (default 25 MiB)
+	MaxHeaderBytes       int   // the header section (default 256 KiB)
+	MaxLineLength        int   // any line, commands and message (default 4000)
 	// CommandTimeout bounds the wait for each command (and each reply
 	// write); DataTimeout the whole message after DATA. RFC 5321 section
 	// 4.5.3.2 asks servers to wait 5 and 10 minutes (the defaults).
@@ -80,6 +85,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 100
+	}
+	if c.MaxTenantConnections <= 0 {
+		c.MaxTenantConnections = max(1, c.MaxConnections/4)
 	}
 	if c.MaxRecipients <= 0 {
 		c.MaxRecipients = 100
@@ -159,7 +167,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: d, log: d.Log, certs: certs,
 		logins: newThrottle(cfg.LoginDelay, cfg.MaxLoginDelay, cfg.LoginMemory)}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	s.conns = newConnTracker(cfg.MaxConnections, cfg.LoginTimeout, d.Metrics, s.logSession)
+	s.conns = newConnTracker(cfg.MaxConnections, cfg.MaxTenantConnections, cfg.LoginTimeout, d.Metrics, s.logSession)
 
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = cfg.Hostname
