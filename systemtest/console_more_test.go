@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 	"github.com/outbound-mail/outbound/internal/suppression"
@@ -143,5 +145,48 @@ func TestConsoleServeIgnoresSignInLinks(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("?once= on serve: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// The tenant's page in a browser: the windows it has used, and a
+// suppression removed with its own button, which names the address for a
+// screen reader; in Arabic the page reads right to left.
+func TestConsoleTenantPageInBrowser(t *testing.T) {
+	s := newSendSetup(t, smtptest.Options{}, func(o *options) { o.rateLimit = ratelimit.Limit{PerMinute: 6, PerDay: 100} })
+	for range 2 {
+		if r := s.post(t, oneRecipient("beta")); r.status != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", r.status, r.body)
+		}
+	}
+	for _, email := range []string{"gone@example.com", "stays@example.com"} {
+		if r := s.do("PUT", "/v1/tenants/beta/suppressions/"+email, s.adminToken, map[string]any{"reason": "asked to stop"}); r.status != http.StatusOK {
+			t.Fatalf("suppress %s: %d %s", email, r.status, r.body)
+		}
+	}
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(s.url+"/console/signin"))
+	fill(t, ctx, "token", s.adminToken)
+	if st := press(t, ctx, "signin"); st != http.StatusOK {
+		t.Fatalf("sign in: %d", st)
+	}
+	do(t, ctx, chromedp.Navigate(s.url+"/console/tenants/beta"))
+	if used := eval[string](t, ctx, `document.querySelector('#rate-minute td.used').textContent + " | " + document.querySelector('#rate-day td.used').textContent`); used != "2 / 6 | 2 / 100" {
+		t.Errorf("windows used: %q", used)
+	}
+	names := eval[string](t, ctx, `[...document.querySelectorAll('#suppressions button.remove')].map(b => b.getAttribute('aria-label')).join(', ')`)
+	if names != "Remove gone@example.com, Remove stays@example.com" {
+		t.Errorf("the remove buttons are named %q", names)
+	}
+	follow(t, ctx, `#suppressions button[aria-label="Remove gone@example.com"]`)
+	if rows := eval[string](t, ctx, `[...document.querySelectorAll('#suppressions tbody th')].map(th => th.textContent).join(', ')`); rows != "stays@example.com" {
+		t.Errorf("suppressions after removing one: %q", rows)
+	}
+	if r := s.do("GET", "/v1/tenants/beta/suppressions/gone@example.com", s.adminToken, nil); r.status != http.StatusNotFound {
+		t.Errorf("the API still has the removed address: %d", r.status)
+	}
+	screenshot(t, ctx, "console-tenant-en.png")
+	do(t, ctx, chromedp.Navigate(s.url+"/console/tenants/beta?lang=ar"))
+	if got := eval[string](t, ctx, `document.documentElement.lang + " " + getComputedStyle(document.body).direction + " " + document.querySelector('#suppressions button.remove').getAttribute('aria-label')`); got != "ar rtl إزالة stays@example.com" {
+		t.Errorf("Arabic tenant page: %q", got)
 	}
 }
