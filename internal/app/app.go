@@ -269,10 +269,16 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	if err := <-smtpDone; err != nil {
 		a.log.Warn("smtp submission shutdown cut sessions short; their clients still hold what was not answered", "error", err)
 	}
+	// Delivery and webhooks stop together too: each waits for its
+	// readers' blocking reads to come back (up to a second), and neither
+	// needs the other first, since the events delivery writes stay in
+	// their stream for whichever replica reads them next.
+	webhooksDone := make(chan error, 1)
+	go func() { webhooksDone <- a.webhooks.Shutdown(grace) }()
 	if err := a.delivery.Shutdown(grace); err != nil {
 		a.log.Warn("delivery shutdown cut in-flight sends short; they will be retried", "error", err)
 	}
-	if err := a.webhooks.Shutdown(grace); err != nil {
+	if err := <-webhooksDone; err != nil {
 		a.log.Warn("webhook shutdown cut posts short; they will be retried", "error", err)
 	}
 	a.Close()
