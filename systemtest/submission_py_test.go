@@ -1,14 +1,10 @@
 package systemtest
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/outbound-mail/outbound/internal/logtest"
+	"github.com/outbound-mail/outbound/internal/pyrun"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 )
 
@@ -125,25 +121,12 @@ type pyResult struct {
 
 func pythonSubmit(t *testing.T, job pyJob) pyResult {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Fatalf("python3 not found in PATH; install it (Debian: apt-get install python3): %v", err)
-	}
 	in, err := json.Marshal(job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("python3", "-c", pySubmitScript)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr logtest.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python3 smtplib client: %v\n%s", err, stderr.String())
-	}
 	var res pyResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("python3 smtplib client: %v: %s", err, out)
-	}
+	pyrun.JSON(t, "python3 smtplib client", pySubmitScript, in, &res)
 	return res
 }
 
@@ -175,25 +158,11 @@ type pyRead struct {
 // pythonRead reads what an SMTP server received with Python's email.
 func pythonRead(t *testing.T, msgs []smtptest.Message) []pyRead {
 	t.Helper()
-	dir := t.TempDir()
-	args := []string{"-c", pyReaderScript}
+	raws := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		p := filepath.Join(dir, "m"+itoa(i)+".eml")
-		if err := os.WriteFile(p, m.Data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, p)
-	}
-	cmd := exec.Command("python3", args...)
-	var stderr logtest.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python3 email reader: %v\n%s", err, stderr.String())
+		raws[i] = m.Data
 	}
 	var reads []pyRead
-	if err := json.Unmarshal(out, &reads); err != nil {
-		t.Fatalf("python3 email reader: %v: %s", err, out)
-	}
+	pyrun.JSON(t, "python3 email reader", pyReaderScript, nil, &reads, pyrun.Files(t, raws...)...)
 	return reads
 }

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/outbound-mail/outbound/internal/logtest"
+	"github.com/outbound-mail/outbound/internal/pyrun"
 )
 
 // pyReaderScript parses each file named on its command line with Python's
@@ -100,21 +96,7 @@ type pyReading struct {
 // pythonRead parses the files with python3's email package.
 func pythonRead(t *testing.T, paths []string) []pyReading {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Fatalf("python3 not found in PATH; install it (Debian: apt-get install python3): %v", err)
-	}
-	script := filepath.Join(t.TempDir(), "read.py")
-	must(t, os.WriteFile(script, []byte(pyReaderScript), 0o600))
-	cmd := exec.Command("python3", append([]string{script}, paths...)...)
-	var stderr logtest.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python3 email reader: %v\n%s", err, stderr.String())
-	}
 	var readings []pyReading
-	if err := json.Unmarshal(out, &readings); err != nil {
-		t.Fatalf("python3 email reader: %v: %s", err, out)
-	}
+	pyrun.JSON(t, "python3 email reader", pyReaderScript, nil, &readings, paths...)
 	return readings
 }

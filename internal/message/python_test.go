@@ -2,15 +2,15 @@ package message
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-message/mail"
+
+	"github.com/outbound-mail/outbound/internal/pyrun"
 )
 
 // pyMessage is one message as testdata/read_mail.py reports it, under
@@ -37,30 +37,12 @@ type pyPart struct {
 // no one here wrote (python3 is on every machine this runs on).
 func pythonRead(t *testing.T, raws ...[]byte) []pyMessage {
 	t.Helper()
-	py, err := exec.LookPath("python3")
+	script, err := os.ReadFile(filepath.Join("testdata", "read_mail.py"))
 	if err != nil {
-		t.Fatalf("python3 is needed to read composed mail as a stranger would; install it (apt-get install -y python3): %v", err)
-	}
-	dir := t.TempDir()
-	args := []string{filepath.Join("testdata", "read_mail.py")}
-	for i, raw := range raws {
-		p := filepath.Join(dir, fmt.Sprintf("%d.eml", i))
-		if err := os.WriteFile(p, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, p)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(py, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("read_mail.py: %v\n%s", err, stderr.String())
+		t.Fatal(err)
 	}
 	var msgs []pyMessage
-	if err := json.Unmarshal(out, &msgs); err != nil {
-		t.Fatalf("read_mail.py output: %v\n%s", err, out)
-	}
+	pyrun.JSON(t, "read_mail.py", string(script), nil, &msgs, pyrun.Files(t, raws...)...)
 	return msgs
 }
 
