@@ -74,6 +74,20 @@ func TestConsoleRemoveSuppression(t *testing.T) {
 
 // A message's page lists the webhook events logged about it.
 func TestConsoleMessageEvents(t *testing.T) {
+	s, _, id := sentWithWebhook(t)
+	c := newConsoleClient(t, s.url)
+	c.signIn(s.adminToken)
+	_, body, _ := c.get("/console/messages/" + id)
+	i := strings.Index(body, `id="events"`)
+	if i < 0 || !strings.Contains(body[i:], "message.sent") {
+		t.Errorf("the message's events are not on its page:\n%s", body)
+	}
+}
+
+// sentWithWebhook is a send setup with webhook "ops" listening for
+// message.sent at a receiver, and one message of beta's it has heard of.
+func sentWithWebhook(t *testing.T) (sendSetup, *receiver, string) {
+	t.Helper()
 	rcv := newReceiver(t)
 	s := newSendSetup(t, smtptest.Options{}, rcv.trust)
 	res := s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL + "/hook", "events": []string{"message.sent"}})
@@ -83,13 +97,7 @@ func TestConsoleMessageEvents(t *testing.T) {
 	rcv.secret = res.json(t)["secret"].(string)
 	id := s.accept(t, oneRecipient("beta"))
 	rcv.waitEvent(t, id, "message.sent")
-	c := newConsoleClient(t, s.url)
-	c.signIn(s.adminToken)
-	_, body, _ := c.get("/console/messages/" + id)
-	i := strings.Index(body, `id="events"`)
-	if i < 0 || !strings.Contains(body[i:], "message.sent") {
-		t.Errorf("the message's events are not on its page:\n%s", body)
-	}
+	return s, rcv, id
 }
 
 func readBody(b *strings.Builder, res *http.Response) (int64, error) {

@@ -364,15 +364,7 @@ func TestConsoleTenantBoundKey(t *testing.T) {
 // A logged webhook event is sent again from the webhook's page, with the
 // session's CSRF token; the page is the operator's only.
 func TestConsoleWebhookRetry(t *testing.T) {
-	rcv := newReceiver(t)
-	s := newSendSetup(t, smtptest.Options{}, rcv.trust)
-	res := s.do("PUT", "/v1/webhooks/ops", s.adminToken, map[string]any{"url": rcv.srv.URL + "/hook", "events": []string{"message.sent"}})
-	if res.status != http.StatusCreated {
-		t.Fatalf("PUT webhook: %d %s", res.status, res.body)
-	}
-	rcv.secret = res.json(t)["secret"].(string)
-	id := s.accept(t, oneRecipient("beta"))
-	rcv.waitEvent(t, id, "message.sent")
+	s, rcv, id := sentWithWebhook(t)
 
 	c := newConsoleClient(t, s.url)
 	c.signIn(s.adminToken)
