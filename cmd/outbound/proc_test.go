@@ -284,6 +284,20 @@ func serviceEnv(t *testing.T, redisURL string, extra ...string) (env []string, a
 	return append(env, extra...), adminToken, sendToken
 }
 
+// submissionEnv is serviceEnv with the STARTTLS submission listener on a
+// free port, serving certFile and keyFile, and the service trusting
+// caFile's servers; it returns the listener's port too.
+func submissionEnv(t *testing.T, redisURL, certFile, keyFile, caFile string) (env []string, adminToken, sendToken string, port int) {
+	t.Helper()
+	port = freePort(t)
+	env, adminToken, sendToken = serviceEnv(t, redisURL,
+		"OUTBOUND_SMTP_CA_FILE="+caFile,
+		"OUTBOUND_SUBMISSION_LISTEN=127.0.0.1:"+strconv.Itoa(port),
+		"OUTBOUND_SUBMISSION_TLS_CERT="+certFile,
+		"OUTBOUND_SUBMISSION_TLS_KEY="+keyFile)
+	return env, adminToken, sendToken, port
+}
+
 func startService(t *testing.T, env []string, adminToken, sendToken string) *service {
 	t.Helper()
 	port := freePort(t)

@@ -44,12 +44,7 @@ func TestSubmissionSurvivesKill(t *testing.T) {
 		}}})
 
 	redis := redistest.Start(t)
-	submitPort := freePort(t)
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_SUBMISSION_LISTEN=127.0.0.1:"+strconv.Itoa(submitPort),
-		"OUTBOUND_SUBMISSION_TLS_CERT="+certFile,
-		"OUTBOUND_SUBMISSION_TLS_KEY="+keyFile)
+	env, admin, send, submitPort := submissionEnv(t, redis.URL(), certFile, keyFile, caFile)
 	first := startService(t, env, admin, send)
 	if status, body := first.call(t, "PUT", "/v1/tenants/acme/smtp", admin, map[string]any{
 		"sender_name": "Acme Trading", "email": "acme@gmail.test", "password": "abcdefghijklmnop",

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/outbound-mail/outbound/internal/logtest"
+	"github.com/outbound-mail/outbound/internal/pyrun"
 	"github.com/outbound-mail/outbound/internal/redistest"
 	"github.com/outbound-mail/outbound/internal/smtptest"
 )
@@ -52,12 +49,7 @@ func TestSubmissionThroughMailpit(t *testing.T) {
 	certFile, keyFile, caFile := tlsFiles(t, ca)
 	box := startMailpit(t, "tls", certFile, keyFile, map[string]string{"acme@gmail.test": "abcdefghijklmnop"})
 	redis := redistest.Start(t)
-	submitPort := freePort(t)
-	env, admin, send := serviceEnv(t, redis.URL(),
-		"OUTBOUND_SMTP_CA_FILE="+caFile,
-		"OUTBOUND_SUBMISSION_LISTEN=127.0.0.1:"+strconv.Itoa(submitPort),
-		"OUTBOUND_SUBMISSION_TLS_CERT="+certFile,
-		"OUTBOUND_SUBMISSION_TLS_KEY="+keyFile)
+	env, admin, send, submitPort := submissionEnv(t, redis.URL(), certFile, keyFile, caFile)
 	svc := startService(t, env, admin, send)
 	if status, body := svc.call(t, "PUT", "/v1/tenants/acme/smtp", admin, map[string]any{
 		"sender_name": "Acme Trading", "email": "acme@gmail.test", "password": "abcdefghijklmnop",
@@ -70,23 +62,13 @@ func TestSubmissionThroughMailpit(t *testing.T) {
 	raw := "From: Acme Billing <acme@gmail.test>\r\nTo: Client <client@example.com>\r\nBcc: archive@example.com\r\n" +
 		"Subject: " + subject + "\r\nMessage-ID: <smtplib-1@acme.test>\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text
-	dir := t.TempDir()
-	sentFile, script := filepath.Join(dir, "sent.eml"), filepath.Join(dir, "submit.py")
-	must(t, os.WriteFile(sentFile, []byte(raw), 0o600))
-	must(t, os.WriteFile(script, []byte(pySubmitScript), 0o600))
-	cmd := exec.Command("python3", script, "127.0.0.1", strconv.Itoa(submitPort), caFile, "acme", send,
-		"acme@gmail.test", sentFile, "client@example.com", "archive@example.com")
-	var stderr logtest.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python3 smtplib: %v\n%s", err, stderr.String())
-	}
+	sentFile := pyrun.Files(t, []byte(raw))[0]
 	var res struct {
 		Code int
 		Text string
 	}
-	must(t, json.Unmarshal(out, &res))
+	pyrun.JSON(t, "python3 smtplib", pySubmitScript, nil, &res, "127.0.0.1", strconv.Itoa(submitPort), caFile, "acme", send,
+		"acme@gmail.test", sentFile, "client@example.com", "archive@example.com")
 	m := queuedAs.FindStringSubmatch(res.Text)
 	if res.Code != 250 || m == nil {
 		t.Fatalf("reply to the message: %d %q, want 250 with the id", res.Code, res.Text)
@@ -109,9 +91,7 @@ func TestSubmissionThroughMailpit(t *testing.T) {
 	if !strings.HasSuffix(string(stored), "\r\n\r\n"+text) {
 		t.Errorf("the body was not sent as written:\n%s", stored)
 	}
-	file := filepath.Join(dir, "stored.eml")
-	must(t, os.WriteFile(file, stored, 0o600))
-	readings := pythonRead(t, []string{file, sentFile})
+	readings := pythonRead(t, pyrun.Files(t, stored, []byte(raw)))
 	read, sent := readings[0].Modern, readings[1].Modern
 	if read.Subject != sent.Subject || read.MessageID != "<smtplib-1@acme.test>" || deref(read.Text) != deref(sent.Text) ||
 		len(read.From) != 1 || read.From[0] != sent.From[0] || len(read.To) != 1 || read.To[0] != sent.To[0] {
