@@ -2,26 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
 	"github.com/outbound-mail/outbound/internal/app"
 	"github.com/outbound-mail/outbound/internal/devmail"
+	"github.com/outbound-mail/outbound/internal/loopcert"
 	"github.com/outbound-mail/outbound/internal/seal"
 )
 
@@ -152,47 +145,13 @@ curl --ssl-reqd smtp://127.0.0.1:%[1]d --cacert %[3]s --user acme:%[2]s --mail-f
 // devSubmissionCert writes a fresh self-signed certificate for 127.0.0.1
 // and localhost, and its key, to temporary files.
 func devSubmissionCert() (certFile, keyFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := loopcert.New("outbound dev submission")
 	if err != nil {
-		return "", "", fmt.Errorf("dev: key: %w", err)
+		return "", "", fmt.Errorf("dev: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "outbound dev submission"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // its own root, so clients can trust exactly it
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certFile, keyFile, err = cert.WriteFiles("", "outbound-dev-submission-*.pem")
 	if err != nil {
-		return "", "", fmt.Errorf("dev: certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", fmt.Errorf("dev: key: %w", err)
-	}
-	write := func(pattern, typ string, b []byte) (string, error) {
-		f, err := os.CreateTemp("", pattern)
-		if err != nil {
-			return "", fmt.Errorf("dev: %w", err)
-		}
-		defer f.Close()
-		if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: b}); err != nil {
-			return "", fmt.Errorf("dev: %w", err)
-		}
-		return f.Name(), nil
-	}
-	if certFile, err = write("outbound-dev-submission-*.pem", "CERTIFICATE", der); err != nil {
-		return "", "", err
-	}
-	if keyFile, err = write("outbound-dev-submission-key-*.pem", "PRIVATE KEY", keyDER); err != nil {
-		os.Remove(certFile)
-		return "", "", err
+		return "", "", fmt.Errorf("dev: %w", err)
 	}
 	return certFile, keyFile, nil
 }
