@@ -128,12 +128,12 @@ func TestConnectLinkCreation(t *testing.T) {
 
 	for _, bad := range []string{"https://evil.example/settings/", rig.product.URL + "/admin", rig.product.URL + "/settings/../admin"} {
 		r := rig.do("POST", path, rig.adminToken, map[string]any{"return_url": bad})
-		if r.status != http.StatusUnprocessableEntity || fieldCodeOf(t, r, "return_url") != "return_url_not_allowed" {
+		if r.status != http.StatusUnprocessableEntity || fieldCode(t, r, "return_url") != "return_url_not_allowed" {
 			t.Errorf("return_url %q: %d %s", bad, r.status, r.body)
 		}
 	}
 	r = rig.do("POST", path, rig.adminToken, map[string]any{"return_url": good["return_url"], "locale": "fr", "expires_in": 30})
-	if r.status != http.StatusUnprocessableEntity || fieldCodeOf(t, r, "locale") != "invalid_value" || fieldCodeOf(t, r, "expires_in") != "out_of_range" {
+	if r.status != http.StatusUnprocessableEntity || fieldCode(t, r, "locale") != "invalid_value" || fieldCode(t, r, "expires_in") != "out_of_range" {
 		t.Errorf("bad locale and lifetime: %d %s", r.status, r.body)
 	}
 	if r := rig.do("POST", path, rig.adminToken, map[string]any{"return_url": good["return_url"], "expires_in": 1 << 62}); r.status != http.StatusUnprocessableEntity {
@@ -148,18 +148,6 @@ func TestConnectLinkCreation(t *testing.T) {
 	if r := rig.do("POST", "/v1/tenants/-bad/connect", rig.adminToken, good); r.status != http.StatusBadRequest {
 		t.Errorf("bad tenant id: %d %s", r.status, r.body)
 	}
-}
-
-func fieldCodeOf(t *testing.T, r response, field string) string {
-	t.Helper()
-	errs, _ := r.json(t)["errors"].([]any)
-	for _, e := range errs {
-		if m, _ := e.(map[string]any); m["field"] == field {
-			c, _ := m["code"].(string)
-			return c
-		}
-	}
-	return ""
 }
 
 // pageClient is a browser without JavaScript: it keeps cookies, posts the
