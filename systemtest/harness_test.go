@@ -5,14 +5,11 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,20 +220,7 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 // its key, as PEM files the way an operator hands them to the service.
 func writeLeaf(t *testing.T, ca *smtptest.CA) (certFile, keyFile string) {
 	t.Helper()
-	leaf := ca.Leaf(t, smtptest.LeafOptions{})
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for name, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: leaf.Certificate[0]},
-		keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(name, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
+	return smtptest.WriteLeaf(t, t.TempDir(), ca.Leaf(t, smtptest.LeafOptions{}))
 }
 
 // relayConfig is a test's default relay as the operator configures one

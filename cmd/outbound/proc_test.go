@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -184,18 +182,8 @@ func waitHTTP(t *testing.T, url string, p *process) {
 func tlsFiles(t *testing.T, ca *smtptest.CA) (certFile, keyFile, caFile string) {
 	t.Helper()
 	dir := t.TempDir()
-	leaf := ca.Leaf(t, smtptest.LeafOptions{})
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile, caFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
-	var certPEM bytes.Buffer
-	for _, der := range leaf.Certificate {
-		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
-	must(t, os.WriteFile(certFile, certPEM.Bytes(), 0o600))
-	must(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
+	certFile, keyFile = smtptest.WriteLeaf(t, dir, ca.Leaf(t, smtptest.LeafOptions{}))
+	caFile = filepath.Join(dir, "ca.pem")
 	must(t, os.WriteFile(caFile, ca.PEM(), 0o600))
 	return certFile, keyFile, caFile
 }

@@ -2,13 +2,9 @@ package app
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,15 +21,7 @@ import (
 // certificate from ca, and a send key; it returns the key's token.
 func submissionEnv(t *testing.T, ca *smtptest.CA) (map[string]string, string) {
 	t.Helper()
-	leaf := ca.Leaf(t, smtptest.LeafOptions{})
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	certFile, keyFile := smtptest.WriteLeaf(t, t.TempDir(), ca.Leaf(t, smtptest.LeafOptions{}))
 	token, key, err := apikey.Generate("app", "send@acme")
 	if err != nil {
 		t.Fatal(err)

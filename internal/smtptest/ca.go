@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -136,4 +138,35 @@ func mustSerial(tb testing.TB) *big.Int {
 		tb.Fatalf("smtptest: serial number: %v", err)
 	}
 	return n
+}
+
+// WriteLeaf writes cert's chain and key as PEM files under dir, the way an
+// operator hands a listener its certificate (OUTBOUND_SUBMISSION_TLS_CERT
+// and _KEY). The key is written first, each file whole by a rename, so a
+// server reloading them never reads half a file or the new certificate
+// with the old key for long.
+func WriteLeaf(tb testing.TB, dir string, cert tls.Certificate) (certFile, keyFile string) {
+	tb.Helper()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var chain []byte
+	for _, der := range cert.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})}, {certFile, chain}} {
+		tmp := f.path + ".tmp"
+		if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Rename(tmp, f.path); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }

@@ -3,8 +3,6 @@ package submission
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net"
@@ -96,8 +94,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
 	f := &fixture{acceptor: &recorder{}, metrics: metrics.New(false), log: &logtest.Buffer{}, ca: smtptest.NewCA(t)}
 	dir := t.TempDir()
-	f.certFile, f.keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	f.writeCert(t, f.ca.Leaf(t, smtptest.LeafOptions{}))
+	f.certFile, f.keyFile = smtptest.WriteLeaf(t, dir, f.ca.Leaf(t, smtptest.LeafOptions{}))
 	f.caFile = filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(f.caFile, f.ca.PEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -146,27 +143,6 @@ func (f *fixture) listen(t *testing.T, serve func(net.Listener) error) string {
 	}
 	go serve(ln)
 	return ln.Addr().String()
-}
-
-// writeCert writes cert as the server's PEM files, key first so that a
-// reload never sees the new certificate with the old key for long.
-func (f *fixture) writeCert(t *testing.T, cert tls.Certificate) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(path, typ string, b []byte) {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(f.keyFile, "PRIVATE KEY", der)
-	write(f.certFile, "CERTIFICATE", cert.Certificate[0])
 }
 
 func (f *fixture) tlsConfig() *tls.Config {

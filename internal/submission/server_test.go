@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -401,7 +402,7 @@ func TestCertificateReload(t *testing.T) {
 	}
 	before := serial()
 	renewed := f.ca.Leaf(t, smtptest.LeafOptions{})
-	f.writeCert(t, renewed)
+	smtptest.WriteLeaf(t, filepath.Dir(f.certFile), renewed)
 	deadline := time.Now().Add(5 * time.Second)
 	for serial() != renewed.Leaf.SerialNumber.String() {
 		if time.Now().After(deadline) {
