@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"maps"
 	"os"
 	"path/filepath"
@@ -203,31 +201,25 @@ func TestSubmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Submission.Enabled() || c.Submission.MaxConnections != 100 || c.Submission.CommandTimeout != 5*time.Minute ||
-		c.Submission.DataTimeout != 10*time.Minute {
+		c.Submission.DataTimeout != 10*time.Minute || c.Submission.MaxTenantConnections != 0 {
 		t.Errorf("defaults %+v", c.Submission)
 	}
 
-	dir := t.TempDir()
 	ca := smtptest.NewCA(t)
-	leaf := ca.Leaf(t, smtptest.LeafOptions{})
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	certFile, keyFile := smtptest.WriteLeaf(t, t.TempDir(), ca.Leaf(t, smtptest.LeafOptions{}))
 
 	env := validEnv(t)
 	env["OUTBOUND_SUBMISSION_LISTEN"] = ":587"
 	env["OUTBOUND_SUBMISSIONS_LISTEN"] = "127.0.0.1:465"
 	env["OUTBOUND_SUBMISSION_TLS_CERT"] = certFile
 	env["OUTBOUND_SUBMISSION_TLS_KEY"] = keyFile
+	env["OUTBOUND_SUBMISSION_MAX_TENANT_CONNECTIONS"] = "7"
 	c, err = load(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Submission.Enabled() || c.Submission.Listen != ":587" || c.Submission.ListenTLS != "127.0.0.1:465" || c.Submission.CertFile != certFile {
+	if !c.Submission.Enabled() || c.Submission.Listen != ":587" || c.Submission.ListenTLS != "127.0.0.1:465" || c.Submission.CertFile != certFile ||
+		c.Submission.MaxTenantConnections != 7 {
 		t.Errorf("%+v", c.Submission)
 	}
 
@@ -242,6 +234,7 @@ func TestSubmission(t *testing.T) {
 		{"certificate without listener", "OUTBOUND_SUBMISSION_TLS_CERT:",
 			map[string]string{"OUTBOUND_SUBMISSION_LISTEN": "", "OUTBOUND_SUBMISSIONS_LISTEN": ""}},
 		{"connections", "OUTBOUND_SUBMISSION_MAX_CONNECTIONS:", map[string]string{"OUTBOUND_SUBMISSION_MAX_CONNECTIONS": "0"}},
+		{"tenant connections", "OUTBOUND_SUBMISSION_MAX_TENANT_CONNECTIONS:", map[string]string{"OUTBOUND_SUBMISSION_MAX_TENANT_CONNECTIONS": "0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := maps.Clone(env)

@@ -485,6 +485,17 @@ func TestTenantConnectionCap(t *testing.T) {
 	}
 }
 
+// Unset, a tenant may hold a quarter of the connections, and at least one.
+func TestTenantConnectionCapDefault(t *testing.T) {
+	for total, want := range map[int]int{0: 25, 100: 25, 8: 2, 2: 1} {
+		c := Config{MaxConnections: total}
+		c.fillDefaults()
+		if c.MaxTenantConnections != want {
+			t.Errorf("with %d connections a tenant may hold %d, want %d", total, c.MaxTenantConnections, want)
+		}
+	}
+}
+
 func TestShutdownFinishesDataInProgress(t *testing.T) {
 	f := newFixture(t, Config{})
 	idle := f.login(t, "acme", f.acmeToken)
