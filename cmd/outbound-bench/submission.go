@@ -158,7 +158,11 @@ func (b *bench) submissionRun(n, sessions, workers int, certFile, keyFile string
 	addr := "127.0.0.1:" + strconv.Itoa(freePort())
 	debugAddr, extra := debugListen(profile)
 	svc, url, err := b.startOutbound(rdb.Options().Addr, workers, append(extra,
-		"OUTBOUND_SUBMISSIONS_LISTEN="+addr, "OUTBOUND_SUBMISSION_TLS_CERT="+certFile, "OUTBOUND_SUBMISSION_TLS_KEY="+keyFile)...)
+		"OUTBOUND_SUBMISSIONS_LISTEN="+addr, "OUTBOUND_SUBMISSION_TLS_CERT="+certFile, "OUTBOUND_SUBMISSION_TLS_KEY="+keyFile,
+		// Every session logs in as the one tenant: the per-tenant cap (a
+		// quarter of the listener's connections by default) must let them.
+		"OUTBOUND_SUBMISSION_MAX_CONNECTIONS="+strconv.Itoa(max(100, sessions)),
+		"OUTBOUND_SUBMISSION_MAX_TENANT_CONNECTIONS="+strconv.Itoa(sessions))...)
 	if err != nil {
 		return 0, 0, 0, err
 	}
