@@ -74,6 +74,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "smtpfloor" {
+		if err := runSMTPFloor(os.Args[2], os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintln(os.Stderr, "smtpfloor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "httpfloor" {
 		if err := runHTTPFloor(os.Args[2]); err != nil {
 			fmt.Fprintln(os.Stderr, "httpfloor:", err)

@@ -113,6 +113,7 @@ func (b *bench) runSubmission(n, sessions int) error {
 	sinkRoots := x509.NewCertPool()
 	sinkRoots.AppendCertsFromPEM(b.caPEM)
 	var accepts, bares, ratios, e2es, e2eRatios, svcCPU, redisCPU, bareCPUs sample
+	var storeds, storedRatios, storedFloorRatios, storedCPUs, storedRedisCPUs sample
 	for i := range b.repeat {
 		// Accepting alone: no workers, so nothing competes with it.
 		profile := ""
@@ -127,6 +128,10 @@ func (b *bench) runSubmission(n, sessions int) error {
 		if err != nil {
 			return fmt.Errorf("bare go-smtp: %w", err)
 		}
+		stored, storedCPU, storedRedis, err := b.storedFloorSubmit(n, sessions)
+		if err != nil {
+			return fmt.Errorf("stored-SMTP floor: %w", err)
+		}
 		e2e, _, _, err := b.submissionRun(n, sessions, 32, certFile, keyFile, roots, "")
 		if err != nil {
 			return fmt.Errorf("submission end to end: %w", err)
@@ -135,10 +140,16 @@ func (b *bench) runSubmission(n, sessions int) error {
 		e2es, e2eRatios = append(e2es, e2e), append(e2eRatios, e2e/bare)
 		svcCPU, redisCPU = append(svcCPU, svc.Seconds()), append(redisCPU, redis.Seconds())
 		bareCPUs = append(bareCPUs, bareCPU.Seconds())
+		storeds, storedRatios = append(storeds, stored), append(storedRatios, accept/stored)
+		storedFloorRatios = append(storedFloorRatios, stored/bare)
+		storedCPUs, storedRedisCPUs = append(storedCPUs, storedCPU.Seconds()), append(storedRedisCPUs, storedRedis.Seconds())
 	}
 	p("7. SMTP submission, %d sessions over implicit TLS: accepted %s | bare go-smtp server that discards %s | ratio %s (target 0.50)\n",
 		sessions, accepts.rate(), bares.rate(), ratios.ratio())
 	p("   CPU per accepted message: service %s + Redis %s | bare server %s\n", svcCPU.micros(), redisCPU.micros(), bareCPUs.micros())
+	p("7'. stored-SMTP floor (go-smtp, one XADD per message before the 250, nothing checked) %s, %s of the bare server | accepted is %s of it\n",
+		storeds.rate(), storedFloorRatios.ratio(), storedRatios.ratio())
+	p("   CPU per stored message: floor %s + Redis %s\n", storedCPUs.micros(), storedRedisCPUs.micros())
 	p("7b. end to end, in by SMTP and out to the sink: %s | ratio to the bare server %s\n", e2es.rate(), e2eRatios.ratio())
 	return nil
 }
@@ -204,18 +215,10 @@ func (b *bench) bareSubmit(n, sessions int, roots *x509.CertPool) (float64, time
 		return 0, 0, err
 	}
 	defer sink.stop()
-	var pemBytes []byte
-	for range 100 {
-		if pemBytes, err = os.ReadFile(certFile); err == nil && len(pemBytes) > 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	own, err := waitCert(certFile)
+	if err != nil {
+		return 0, 0, fmt.Errorf("the bare sink: %w", err)
 	}
-	own := x509.NewCertPool()
-	if !own.AppendCertsFromPEM(pemBytes) {
-		return 0, 0, fmt.Errorf("the bare sink wrote no certificate")
-	}
-	time.Sleep(50 * time.Millisecond)
 	cpu0 := sink.cpu()
 	rate, err := submit(smtpAddr, own, "acme@bench.example", "password", n, sessions)
 	return rate, (sink.cpu() - cpu0) / time.Duration(n), err
@@ -230,4 +233,22 @@ func selfSignedFiles(dir string) (certFile, keyFile string, roots *x509.CertPool
 	}
 	certFile, keyFile, err = cert.WriteFiles(dir, "submission-*.pem")
 	return certFile, keyFile, cert.Pool(), err
+}
+
+// waitCert waits for a server process to write its certificate to
+// certFile, then a moment for it to listen, and returns the pool that
+// trusts it.
+func waitCert(certFile string) (*x509.CertPool, error) {
+	for range 100 {
+		if pemBytes, err := os.ReadFile(certFile); err == nil && len(pemBytes) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pemBytes) {
+				return nil, fmt.Errorf("%s holds no certificate", certFile)
+			}
+			time.Sleep(50 * time.Millisecond)
+			return pool, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("no certificate written to %s", certFile)
 }
