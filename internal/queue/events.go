@@ -105,9 +105,9 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     if tonumber(f['pending']) > 0 then
       floor = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
     else
-      local last = f['last-delivered-id']
-      local sep = string.find(last, '-', 1, true)
-      floor = string.sub(last, 1, sep - 1) .. '-' .. string.format('%d', tonumber(string.sub(last, sep + 1)) + 1)
+      -- ms-seq; miniredis says "0" of a group that has read nothing
+      local ms, seq = string.match(f['last-delivered-id'], '^(%d+)-?(%d*)$')
+      floor = ms .. '-' .. string.format('%d', (tonumber(seq) or 0) + 1)
     end
   end
 end
