@@ -112,7 +112,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	m.Gauge("outbound_smtp_connections_open", "SMTP sessions open (idle or in use) in this process.",
 		func() float64 { return float64(pool.Open()) })
 	m.WatchQueue(q, log)
-	a.delivery = delivery.New(delivery.Config{
+	a.delivery, err = delivery.New(delivery.Config{
 		Workers:        cfg.Workers,
 		ClaimAfter:     cfg.ClaimAfter,
 		RetryBase:      cfg.RetryBase,
@@ -126,6 +126,10 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		Consumer:       consumer,
 	}, delivery.Deps{Log: log, Queue: q, Profiles: profiles, Dialer: dialer, Pool: pool, Limiter: ratelimit.New(rdb),
 		Tokens: tokens, Suppress: suppressions, Metrics: m, Listeners: hooks})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: %w", err)
+	}
 
 	postTimeout := o.webhookTimeout
 	if postTimeout <= 0 {

@@ -51,14 +51,18 @@ func providerRig(t *testing.T, r *rig, in tenant.Input) *Service {
 	}
 	dialer := &transport.Dialer{AllowPrivate: true, RootCAs: r.smtp.CA.Pool(), HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 5 * time.Second}
-	svc := New(Config{
+	svc, err := New(Config{
 		Workers: 12, ClaimAfter: time.Minute, RetryBase: 100 * time.Millisecond, RetryMaxAge: time.Hour,
+		QuotaHold: time.Hour, MessageTimeout: 5 * time.Minute,
 		DefaultFrom: mail.Address{Address: "no-reply@platform.example"},
 		Limits:      message.Limits{MaxRecipients: 1000},
 		RateLimit:   ratelimit.Limit{PerMinute: 10000, PerDay: 100000},
 		Consumer:    t.Name(),
 	}, Deps{Log: slog.New(slog.NewJSONHandler(r.logs, nil)), Queue: queue.New(rdb, queue.Options{Partitions: 1, Retention: time.Hour,
 		IdempotencyTTL: time.Hour}), Profiles: profiles, Dialer: dialer, Pool: NewPool(dialer.Dial, 10, time.Minute), Limiter: ratelimit.New(rdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -20,7 +20,7 @@ import (
 	"github.com/outbound-mail/outbound/internal/validation"
 )
 
-// Config is the delivery side's settings; New fills defaults.
+// Config is the delivery side's settings, all of them required (see New).
 type Config struct {
 	Workers     int
 	ClaimAfter  time.Duration // reclaim entries idle this long (their worker died)
@@ -82,31 +82,13 @@ type Service struct {
 	toucher  sync.WaitGroup // the claim refresh, which outlives the feeders
 }
 
-// New returns a Service; call Start to run workers.
-func New(cfg Config, d Deps) *Service {
-	if cfg.Workers < 0 {
-		cfg.Workers = 0
-	}
-	if cfg.ClaimAfter <= 0 {
-		cfg.ClaimAfter = time.Minute
-	}
-	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = 30 * time.Second
-	}
-	if cfg.RetryMaxAge <= 0 {
-		cfg.RetryMaxAge = 24 * time.Hour
-	}
-	if cfg.QuotaHold <= 0 {
-		cfg.QuotaHold = time.Hour
-	}
-	if cfg.MessageTimeout <= 0 {
-		cfg.MessageTimeout = 5 * time.Minute
-	}
-	if cfg.RateLimit.PerMinute <= 0 {
-		cfg.RateLimit.PerMinute = 60
-	}
-	if cfg.RateLimit.PerDay <= 0 {
-		cfg.RateLimit.PerDay = 2000
+// New returns a Service; call Start to run workers. Every duration and
+// rate of cfg must be set: their defaults live in one place, config's
+// environment variables (OUTBOUND_CLAIM_AFTER and the rest), and a zero
+// here would mean reclaiming at once or retrying without a pause.
+func New(cfg Config, d Deps) (*Service, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
 	}
 	if d.Metrics == nil {
 		d.Metrics = noMetrics{}
@@ -125,7 +107,27 @@ func New(cfg Config, d Deps) *Service {
 		func() float64 { return float64(s.openCircuits()) })
 	s.metrics.Gauge("outbound_smtp_accounts_held", "Accounts this process holds after a sending-quota reply.",
 		func() float64 { return float64(s.heldAccounts()) })
-	return s
+	return s, nil
+}
+
+// check refuses a Config with a setting left unset.
+func (cfg Config) check() error {
+	if cfg.Workers < 0 {
+		return fmt.Errorf("workers %d below zero", cfg.Workers)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"claim after", cfg.ClaimAfter}, {"retry base", cfg.RetryBase}, {"retry max age", cfg.RetryMaxAge},
+		{"quota hold", cfg.QuotaHold}, {"message timeout", cfg.MessageTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %v is not a duration", d.name, d.v)
+		}
+	}
+	if cfg.RateLimit.PerMinute <= 0 || cfg.RateLimit.PerDay <= 0 {
+		return fmt.Errorf("rate limit %d a minute, %d a day: both must be set", cfg.RateLimit.PerMinute, cfg.RateLimit.PerDay)
+	}
+	return nil
 }
 
 // Accepted is the answer to a new message.

@@ -72,8 +72,9 @@ func (r *rig) service(t *testing.T, consumer string, claimAfter time.Duration) (
 	dialer := &transport.Dialer{AllowPrivate: true, RootCAs: r.smtp.CA.Pool(), HeloName: "outbound.test",
 		ConnectTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second, DataTimeout: 5 * time.Second}
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("consumer", consumer)
-	svc := New(Config{
+	svc, err := New(Config{
 		Workers: 2, ClaimAfter: claimAfter, RetryBase: 100 * time.Millisecond, RetryMaxAge: time.Hour,
+		QuotaHold: time.Hour, MessageTimeout: 5 * time.Minute,
 		Relay: &transport.Server{Host: "127.0.0.1", Port: r.smtp.Port(), Security: tenant.SecurityTLS,
 			Auth: tenant.AuthPlain, Username: "relay", Password: secret.New("relay-pass"), Trusted: true},
 		DefaultFrom: mail.Address{Address: "no-reply@platform.example"},
@@ -81,6 +82,9 @@ func (r *rig) service(t *testing.T, consumer string, claimAfter time.Duration) (
 		Consumer:    consumer,
 	}, Deps{Log: log, Queue: q, Profiles: tenant.NewStore(rdb, sealer), Dialer: dialer,
 		Pool: NewPool(dialer.Dial, 3, time.Minute), Limiter: ratelimit.New(rdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
