@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/secret"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -28,7 +29,7 @@ type session struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	link   Link
-	loc    locale
+	loc    lang.Words
 	action string // the page's own path, where its forms post
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/outage"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/validation"
@@ -107,7 +108,7 @@ func (l *Links) Create(ctx context.Context, tenantID, returnURL, locale string, 
 	case !l.allowed(returnURL):
 		errs.Add("return_url", "return_url_not_allowed", "must start with one of the prefixes in OUTBOUND_CONNECT_RETURN_URLS")
 	}
-	if locale != "" && !knownLocale(locale) {
+	if locale != "" && !lang.Known(locale) {
 		errs.Add("locale", "invalid_value", `must be "en" or "ar"`)
 	}
 	if lifetime == 0 {

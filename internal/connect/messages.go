@@ -1,59 +1,17 @@
 package connect
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/outbound-mail/outbound/internal/lang"
-)
+import "github.com/outbound-mail/outbound/internal/lang"
 
 // The page's words, one catalogue per locale; TestCataloguesHaveTheSameKeys
 // holds them to the same keys. A provider's steps are "steps.<name>", one
 // step a line, beside the provider table's servers (internal/provider):
 // a provider added there without steps here gets "steps.default".
 
-// locale is one language the page speaks.
-type locale struct {
-	tag      string // the html lang attribute
-	dir      string // ltr or rtl
-	messages map[string]string
-}
-
-var locales = map[string]locale{
-	"en": {tag: "en", dir: "ltr", messages: english},
-	"ar": {tag: "ar", dir: "rtl", messages: arabic},
-}
-
-func knownLocale(s string) bool { return lang.Known(s) }
-
-// pickLocale is the link's locale if it names one, else the browser's.
-func pickLocale(linkLocale, acceptLanguage string) locale {
-	return locales[lang.Pick(linkLocale, acceptLanguage)]
-}
-
-// text is the message for key, with args in its %s and %d verbs; a
-// missing key shows itself, which the catalogue test prevents.
-func (l locale) text(key string, args ...any) string {
-	m, ok := l.messages[key]
-	if !ok {
-		m, ok = english[key]
-	}
-	if !ok {
-		return key
-	}
-	if len(args) > 0 {
-		return fmt.Sprintf(m, args...)
-	}
-	return m
-}
-
-// lines is a multi-line message (a provider's steps) as its lines.
-func (l locale) lines(key string) []string {
-	if _, ok := l.messages[key]; !ok {
-		return nil
-	}
-	return strings.Split(l.text(key), "\n")
-}
+// messages are the catalogues by language, and catalogue their words.
+var (
+	messages  = map[string]map[string]string{"en": english, "ar": arabic}
+	catalogue = lang.NewCatalogue(messages)
+)
 
 var english = map[string]string{
 	"title":          "Connect your mailbox",

@@ -5,29 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/provider"
 )
 
 // Every locale says everything English says, and nothing else: a key
 // missing in one would show English (or the key) in the middle of a page.
 func TestCataloguesHaveTheSameKeys(t *testing.T) {
-	for name, l := range locales {
-		for k := range english {
-			if _, ok := l.messages[k]; !ok {
-				t.Errorf("%s lacks %q", name, k)
-			}
-		}
-		for k, m := range l.messages {
-			if _, ok := english[k]; !ok {
-				t.Errorf("%s has %q, which English lacks", name, k)
-			}
-			if strings.Count(m, "%") != strings.Count(english[k], "%") {
-				t.Errorf("%s %q has other verbs than English's: %q", name, k, m)
-			}
-			if strings.Count(m, "\n") != strings.Count(english[k], "\n") {
-				t.Errorf("%s %q has another number of steps than English's", name, k)
-			}
-		}
+	for _, d := range lang.Differences(messages) {
+		t.Error(d)
 	}
 }
 
@@ -39,7 +25,7 @@ func TestEveryProviderHasSteps(t *testing.T) {
 			t.Errorf("no steps for %s", p.Name)
 		}
 	}
-	if lines := locales["en"].lines("steps.gmail"); len(lines) != 4 || !strings.Contains(lines[3], "16 letters") {
+	if lines := catalogue["en"].Lines("steps.gmail"); len(lines) != 4 || !strings.Contains(lines[3], "16 letters") {
 		t.Errorf("Gmail's steps: %q", lines)
 	}
 }
@@ -55,14 +41,14 @@ func TestPickLocale(t *testing.T) {
 		{"", "not a header;;", "en"},
 	}
 	for _, c := range cases {
-		if got := pickLocale(c.link, c.accept).tag; got != c.want {
-			t.Errorf("pickLocale(%q, %q) = %s, want %s", c.link, c.accept, got, c.want)
+		if got := catalogue.Pick(c.link, c.accept).Tag; got != c.want {
+			t.Errorf("catalogue.Pick(%q, %q) = %s, want %s", c.link, c.accept, got, c.want)
 		}
 	}
-	if locales["ar"].dir != "rtl" || locales["en"].dir != "ltr" {
+	if catalogue["ar"].Dir != "rtl" || catalogue["en"].Dir != "ltr" {
 		t.Error("directions")
 	}
-	if !slices.Contains([]string{"en", "ar"}, pickLocale("xx", "").tag) {
+	if !slices.Contains([]string{"en", "ar"}, catalogue.Pick("xx", "").Tag) {
 		t.Error("unknown link locale")
 	}
 }

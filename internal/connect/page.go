@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/webpage"
@@ -117,7 +118,7 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 		return p.callback(w, r)
 	}
 	token := strings.TrimPrefix(r.URL.Path, Prefix)
-	loc := pickLocale("", r.Header.Get("Accept-Language"))
+	loc := catalogue.Pick("", r.Header.Get("Accept-Language"))
 	if token == "" || strings.Contains(token, "/") {
 		p.render(w, gone(loc, "not_found", ""), http.StatusNotFound)
 		return "", "not_found"
@@ -136,7 +137,7 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 		p.unavailable(w, loc, err)
 		return "", "error"
 	}
-	loc = pickLocale(link.Locale, r.Header.Get("Accept-Language"))
+	loc = catalogue.Pick(link.Locale, r.Header.Get("Accept-Language"))
 	if err != nil {
 		p.renderGone(w, loc, link, err)
 		return link.TenantID, "gone"
@@ -163,7 +164,7 @@ func (p *Page) route(w http.ResponseWriter, r *http.Request) (tenantID, action s
 
 // renderGone is the page of a link that works no more, with the way back
 // to the product.
-func (p *Page) renderGone(w http.ResponseWriter, loc locale, link Link, err error) {
+func (p *Page) renderGone(w http.ResponseWriter, loc lang.Words, link Link, err error) {
 	reason, status := "expired", "expired"
 	switch {
 	case errors.Is(err, ErrLinkDone):
@@ -174,9 +175,9 @@ func (p *Page) renderGone(w http.ResponseWriter, loc locale, link Link, err erro
 	p.render(w, gone(loc, reason, returnTo(link, status)), http.StatusGone)
 }
 
-func (p *Page) unavailable(w http.ResponseWriter, loc locale, err error) {
+func (p *Page) unavailable(w http.ResponseWriter, loc lang.Words, err error) {
 	p.log.Error("connect page", "error", err)
-	p.render(w, view{loc: loc, Kind: "message", Title: loc.text("unavailable.title"), Body: loc.text("unavailable.body")},
+	p.render(w, view{loc: loc, Kind: "message", Title: loc.Text("unavailable.title"), Body: loc.Text("unavailable.body")},
 		http.StatusServiceUnavailable)
 }
 

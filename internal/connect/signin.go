@@ -212,14 +212,14 @@ func (s *session) spendFailed(err error) {
 
 // callback answers the platform's redirect back, GET CallbackPath.
 func (p *Page) callback(w http.ResponseWriter, r *http.Request) (tenantID, action string) {
-	loc := pickLocale("", r.Header.Get("Accept-Language"))
+	loc := catalogue.Pick("", r.Header.Get("Accept-Language"))
 	// The cookie is spent whatever happens: each sign-in starts afresh.
 	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: CallbackPath, MaxAge: -1, HttpOnly: true, Secure: p.secure,
 		SameSite: http.SameSiteLaxMode})
 	c, err := r.Cookie(signInCookie)
 	cookieState, token, _ := strings.Cut(valueOf(c, err), ".")
 	if token == "" {
-		p.render(w, view{loc: loc, Kind: "message", Title: loc.text("signin.state.title"), Body: loc.text("signin.state.body")},
+		p.render(w, view{loc: loc, Kind: "message", Title: loc.Text("signin.state.title"), Body: loc.Text("signin.state.body")},
 			http.StatusBadRequest)
 		return "", "signin_no_cookie"
 	}
@@ -232,7 +232,7 @@ func (p *Page) callback(w http.ResponseWriter, r *http.Request) (tenantID, actio
 		p.unavailable(w, loc, err)
 		return "", "error"
 	}
-	loc = pickLocale(link.Locale, r.Header.Get("Accept-Language"))
+	loc = catalogue.Pick(link.Locale, r.Header.Get("Accept-Language"))
 	// The sign-in spent its attempt when it started: a link it used up
 	// still finishes it.
 	if err != nil && !errors.Is(err, ErrLinkUsedUp) {
@@ -276,8 +276,8 @@ func valueOf(c *http.Cookie, err error) string {
 // refuse is a sign-in's refusal page, with the link's page to try again
 // and the way back to the product.
 func (s *session) refuse(reason string, status int, args ...any) {
-	v := view{loc: s.loc, Kind: "message", Title: s.loc.text("signin." + reason + ".title"),
-		Body: s.loc.text("signin."+reason+".body", args...), Retry: s.action, Back: returnTo(s.link, "cancelled")}
+	v := view{loc: s.loc, Kind: "message", Title: s.loc.Text("signin." + reason + ".title"),
+		Body: s.loc.Text("signin."+reason+".body", args...), Retry: s.action, Back: returnTo(s.link, "cancelled")}
 	s.render(s.w, v, status)
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/provider"
 	"github.com/outbound-mail/outbound/internal/transport"
 	"github.com/outbound-mail/outbound/internal/validation"
@@ -13,7 +14,7 @@ import (
 // address), "form" (the account's fields), "gone" (a link that works no
 // more), "refused" (a CSRF failure) or "message".
 type view struct {
-	loc    locale
+	loc    lang.Words
 	Kind   string
 	Action string
 	CSRF   string
@@ -44,11 +45,11 @@ type signInView struct {
 }
 
 // T is the message for key in the page's language.
-func (v view) T(key string, args ...any) string { return v.loc.text(key, args...) }
+func (v view) T(key string, args ...any) string { return v.loc.Text(key, args...) }
 
 // Lang and Dir are the html element's attributes.
-func (v view) Lang() string { return v.loc.tag }
-func (v view) Dir() string  { return v.loc.dir }
+func (v view) Lang() string { return v.loc.Tag }
+func (v view) Dir() string  { return v.loc.Dir }
 
 type choice struct {
 	Value, Label string
@@ -81,8 +82,8 @@ type outcome struct {
 	signedIn bool
 }
 
-func gone(loc locale, reason, back string) view {
-	return view{loc: loc, Kind: "gone", Title: loc.text("gone." + reason + ".title"), Body: loc.text("gone." + reason + ".body"), Back: back}
+func gone(loc lang.Words, reason, back string) view {
+	return view{loc: loc, Kind: "gone", Title: loc.Text("gone." + reason + ".title"), Body: loc.Text("gone." + reason + ".body"), Back: back}
 }
 
 func (s *session) base(kind string) view {
@@ -94,12 +95,12 @@ func (s *session) choose(email, chosen string, missing bool) {
 	v := s.base("choose")
 	v.Email, v.Missing = email, missing
 	if missing {
-		v.Errors = []summaryItem{{ID: "provider-" + provider.All()[0].Name, Text: s.loc.text("choose.missing")}}
+		v.Errors = []summaryItem{{ID: "provider-" + provider.All()[0].Name, Text: s.loc.Text("choose.missing")}}
 	}
 	for _, pr := range provider.All() {
 		v.Providers = append(v.Providers, choice{Value: pr.Name, Label: pr.Label, Checked: pr.Name == chosen})
 	}
-	v.Providers = append(v.Providers, choice{Value: other, Label: s.loc.text("provider.other"), Checked: chosen == other})
+	v.Providers = append(v.Providers, choice{Value: other, Label: s.loc.Text("provider.other"), Checked: chosen == other})
 	status := http.StatusOK
 	if missing {
 		status = http.StatusUnprocessableEntity
@@ -125,13 +126,13 @@ func blame(code string) string {
 func (s *session) form(vals values, errs []validation.Field, out *outcome, status int) {
 	v := s.base("form")
 	v.Provider, v.Enabled = vals.Provider, vals.Enabled
-	v.Label = s.loc.text("provider.other")
+	v.Label = s.loc.Text("provider.other")
 	if pr, ok := provider.ByName(vals.Provider); ok {
 		v.Label = pr.Label
 	}
-	v.Steps = s.loc.lines("steps." + vals.Provider)
+	v.Steps = s.loc.Lines("steps." + vals.Provider)
 	if v.Steps == nil {
-		v.Steps = s.loc.lines("steps.default")
+		v.Steps = s.loc.Lines("steps.default")
 	}
 
 	blamed := ""
@@ -143,12 +144,12 @@ func (s *session) form(vals values, errs []validation.Field, out *outcome, statu
 		} else if _, ok := english[advice]; !ok {
 			advice = "verify.other"
 		}
-		v.Result = &resultView{Text: s.loc.text("verify.failed"), Advice: s.loc.text(advice), Hint: te.Hint, Detail: te.Message}
+		v.Result = &resultView{Text: s.loc.Text("verify.failed"), Advice: s.loc.Text(advice), Hint: te.Hint, Detail: te.Message}
 		if !out.signedIn { // a grant's refusal is not the password field's
 			blamed = blame(te.Code)
 		}
 	} else if out != nil {
-		v.Result = &resultView{OK: true, Text: s.loc.text("verify.ok", out.ok.Mechanism, out.ok.TLSVersion)}
+		v.Result = &resultView{OK: true, Text: s.loc.Text("verify.ok", out.ok.Mechanism, out.ok.TLSVersion)}
 	}
 
 	inputs := []field{
@@ -161,10 +162,10 @@ func (s *session) form(vals values, errs []validation.Field, out *outcome, statu
 	}
 	for i := range inputs {
 		f := &inputs[i]
-		f.Label = s.loc.text("field." + f.ID)
+		f.Label = s.loc.Text("field." + f.ID)
 		var ids []string
 		if help := "field." + f.ID + ".help"; english[help] != "" {
-			f.Help = s.loc.text(help)
+			f.Help = s.loc.Text(help)
 			ids = append(ids, f.ID+"-help")
 		}
 		for _, e := range errs {
@@ -190,8 +191,8 @@ func (s *session) form(vals values, errs []validation.Field, out *outcome, statu
 	}
 	v.Fields = inputs
 	if _, o, ok := s.appFor(vals.Provider); ok {
-		v.SignIn = &signInView{Provider: vals.Provider, Email: vals.Email, Button: s.loc.text("signin.button", o.Label),
-			Help: s.loc.text("signin.help", o.Label), Or: s.loc.text("signin.or")}
+		v.SignIn = &signInView{Provider: vals.Provider, Email: vals.Email, Button: s.loc.Text("signin.button", o.Label),
+			Help: s.loc.Text("signin.help", o.Label), Or: s.loc.Text("signin.or")}
 	}
 	s.render(s.w, v, status)
 }
@@ -210,7 +211,7 @@ func (s *session) fieldError(label string, e validation.Field) string {
 	if _, ok := english[key]; !ok {
 		key = "error.invalid"
 	}
-	return s.loc.text(key, label)
+	return s.loc.Text(key, label)
 }
 
 // Invalid says whether the field is at fault, for aria-invalid.

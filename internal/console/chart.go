@@ -3,6 +3,7 @@ package console
 import (
 	"strconv"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/queue"
 )
 
@@ -43,7 +44,7 @@ const (
 var series = []queue.Status{queue.StatusSent, queue.StatusDeferred, queue.StatusFailed}
 
 // drawChart lays out minutes (oldest first, the last the current one).
-func drawChart(minutes []queue.Bucket, loc locale) chart {
+func drawChart(minutes []queue.Bucket, loc lang.Words) chart {
 	c := chart{Width: chartWidth, Height: chartHeight}
 	for _, b := range minutes {
 		var sum int64
@@ -64,7 +65,7 @@ func drawChart(minutes []queue.Bucket, loc locale) chart {
 			if label != "" {
 				label += ", "
 			}
-			label += loc.text("count."+string(s)) + " " + strconv.FormatInt(v, 10)
+			label += loc.Text("count."+string(s)) + " " + strconv.FormatInt(v, 10)
 			h := int(v * (chartBottom - 10) / scale)
 			if v > 0 && h == 0 {
 				h = 1 // a minute with one message among thousands still shows
@@ -82,9 +83,9 @@ func drawChart(minutes []queue.Bucket, loc locale) chart {
 		if i < 0 {
 			i = 0
 		}
-		l := loc.text("chart.now")
+		l := loc.Text("chart.now")
 		if ago > 0 {
-			l = loc.text("chart.minutesago", ago)
+			l = loc.Text("chart.minutesago", ago)
 		}
 		t := tick{X: i*slot + slot/2, Label: l, Anchor: "middle"}
 		switch ago {
@@ -95,7 +96,7 @@ func drawChart(minutes []queue.Bucket, loc locale) chart {
 		}
 		c.Ticks = append(c.Ticks, t)
 	}
-	if loc.dir == "rtl" {
+	if loc.Dir == "rtl" {
 		// Time runs right to left on an Arabic page: mirror the layout
 		// here rather than the drawing in CSS, which would mirror the text.
 		for i := range c.Bars {

@@ -17,7 +17,7 @@ func TestDrawChart(t *testing.T) {
 	minutes[10].Counts[queue.StatusSent] = 1000
 	minutes[59].Counts[queue.StatusSent] = 500
 	minutes[59].Counts[queue.StatusFailed] = 1
-	c := drawChart(minutes, locales["en"])
+	c := drawChart(minutes, catalogue["en"])
 	if len(c.Bars) != 60 || c.Max != 1000 {
 		t.Fatalf("%d bars, max %d", len(c.Bars), c.Max)
 	}
@@ -39,7 +39,7 @@ func TestDrawChartRightToLeft(t *testing.T) {
 	for i := range minutes {
 		minutes[i] = queue.Bucket{Counts: map[queue.Status]int64{}}
 	}
-	ltr, rtl := drawChart(minutes, locales["en"]), drawChart(minutes, locales["ar"])
+	ltr, rtl := drawChart(minutes, catalogue["en"]), drawChart(minutes, catalogue["ar"])
 	if ltr.Bars[59].X <= ltr.Bars[0].X || rtl.Bars[59].X >= rtl.Bars[0].X || rtl.Bars[59].X >= 10 {
 		t.Errorf("newest bar at %d (ltr) and %d (rtl)", ltr.Bars[59].X, rtl.Bars[59].X)
 	}

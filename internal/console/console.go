@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outbound-mail/outbound/internal/apikey"
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/ratelimit"
 	"github.com/outbound-mail/outbound/internal/suppression"
@@ -182,7 +183,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	webpage.Guard(w.Header(), csp)
 	if l := r.URL.Query().Get("lang"); l != "" {
-		if _, ok := locales[l]; ok {
+		if lang.Known(l) {
 			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
 				Secure: c.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		}

@@ -1,43 +1,15 @@
 package console
 
-import (
-	"fmt"
-
-	"github.com/outbound-mail/outbound/internal/lang"
-)
+import "github.com/outbound-mail/outbound/internal/lang"
 
 // The console's words, one catalogue per locale;
 // TestCataloguesHaveTheSameKeys holds them to the same keys.
 
-type locale struct {
-	tag      string // the html lang attribute
-	dir      string // ltr or rtl
-	messages map[string]string
-}
-
-var locales = map[string]locale{
-	"en": {tag: "en", dir: "ltr", messages: english},
-	"ar": {tag: "ar", dir: "rtl", messages: arabic},
-}
-
-// pickLocale is ?lang= when it names a locale, else the browser's.
-func pickLocale(query, acceptLanguage string) locale {
-	return locales[lang.Pick(query, acceptLanguage)]
-}
-
-// text is the locale's words for key, with args filled in as by
-// fmt.Sprintf; a key missing shows itself, which the catalogue test
-// prevents.
-func (l locale) text(key string, args ...any) string {
-	m, ok := l.messages[key]
-	if !ok {
-		return key
-	}
-	if len(args) > 0 {
-		return fmt.Sprintf(m, args...)
-	}
-	return m
-}
+// messages are the catalogues by language, and catalogue their words.
+var (
+	messages  = map[string]map[string]string{"en": english, "ar": arabic}
+	catalogue = lang.NewCatalogue(messages)
+)
 
 var english = map[string]string{
 	"title":              "Outbound console",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/queue"
 	"github.com/outbound-mail/outbound/internal/suppression"
 	"github.com/outbound-mail/outbound/internal/tenant"
@@ -19,7 +20,7 @@ import (
 // view is what the template renders: the page's kind and its data, in
 // the request's locale.
 type view struct {
-	loc        locale
+	loc        lang.Words
 	Lang, Dir  string
 	Page       string // which block of the template
 	SignedIn   bool
@@ -34,7 +35,7 @@ type view struct {
 type fieldError struct{ Field, Text string }
 
 // T is the locale's words for key.
-func (v view) T(key string, args ...any) string { return v.loc.text(key, args...) }
+func (v view) T(key string, args ...any) string { return v.loc.Text(key, args...) }
 
 func (c *Console) newView(r *http.Request, ses *session, kind string) view {
 	lang := r.URL.Query().Get("lang")
@@ -43,14 +44,14 @@ func (c *Console) newView(r *http.Request, ses *session, kind string) view {
 			lang = ck.Value
 		}
 	}
-	loc := pickLocale(lang, r.Header.Get("Accept-Language"))
+	loc := catalogue.Pick(lang, r.Header.Get("Accept-Language"))
 	q := r.URL.Query()
-	q.Set("lang", loc.text("nav.language.code"))
+	q.Set("lang", loc.Text("nav.language.code"))
 	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
 	if r.Method != http.MethodGet {
 		u.Path = Prefix + "/"
 	}
-	v := view{loc: loc, Lang: loc.tag, Dir: loc.dir, Page: kind, LangSwitch: u.String()}
+	v := view{loc: loc, Lang: loc.Tag, Dir: loc.Dir, Page: kind, LangSwitch: u.String()}
 	if ses != nil {
 		v.SignedIn, v.Operator, v.CSRF = true, ses.key.Operator(), ses.CSRF
 	}
