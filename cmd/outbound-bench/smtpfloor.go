@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -93,7 +94,7 @@ func (b *bench) storedFloorSubmit(n, sessions int) (rate float64, floorCPU, redi
 	defer redisProc.stop()
 	defer rdb.Close()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort())
-	certFile := b.dir + "/smtpfloor-" + strconv.Itoa(freePort()) + ".pem"
+	certFile := filepath.Join(b.dir, "smtpfloor-"+strconv.Itoa(freePort())+".pem")
 	self, _ := os.Executable()
 	floor, err := b.start("smtpfloor", serviceCPU, os.Environ(), self, "smtpfloor", addr, certFile, rdb.Options().Addr)
 	if err != nil {
