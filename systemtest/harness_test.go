@@ -206,7 +206,9 @@ func harnessConfig(t *testing.T, o options, redisURL string, cluster bool, keys 
 	cfg.RetryBase, cfg.RetryMaxAge, cfg.QuotaHold = o.retryBase, o.retryMaxAge, o.quotaHold
 	cfg.Retention = o.retention // below config's one-minute floor in retention tests
 	cfg.SMTPConnectTimeout, cfg.SMTPCommandTimeout, cfg.SMTPDataTimeout = o.smtpTimeout, o.smtpTimeout, o.smtpTimeout
-	cfg.SMTPMessageTimeout = o.messageTimeout // zero: delivery's default
+	if o.messageTimeout > 0 {
+		cfg.SMTPMessageTimeout = o.messageTimeout
+	}
 	cfg.SMTPMaxConnections, cfg.SMTPIdleTimeout = 3, time.Minute
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.ConnectReturnURLs = o.connectReturn
