@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/outbound-mail/outbound/internal/lang"
 	"github.com/outbound-mail/outbound/internal/tenant"
 	"github.com/outbound-mail/outbound/internal/transport"
@@ -68,11 +69,12 @@ type Page struct {
 	profiles ProfileStore
 	verifier Verifier
 	log      *slog.Logger
-	secure   bool           // cookies are Secure when the public URL is https
-	csp      string         // Content-Security-Policy of every answer
-	apps     map[string]App // sign-in apps by platform (see SignIn)
-	client   *http.Client   // the sign-in's token and key requests
-	mx       MXResolver     // suggestions for custom domains (nil: net.DefaultResolver)
+	secure   bool                          // cookies are Secure when the public URL is https
+	csp      string                        // Content-Security-Policy of every answer
+	apps     map[string]App                // sign-in apps by platform (see SignIn)
+	client   *http.Client                  // the sign-in's token and key requests
+	keys     map[string]*oidc.RemoteKeySet // each platform's signing keys, by JWKS URL
+	mx       MXResolver                    // suggestions for custom domains (nil: net.DefaultResolver)
 }
 
 // NewPage serves links' pages, saving profiles to profiles after verifier

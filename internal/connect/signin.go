@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
@@ -77,15 +78,17 @@ func (a App) endpoints(o *provider.OAuth) App {
 // SignIn offers the sign-in for the providers on apps' platforms; client
 // makes the token and key requests (the egress guard's client).
 func (p *Page) SignIn(client *http.Client, apps ...App) {
-	p.client, p.apps = client, map[string]App{}
+	p.client, p.apps, p.keys = client, map[string]App{}, map[string]*oidc.RemoteKeySet{}
 	var origins []string
 	for _, a := range apps {
 		p.apps[a.Platform] = a
 		for _, pr := range provider.All() {
 			if o := pr.OAuth; o != nil && o.Platform == a.Platform {
-				if u, err := url.Parse(a.endpoints(o).AuthURL); err == nil {
+				e := a.endpoints(o)
+				if u, err := url.Parse(e.AuthURL); err == nil {
 					origins = append(origins, u.Scheme+"://"+u.Host)
 				}
+				p.keys[e.JWKSURL] = signingKeys(client, e.JWKSURL)
 				break
 			}
 		}
@@ -303,7 +306,7 @@ func (s *session) finishSignIn(st signInState, code string) string {
 	// signature check; it is checked all the same, so a token endpoint
 	// replaced by configuration alone cannot name any account.
 	raw, _ := tok.Extra("id_token").(string)
-	email, err := verifyIDToken(ctx, s.client, raw, a.JWKSURL, a.Issuer, a.ClientID, time.Now())
+	email, err := verifyIDToken(ctx, s.keys[a.JWKSURL], raw, a.Issuer, a.ClientID, time.Now())
 	if err != nil {
 		s.log.Warn("connect page: sign-in ID token", "tenant_id", s.link.TenantID, "provider", st.provider, "error", err)
 		s.refuse("failed", http.StatusBadGateway)
