@@ -233,7 +233,7 @@ func (s *Service) readLoop(ctx context.Context, p int, jobs chan<- job, slots ch
 		if err == nil && len(es) == 0 {
 			unreserve(slots, n-1)
 			n = 1
-			es, err = s.queue.Read(ctx, p, s.cfg.Consumer, n, time.Second)
+			es, err = s.queue.Read(ctx, p, s.cfg.Consumer, n, queue.ReadWait)
 		}
 		unreserve(slots, n-len(es))
 		if err != nil {

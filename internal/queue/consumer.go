@@ -45,6 +45,14 @@ func (q *Queue) ensureGroup(ctx context.Context, p int) error {
 	return nil
 }
 
+// ReadWait is how long the service's readers of a stream (delivery's and
+// the webhooks') block on it while it is empty. A blocked read returns
+// the moment an entry arrives, so this costs no latency; it bounds how
+// long a shutdown waits for its readers, since go-redis cannot cancel a
+// blocking command, against the idle reads it makes (a few a second per
+// partition).
+const ReadWait = 250 * time.Millisecond
+
 // Read takes up to count new entries of partition p for consumer, waiting
 // up to block for some to arrive. None is not an error.
 func (q *Queue) Read(ctx context.Context, p int, consumer string, count int, block time.Duration) (_ []Entry, err error) {

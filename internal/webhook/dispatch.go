@@ -118,7 +118,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 func (d *Dispatcher) fanOut(ctx context.Context, p int) {
 	failing := false
 	for ctx.Err() == nil {
-		events, err := d.events.ReadEvents(ctx, p, d.opts.Consumer, 100, time.Second)
+		events, err := d.events.ReadEvents(ctx, p, d.opts.Consumer, 100, queue.ReadWait)
 		if err == nil {
 			err = d.handle(ctx, p, events)
 		}
