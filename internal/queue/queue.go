@@ -136,10 +136,11 @@ type Accepted struct {
 
 // enqueuePrelude is the enqueue script's per-call state: the listing
 // indexes the call's invocations wrote, each with its TTL when first
-// written and the longest TTL of the records put into it; and
+// written and the longest TTL of the records put into it, and the tenants
+// it added to the known tenants; and
 // enqueueEpilogue extends each index's TTL, once per call.
 const enqueuePrelude = `
-local indexed = {}
+local indexed, known = {}, {}
 local function extend_indexes()
   for k, ix in pairs(indexed) do
     if ix.had < ix.need + 1000 then redis.call('PEXPIRE', k, math.max(ix.had, ix.need)) end
@@ -161,7 +162,8 @@ pcall(extend_indexes)
 // It also puts the id into the listing indexes (listing.go), trimming from
 // them the ids accepted before the retention, and keeps each at least as
 // long as the record.
-// The tenant joins the partition's known tenants (KnownTenants).
+// The tenant joins the partition's known tenants (KnownTenants), once per
+// call however many of its messages the call holds.
 // KEYS: stream, record, retry, idempotency key, rate windows..., listing
 // indexes..., known tenants.
 // ARGV: id, request hash, idempotency TTL ms, record TTL ms (see
@@ -228,7 +230,11 @@ for i = 1, nidx do
     ix.need = ttl
   end
 end
-redis.call('ZADD', KEYS[5 + nwin + nidx], 0, ARGV[11 + 3 * nwin])
+local tenant = ARGV[11 + 3 * nwin]
+if not known[tenant] then
+  redis.call('ZADD', KEYS[5 + nwin + nidx], 0, tenant)
+  known[tenant] = true
+end
 if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 else

@@ -2,6 +2,9 @@ package queue
 
 import (
 	"context"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -65,4 +68,31 @@ func countsOutcomes(t *testing.T, q *Queue) {
 			}
 		}
 	}
+}
+
+// Messages of several tenants accepted together (in shared script calls,
+// which add each call's tenants to the known tenants once) leave every
+// one of them known.
+func TestKnownTenantsOfMessagesAcceptedTogether(t *testing.T) {
+	redistest.EachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		q := newQueue(t, rdb, 1)
+		var want []string
+		for i := range 8 {
+			want = append(want, "tenant-"+strconv.Itoa(i))
+		}
+		var wg sync.WaitGroup
+		for i := range 160 {
+			wg.Go(func() {
+				m := msg("", "")
+				m.TenantID = want[i%len(want)]
+				if _, err := q.Enqueue(context.Background(), m); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if got, err := q.KnownTenants(context.Background(), "", 100); err != nil || !slices.Equal(got, want) {
+			t.Errorf("known tenants %v (%v), want %v", got, err, want)
+		}
+	})
 }
