@@ -147,9 +147,8 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 		readiness = append(readiness, a.smtp.srv)
 	}
 
-	limits := tenant.Limits{RatePerMinute: cfg.RatePerMinute, RatePerDay: cfg.RatePerDay, MaxConnections: cfg.SMTPMaxConnections}
 	links := connect.NewLinks(rdb, cfg.PublicURL, cfg.ConnectReturnURLs)
-	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: limits}, api.Deps{Log: log, Ready: readiness,
+	apiHandler := api.New(api.Config{Keys: cfg.APIKeys, MaxMessageBytes: cfg.MaxMessageBytes, Limits: a.delivery.Limits()}, api.Deps{Log: log, Ready: readiness,
 		Profiles: profiles, Status: profiles, Verifier: a.delivery, Messages: a.delivery, Suppressions: suppressions, Webhooks: hooks,
 		Connect: links, Metrics: m, Activity: q, Tenants: profiles})
 	page := connect.NewPage(links, profiles, a.delivery, log)

@@ -110,6 +110,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	return s, nil
 }
 
+// Limits are the service's limits a tenant's sending falls under (its
+// rate and its sessions per account; see tenant.Limits.InForce), as
+// delivery applies them: the API shows and guards these, not a copy.
+func (s *Service) Limits() tenant.Limits { return s.limits }
+
 // check refuses a Config with a setting left unset.
 func (cfg Config) check() error {
 	if cfg.Workers < 0 {
