@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,14 +83,20 @@ func (p *Page) SignIn(client *http.Client, apps ...App) {
 	var origins []string
 	for _, a := range apps {
 		p.apps[a.Platform] = a
+		// Every provider on the platform, so that each JWKS URL appFor
+		// can answer has its key set (the table's providers on one
+		// platform share their endpoints today).
 		for _, pr := range provider.All() {
-			if o := pr.OAuth; o != nil && o.Platform == a.Platform {
-				e := a.endpoints(o)
-				if u, err := url.Parse(e.AuthURL); err == nil {
-					origins = append(origins, u.Scheme+"://"+u.Host)
-				}
+			o := pr.OAuth
+			if o == nil || o.Platform != a.Platform {
+				continue
+			}
+			e := a.endpoints(o)
+			if u, err := url.Parse(e.AuthURL); err == nil && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
+				origins = append(origins, u.Scheme+"://"+u.Host)
+			}
+			if p.keys[e.JWKSURL] == nil {
 				p.keys[e.JWKSURL] = signingKeys(client, e.JWKSURL)
-				break
 			}
 		}
 	}
