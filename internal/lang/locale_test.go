@@ -34,14 +34,14 @@ func TestCatalogue(t *testing.T) {
 	if en.Tag != "en" || en.Dir != "ltr" || ar.Tag != "ar" || ar.Dir != "rtl" {
 		t.Fatalf("en %s/%s, ar %s/%s", en.Tag, en.Dir, ar.Tag, ar.Dir)
 	}
-	for _, c := range []struct{ got, want string }{
+	for _, tc := range []struct{ got, want string }{
 		{ar.Text("hello", "Sara"), "مرحبا، Sara"},
 		{en.Text("hello", "Sara"), "Hello, Sara"},
 		{ar.Text("only.en"), "English"},
 		{ar.Text("missing"), "missing"},
 	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
 	}
 	if lines := ar.Lines("steps"); len(lines) != 2 || lines[1] != "اثنان" {
