@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 func mustJWT(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
@@ -123,5 +125,19 @@ func TestSigningKeysAreKeptUntilRotated(t *testing.T) {
 	verify(second, "k2")
 	if n := fetches.Load(); n != 2 {
 		t.Fatalf("a rotated key: %d fetches in all, want 2", n)
+	}
+}
+
+// The page keeps one key set per JWKS URL, so sign-ins through any of a
+// platform's providers share its fetched keys; another URL has its own.
+func TestPageKeepsOneKeySetPerURL(t *testing.T) {
+	p := &Page{client: http.DefaultClient, keys: map[string]*oidc.RemoteKeySet{}}
+	google, again := p.keySet("https://keys.example/google"), p.keySet("https://keys.example/google")
+	microsoft := p.keySet("https://keys.example/microsoft")
+	if google != again {
+		t.Error("a second sign-in made a new key set for the same URL: its keys would be fetched again")
+	}
+	if microsoft == google {
+		t.Error("two JWKS URLs share one key set")
 	}
 }

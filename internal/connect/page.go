@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -69,11 +70,12 @@ type Page struct {
 	profiles ProfileStore
 	verifier Verifier
 	log      *slog.Logger
-	secure   bool                          // cookies are Secure when the public URL is https
-	csp      string                        // Content-Security-Policy of every answer
-	apps     map[string]App                // sign-in apps by platform (see SignIn)
-	client   *http.Client                  // the sign-in's token and key requests
-	keys     map[string]*oidc.RemoteKeySet // each platform's signing keys, by JWKS URL
+	secure   bool           // cookies are Secure when the public URL is https
+	csp      string         // Content-Security-Policy of every answer
+	apps     map[string]App // sign-in apps by platform (see SignIn)
+	client   *http.Client   // the sign-in's token and key requests
+	keysMu   sync.Mutex
+	keys     map[string]*oidc.RemoteKeySet // signing keys by JWKS URL (see keySet)
 	mx       MXResolver                    // suggestions for custom domains (nil: net.DefaultResolver)
 }
 

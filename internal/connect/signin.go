@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -83,24 +82,30 @@ func (p *Page) SignIn(client *http.Client, apps ...App) {
 	var origins []string
 	for _, a := range apps {
 		p.apps[a.Platform] = a
-		// Every provider on the platform, so that each JWKS URL appFor
-		// can answer has its key set (the table's providers on one
-		// platform share their endpoints today).
 		for _, pr := range provider.All() {
-			o := pr.OAuth
-			if o == nil || o.Platform != a.Platform {
-				continue
-			}
-			e := a.endpoints(o)
-			if u, err := url.Parse(e.AuthURL); err == nil && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
-				origins = append(origins, u.Scheme+"://"+u.Host)
-			}
-			if p.keys[e.JWKSURL] == nil {
-				p.keys[e.JWKSURL] = signingKeys(client, e.JWKSURL)
+			if o := pr.OAuth; o != nil && o.Platform == a.Platform {
+				if u, err := url.Parse(a.endpoints(o).AuthURL); err == nil {
+					origins = append(origins, u.Scheme+"://"+u.Host)
+				}
+				break
 			}
 		}
 	}
 	p.csp = policy(p.links.origins(), origins...)
+}
+
+// keySet is the signing keys published at jwksURL, one key set per URL
+// for the page's life, so each is fetched once (and again on rotation),
+// whichever provider's sign-in first needs it.
+func (p *Page) keySet(jwksURL string) *oidc.RemoteKeySet {
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
+	k := p.keys[jwksURL]
+	if k == nil {
+		k = signingKeys(p.client, jwksURL)
+		p.keys[jwksURL] = k
+	}
+	return k
 }
 
 // appFor is the app that signs in accounts of the provider named, with
@@ -313,7 +318,7 @@ func (s *session) finishSignIn(st signInState, code string) string {
 	// signature check; it is checked all the same, so a token endpoint
 	// replaced by configuration alone cannot name any account.
 	raw, _ := tok.Extra("id_token").(string)
-	email, err := verifyIDToken(ctx, s.keys[a.JWKSURL], raw, a.Issuer, a.ClientID, time.Now())
+	email, err := verifyIDToken(ctx, s.keySet(a.JWKSURL), raw, a.Issuer, a.ClientID, time.Now())
 	if err != nil {
 		s.log.Warn("connect page: sign-in ID token", "tenant_id", s.link.TenantID, "provider", st.provider, "error", err)
 		s.refuse("failed", http.StatusBadGateway)
