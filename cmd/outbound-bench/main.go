@@ -66,27 +66,23 @@ type bench struct {
 	repeat   int    // runs of each repeated figure
 }
 
+// servers are the bench's own servers, each run as a child process
+// ("outbound-bench NAME ARGS...") so that its CPU time is its own.
+var servers = map[string]func(args []string) error{
+	"sink":      func(a []string) error { return runSink(a[0], a[1], a[2]) },
+	"smtpfloor": func(a []string) error { return runSMTPFloor(a[0], a[1], a[2]) },
+	"httpfloor": func(a []string) error { return runHTTPFloor(a[0]) },
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "sink" {
-		if err := runSink(os.Args[2], os.Args[3], os.Args[4]); err != nil {
-			fmt.Fprintln(os.Stderr, "sink:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		if serve, ok := servers[os.Args[1]]; ok {
+			if err := serve(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "smtpfloor" {
-		if err := runSMTPFloor(os.Args[2], os.Args[3], os.Args[4]); err != nil {
-			fmt.Fprintln(os.Stderr, "smtpfloor:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "httpfloor" {
-		if err := runHTTPFloor(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "httpfloor:", err)
-			os.Exit(1)
-		}
-		return
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "outbound-bench:", err)

@@ -40,13 +40,13 @@ func runSMTPFloor(addr, certFile, redisAddr string) error {
 		return err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	store := coalesce.New(128, func(ctx context.Context, msgs [][]byte) ([]error, error) {
+	store := coalesce.New(128, func(ctx context.Context, msgs [][]byte) ([]struct{}, error) {
 		pipe := rdb.Pipeline()
 		for _, m := range msgs {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: "floor", Values: []any{"message", m}})
 		}
 		_, err := pipe.Exec(ctx)
-		return make([]error, len(msgs)), err
+		return nil, err // no output: err is every message's
 	})
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &floorSession{store: store}, nil
@@ -60,7 +60,7 @@ func runSMTPFloor(addr, certFile, redisAddr string) error {
 }
 
 type floorSession struct {
-	store *coalesce.Group[[]byte, error]
+	store *coalesce.Group[[]byte, struct{}]
 }
 
 func (*floorSession) AuthMechanisms() []string { return []string{sasl.Plain} }
