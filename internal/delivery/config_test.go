@@ -28,8 +28,11 @@ func TestNewRefusesUnsetSettings(t *testing.T) {
 	} {
 		c := full
 		unset(&c)
-		if _, err := New(c, Deps{}); err == nil || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s unset: New said %v, want an error naming it", name, err)
+		if err := c.check(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s unset: %v, want an error naming it", name, err)
 		}
+	}
+	if _, err := New(Config{}, Deps{}); err == nil || !strings.Contains(err.Error(), "delivery: claim after") {
+		t.Errorf("New with nothing set: %v, want check's refusal", err)
 	}
 }
